@@ -1,0 +1,1 @@
+"""rnnlib: the course's reference implementation of recurrent layers in NumPy."""
