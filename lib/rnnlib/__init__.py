@@ -1,1 +1,32 @@
-"""rnnlib: the course's reference implementation of recurrent layers in NumPy."""
+"""rnnlib: the course's reference implementation of recurrent layers in NumPy.
+
+Conventions: N batch, T time, D input features, H hidden units, V classes,
+G gates (1 RNN, 3 GRU, 4 LSTM); batch first, x is (N, T, D); parameters in
+PyTorch's layout, W_ih (G*H, D), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,).
+"""
+
+from . import data, gradcheck, grading
+from .activations import log_softmax, sigmoid, softmax
+from .affine import affine_backward, affine_forward
+from .clip import clip_grad_norm, clip_grad_value
+from .data import CharVocab, one_hot
+from .gradcheck import grad_check_all, numerical_gradient, rel_error
+from .grading import ReferenceWithheldError, withheld
+from .losses import softmax_cross_entropy
+from .optim import SGD, Adagrad, Adam
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .torch_bridge import params_from_torch, params_to_torch
+
+__all__ = [
+    "data", "gradcheck", "grading",
+    "log_softmax", "sigmoid", "softmax",
+    "affine_forward", "affine_backward",
+    "clip_grad_norm", "clip_grad_value",
+    "CharVocab", "one_hot",
+    "grad_check_all", "numerical_gradient", "rel_error",
+    "ReferenceWithheldError", "withheld",
+    "softmax_cross_entropy",
+    "SGD", "Adagrad", "Adam",
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "params_from_torch", "params_to_torch",
+]

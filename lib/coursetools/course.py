@@ -1,0 +1,89 @@
+"""Where the course's folders are and how nbgrader is called on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "exercises"
+SUBMITTED_DIR = "submitted"
+
+
+class CourseError(RuntimeError):
+    """A problem with the course layout or an nbgrader run, stated for a human."""
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The folder holding nbgrader_config.py, searched upwards from `start`.
+
+    Defaults to the current directory, then to this package's checkout, so the
+    tools work from anywhere inside the repository.
+    """
+    candidates = [Path.cwd() if start is None else Path(start)]
+    candidates.append(Path(__file__).resolve().parents[2])
+    for candidate in candidates:
+        for folder in [candidate.resolve(), *candidate.resolve().parents]:
+            if (folder / "nbgrader_config.py").is_file():
+                return folder
+    raise CourseError(
+        "no nbgrader_config.py found in the current folder or its parents: "
+        "run this from inside the course repository"
+    )
+
+
+def assignments(root: Path) -> list[str]:
+    """Every assignment name, i.e. every folder under solutions/, sorted."""
+    source = root / SOURCE_DIR
+    if not source.is_dir():
+        raise CourseError(f"missing folder {source}: it should hold the source notebooks")
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def resolve_assignment(root: Path, name: str) -> str:
+    """Full assignment name from an exact name or a unique prefix such as `ch01`."""
+    names = assignments(root)
+    if name in names:
+        return name
+    matches = [n for n in names if n.startswith(name + "_") or n.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(names) or "(none)"
+    if not matches:
+        raise CourseError(f"no assignment called {name!r}; known assignments: {known}")
+    raise CourseError(f"{name!r} matches several assignments: {', '.join(matches)}")
+
+
+def nbgrader_env() -> dict[str, str]:
+    """The environment nbgrader needs: this interpreter's bin folder first on PATH.
+
+    nbgrader starts `alembic` from PATH when it creates a gradebook, and the
+    notebooks' `python3` kernel must be this interpreter's.
+    """
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_nbgrader(
+    root: Path, *args: str, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run `nbgrader <args>` in the course folder `root`, capturing its output."""
+    command = [sys.executable, "-m", "nbgrader", *args]
+    result = subprocess.run(
+        command,
+        cwd=root,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise CourseError(
+            f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}:\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result

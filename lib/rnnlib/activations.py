@@ -1,0 +1,42 @@
+"""Numerically stable sigmoid, softmax and log-softmax.
+
+None of them overflows, even for inputs like 1e4: we only ever exponentiate
+non-positive numbers. Float inputs keep their dtype.
+"""
+
+import numpy as np
+
+
+def sigmoid(z):
+    """Logistic function ``1 / (1 + exp(-z))``, elementwise, any shape.
+
+    Written with ``e = exp(-|z|)`` in (0, 1], which never overflows:
+    ``sigmoid(z) = 1 / (1 + e)`` for z >= 0 and ``e / (1 + e)`` for z < 0.
+
+    Taught in: Chapter 5 (LSTM and GRU).
+    """
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def log_softmax(z, axis=-1):
+    """``log(softmax(z))`` along ``axis``, computed as ``z - logsumexp(z)``.
+
+    Subtracting the maximum first makes every exponent <= 0. Any shape.
+
+    Taught in: Chapter 3 (Backpropagation through time).
+    """
+    z = np.asarray(z)
+    shifted = z - z.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(z, axis=-1):
+    """``exp(z) / sum(exp(z))`` along ``axis``; shift by the max for stability.
+
+    Taught in: Chapter 2 (An RNN cell in NumPy).
+    """
+    z = np.asarray(z)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
