@@ -1,0 +1,109 @@
+"""The book builds clean from scratch, with every chapter executed, and leaks nothing.
+
+One clean build (a fresh output folder, so no cache can hide a failure) serves
+every test here; it is the slowest part of the suite.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbtools
+import pytest
+from conftest import ASSIGNMENTS, ROOT, chapter_files
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    """Build the book into a fresh folder with -n -W --keep-going."""
+    output = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build", str(ROOT), "--path-output", str(output), "-n", "-W", "--keep-going",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = result.stdout + "\n" + result.stderr
+    (ARTIFACTS / "book-build.log").write_text(log, encoding="utf-8")
+    html = output / "_build" / "html"
+    reports = html / "reports"
+    if reports.is_dir():
+        shutil.copytree(reports, ARTIFACTS / "book-reports", dirs_exist_ok=True)
+    return result, log, html
+
+
+def test_book_builds_clean_without_warnings(book):
+    result, log, html = book
+    warnings = [line for line in log.splitlines() if "WARNING" in line and "IPKernelApp" not in line]
+    assert result.returncode == 0, f"jupyter-book build failed:\n{log[-5000:]}"
+    assert not warnings, "the build warned:\n" + "\n".join(warnings[:20])
+    assert (html / "index.html").is_file()
+
+
+@pytest.mark.parametrize("chapter", [p.stem for p in chapter_files()])
+def test_chapter_executes_without_error(book, chapter):
+    _, log, html = book
+    page = html / "book" / f"{chapter}.html"
+    assert page.is_file(), f"{chapter} was not built: is it in _toc.yml?"
+    report = html / "reports" / "book" / f"{chapter}.err.log"
+    assert not report.exists(), report.read_text()[-3000:]
+    text = page.read_text(encoding="utf-8")
+    assert "cell_output" in text, f"{chapter} shows no executed output"
+    for marker in ("Traceback (most recent call last)", 'class="output traceback'):
+        assert marker not in text, f"{chapter} shows an error output"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_exercise_page_is_shown_but_not_executed(book, name):
+    _, _, html = book
+    for notebook in (ROOT / "exercises" / name).glob("*.ipynb"):
+        page = html / "exercises" / name / f"{notebook.stem}.html"
+        assert page.is_file(), f"the exercise page for {name} is missing from the book"
+        text = page.read_text(encoding="utf-8")
+        assert "NotImplementedError" in text and "cell_output" not in text
+
+
+def test_every_exercise_notebook_is_downloadable(book):
+    _, _, html = book
+    downloads = {p.name for p in (html / "_downloads").rglob("*.ipynb")}
+    for name in ASSIGNMENTS:
+        for notebook in (ROOT / "exercises" / name).glob("*.ipynb"):
+            assert notebook.name in downloads, f"{notebook.name} is not offered for download"
+
+
+def test_built_html_reveals_no_solution(book):
+    _, _, html = book
+    pages = list(html.rglob("*.html")) + list(html.rglob("*.ipynb"))
+    assert not (html / "solutions").exists(), "solutions/ was published"
+    blocks = []
+    for name in ASSIGNMENTS:
+        for path in (ROOT / "solutions" / name).glob("*.ipynb"):
+            for cell in nbtools.load(path)["cells"]:
+                text = nbtools.source(cell)
+                for begin, end in [
+                    (nbtools.BEGIN_SOLUTION, nbtools.END_SOLUTION),
+                    (nbtools.BEGIN_HIDDEN, nbtools.END_HIDDEN),
+                ]:
+                    for region in nbtools.regions(text, begin, end):
+                        lines = [ln.strip() for ln in region if ln.strip()]
+                        if len(lines) >= 2:
+                            blocks.append(lines)
+    squash, tag = re.compile(r"\s+"), re.compile(r"<[^>]+>")
+    for page in pages:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        if page.suffix == ".html":
+            # Highlighted code is split into spans; compare the text a reader sees.
+            text = html_lib.unescape(tag.sub("", text))
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, page
+        flat = squash.sub(" ", text)
+        for lines in blocks:
+            assert " ".join(lines) not in flat, f"{page} shows a solution block: {lines[:2]}"
