@@ -39,13 +39,14 @@ def softmax_cross_entropy(logits, targets, mask=None):
     check_finite({"logits": logits})
     count = mask.sum()
     if count == 0:
-        raise ValueError("mask is 0 everywhere: there is no position to average over")
+        raise ValueError("mask is 0 everywhere: no position to average over")
 
     log_p = log_softmax(logits)  # (..., V), stable even for logits ~ 1e4
-    picked = np.take_along_axis(log_p, targets[..., None], axis=-1)[..., 0]  # (...)
+    picked = np.take_along_axis(log_p, targets[..., None], axis=-1)[..., 0]
     loss = -(picked * mask).sum() / count
 
-    dlogits = np.exp(log_p)  # softmax, (..., V)
+    with np.errstate(under="ignore"):  # tiny probabilities become exactly 0
+        dlogits = np.exp(log_p)  # softmax, (..., V)
     dlogits -= targets[..., None] == np.arange(V)  # minus the one-hot target
     dlogits *= (mask / count)[..., None]  # padding gets exactly zero gradient
     return float(loss), dlogits

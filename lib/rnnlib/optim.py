@@ -3,8 +3,11 @@
 Each optimiser keeps its own state (momentum buffers, running averages) keyed
 by parameter name, and ``step(params, grads)`` returns a NEW params dict: the
 arrays you pass in are never modified, so an old copy of the weights stays
-valid (handy in a notebook that compares runs).
+valid (handy in a notebook that compares runs). Hyper-parameters are Python
+floats, so float32 parameters stay float32.
 """
+
+import math
 
 import numpy as np
 
@@ -89,6 +92,6 @@ class Adam:
             self.m[name], self.v[name] = m, v
             # Bias correction: m and v start at 0, so early averages are too small.
             step_size = self.lr / (1 - beta1**self.t)
-            denom = np.sqrt(v) / np.sqrt(1 - beta2**self.t) + self.eps
+            denom = np.sqrt(v) / math.sqrt(1 - beta2**self.t) + self.eps
             new_params[name] = p - step_size * m / denom
         return new_params

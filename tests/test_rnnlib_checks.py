@@ -1,0 +1,92 @@
+"""Bad input gives an error that names the argument and the shapes."""
+
+import numpy as np
+import pytest
+
+import rnnlib
+
+
+def _rnn(rng, N=2, T=3, D=4, H=3):
+    params = {"W_ih": rng.standard_normal((H, D)), "W_hh": rng.standard_normal((H, H)),
+              "b_ih": np.zeros(H), "b_hh": np.zeros(H)}
+    return rng.standard_normal((N, T, D)), np.zeros((N, H)), params
+
+
+def test_wrong_weight_shape_names_it():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    params["W_hh"] = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"W_hh has shape \(4, 3\); expected "
+                                         r"\(H, H\) = \(3, 3\)"):
+        rnnlib.rnn_forward(x, h0, params)
+
+
+def test_transposed_weight_gets_a_hint():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    params["W_ih"] = params["W_ih"].T
+    with pytest.raises(ValueError, match=r"W_ih has shape \(4, 3\); expected "
+                                         r"\(H, D\) = \(3, 4\).*transpose"):
+        rnnlib.rnn_step_forward(x[:, 0], h0, params)
+
+
+def test_wrong_input_rank_and_state_shape():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"x has shape \(2, 4\); expected \(N, T, D\)"):
+        rnnlib.rnn_forward(x[:, 0], h0, params)
+    with pytest.raises(ValueError, match=r"x_t has shape \(2, 3, 4\); expected "
+                                         r"\(N, D\)"):
+        rnnlib.rnn_step_forward(x, h0, params)
+    with pytest.raises(ValueError, match=r"h0 has shape \(5, 3\); expected "
+                                         r"\(N, H\) = \(2, 3\)"):
+        rnnlib.rnn_forward(x, np.zeros((5, 3)), params)
+
+
+def test_dtype_rules():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="x has dtype int64; expected float32 or "
+                                         "float64"):
+        rnnlib.rnn_forward(x.astype(np.int64), h0, params)
+    with pytest.raises(ValueError, match="W_ih has dtype float64 but x has dtype "
+                                         "float32"):
+        rnnlib.rnn_forward(x.astype(np.float32), h0.astype(np.float32), params)
+
+
+def test_nan_and_missing_params_are_reported():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    x[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(first at index "
+                                         r"\(1, 2, 0\)\)"):
+        rnnlib.rnn_forward(x, h0, params)
+    x[1, 2, 0] = 0.0
+    params["W_hh"] = params["W_hh"].copy()
+    params["W_hh"][0, 0] = np.inf
+    with pytest.raises(ValueError, match="W_hh contains NaN or inf"):
+        rnnlib.rnn_forward(x, h0, params)
+    del params["b_hh"]
+    with pytest.raises(ValueError, match=r"params is missing \['b_hh'\]"):
+        rnnlib.rnn_forward(x, h0, params)
+    with pytest.raises(ValueError, match="nonlinearity is 'sigmoid'"):
+        rnnlib.rnn_forward(x, h0, params, nonlinearity="sigmoid")
+
+
+def test_wrong_upstream_gradient_shape():
+    x, h0, params = _rnn(np.random.default_rng(0))
+    h_seq, cache = rnnlib.rnn_forward(x, h0, params)
+    with pytest.raises(ValueError, match=r"dh_seq has shape \(2, 3\); expected "
+                                         r"\(N, T, H\) = \(2, 3, 3\)"):
+        rnnlib.rnn_backward(h_seq[:, 0], cache)
+    h_next, cache = rnnlib.rnn_step_forward(x[:, 0], h0, params)
+    with pytest.raises(ValueError, match=r"dh_next has shape \(3, 2\); expected "
+                                         r"\(N, H\) = \(2, 3\)"):
+        rnnlib.rnn_step_backward(h_next.T, cache)
+
+
+def test_affine_errors():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"W has shape \(5, 4\); expected \(V, H\) = "
+                                         r"\(5, 3\)"):
+        rnnlib.affine_forward(rng.standard_normal((2, 3)), np.zeros((5, 4)),
+                              np.zeros(5))
+    with pytest.raises(ValueError, match=r"b has shape \(4,\); expected \(V,\) = "
+                                         r"\(5,\)"):
+        rnnlib.affine_forward(rng.standard_normal((2, 3)), np.zeros((5, 3)),
+                              np.zeros(4))
