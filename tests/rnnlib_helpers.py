@@ -80,7 +80,47 @@ def _listify(result):
     return list(outs), cache
 
 
+def _lstm_forward(a, p):
+    h_seq, c_seq, cache = rnnlib.lstm_forward(a["x"], a["h0"], a["c0"], p)
+    return [h_seq, c_seq[:, -1]], cache
+
+
+def _torch_lstm(m, t):
+    h_seq, (_, c_last) = m(t["x"], (t["h0"][None], t["c0"][None]))
+    return [h_seq, c_last[0]]
+
+
+LSTM_STEP = Layer(
+    "lstm_step", 4, True, ("h_prev", "c_prev"),
+    lambda a, p: _listify(rnnlib.lstm_step_forward(a["x_t"], a["h_prev"],
+                                                   a["c_prev"], p)),
+    lambda d, c: rnnlib.lstm_step_backward(d[0], d[1], c),
+    torch.nn.LSTMCell,
+    lambda m, t: list(m(t["x_t"], (t["h_prev"], t["c_prev"]))),
+)
+LSTM = Layer(
+    "lstm", 4, False, ("h0", "c0"), _lstm_forward,
+    lambda d, c: rnnlib.lstm_backward(d[0], c, dc_last=d[1]),
+    lambda D, H: torch.nn.LSTM(D, H, batch_first=True),
+    _torch_lstm,
+)
+GRU_STEP = Layer(
+    "gru_step", 3, True, ("h_prev",),
+    lambda a, p: _listify(rnnlib.gru_step_forward(a["x_t"], a["h_prev"], p)),
+    lambda d, c: rnnlib.gru_step_backward(d[0], c),
+    torch.nn.GRUCell,
+    lambda m, t: [m(t["x_t"], t["h_prev"])],
+)
+GRU = Layer(
+    "gru", 3, False, ("h0",),
+    lambda a, p: _listify(rnnlib.gru_forward(a["x"], a["h0"], p)),
+    lambda d, c: rnnlib.gru_backward(d[0], c),
+    lambda D, H: torch.nn.GRU(D, H, batch_first=True),
+    lambda m, t: [m(t["x"], t["h0"][None])[0]],
+)
+
 LAYERS = [_rnn_layer(nl, step) for nl in ("tanh", "relu") for step in (True, False)]
+LAYERS += [LSTM_STEP, LSTM, GRU_STEP, GRU]
 
 
 def run_torch(layer, inputs, params, douts, dtype=torch.float64):

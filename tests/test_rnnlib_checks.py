@@ -90,3 +90,36 @@ def test_affine_errors():
                                          r"\(5,\)"):
         rnnlib.affine_forward(rng.standard_normal((2, 3)), np.zeros((5, 3)),
                               np.zeros(4))
+
+
+def test_gated_layers_spell_the_gate_count():
+    rng = np.random.default_rng(1)
+    x, h0 = rng.standard_normal((2, 3, 4)), np.zeros((2, 3))
+    lstm = rnnlib.init_params("lstm", 4, 3, rng)
+    lstm["W_hh"] = lstm["W_hh"].T
+    with pytest.raises(ValueError, match=r"W_hh has shape \(3, 12\); expected "
+                                         r"\(4\*H, H\) = \(12, 3\), with H = 3 "
+                                         r"from h0 \(did you pass its transpose\?\)"):
+        rnnlib.lstm_forward(x, h0, h0, lstm)
+    gru = rnnlib.init_params("gru", 4, 3, rng)
+    with pytest.raises(ValueError, match=r"c_prev has shape \(2, 5\); expected "
+                                         r"\(N, H\) = \(2, 3\)"):
+        rnnlib.lstm_step_forward(x[:, 0], h0, np.zeros((2, 5)),
+                                 rnnlib.init_params("lstm", 4, 3, rng))
+    with pytest.raises(ValueError, match=r"b_ih has shape \(3,\); expected "
+                                         r"\(3\*H,\) = \(9,\)"):
+        rnnlib.gru_forward(x, h0, {**gru, "b_ih": np.zeros(3)})
+
+
+def test_lstm_dc_last_defaults_to_zero_and_is_checked():
+    rng = np.random.default_rng(2)
+    x, h0, c0 = (rng.standard_normal(s) for s in ((2, 3, 4), (2, 3), (2, 3)))
+    params = rnnlib.init_params("lstm", 4, 3, rng)
+    h_seq, _, cache = rnnlib.lstm_forward(x, h0, c0, params)
+    dh = rng.standard_normal(h_seq.shape)
+    without = rnnlib.lstm_backward(dh, cache)
+    zero = rnnlib.lstm_backward(dh, cache, dc_last=np.zeros((2, 3)))
+    for name in without:
+        np.testing.assert_array_equal(without[name], zero[name])
+    with pytest.raises(ValueError, match=r"dc_last has shape \(3, 2\)"):
+        rnnlib.lstm_backward(dh, cache, dc_last=np.zeros((3, 2)))

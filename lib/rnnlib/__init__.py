@@ -12,7 +12,10 @@ from .clip import clip_grad_norm, clip_grad_value
 from .data import CharVocab, one_hot
 from .gradcheck import grad_check_all, numerical_gradient, rel_error
 from .grading import ReferenceWithheldError, withheld
+from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .losses import softmax_cross_entropy
+from .initializers import init_params
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .optim import SGD, Adagrad, Adam
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 from .torch_bridge import params_from_torch, params_to_torch
@@ -28,5 +31,7 @@ __all__ = [
     "softmax_cross_entropy",
     "SGD", "Adagrad", "Adam",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-    "params_from_torch", "params_to_torch",
+    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward",
+    "params_from_torch", "params_to_torch", "init_params",
 ]
