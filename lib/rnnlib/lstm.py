@@ -28,9 +28,14 @@ def _gates(a, H):
     return gates
 
 
+def _split(gates, H):
+    """Views i, f, g, o of stacked gates (..., 4H), each (..., H)."""
+    return (gates[..., k * H : (k + 1) * H] for k in range(4))
+
+
 def _cell_backward(dh_next, dc_next, c_prev, gates, tanh_c):
     """Gradient of the stacked pre-activations, and dc_prev, for one step."""
-    i, f, g, o = np.split(gates, 4, axis=1)  # each (N, H), views
+    i, f, g, o = _split(gates, tanh_c.shape[1])  # each (N, H), views
     dc = dc_next + dh_next * o * (1 - tanh_c * tanh_c)  # c' reaches h' via tanh
     da = np.concatenate(
         [
@@ -68,7 +73,7 @@ def lstm_step_forward(x_t, h_prev, c_prev, params):
     H = h_prev.shape[1]
     a = x_t @ p["W_ih"].T + p["b_ih"] + h_prev @ p["W_hh"].T + p["b_hh"]  # (N, 4H)
     gates = _gates(a, H)  # (N, 4H)
-    i, f, g, o = np.split(gates, 4, axis=1)  # each (N, H)
+    i, f, g, o = _split(gates, H)  # each (N, H)
     c_next = f * c_prev + i * g  # (N, H)
     tanh_c = np.tanh(c_next)
     h_next = o * tanh_c  # (N, H)
@@ -135,7 +140,7 @@ def lstm_forward(x, h0, c0, params):
     h, c = h0, c0
     for t in range(T):
         gates[:, t] = _gates(a_x[:, t] + h @ W_hh_T, H)  # (N, 4H)
-        i, f, g, o = np.split(gates[:, t], 4, axis=1)  # each (N, H)
+        i, f, g, o = _split(gates[:, t], H)  # each (N, H)
         c = c_seq[:, t] = f * c + i * g
         tanh_c[:, t] = np.tanh(c)
         h = h_seq[:, t] = o * tanh_c[:, t]

@@ -1,0 +1,112 @@
+"""The instructor's report: one row per student, and what needs a human look."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+# What a code means, in the words the report uses. Codes not listed here are
+# shown as they are. INFO codes are listed but do not need a look.
+LABELS = {
+    "not_utf8": "not UTF-8 (not graded)",
+    "invalid_json": "invalid JSON (not graded)",
+    "not_a_notebook": "not a notebook (not graded)",
+    "missing_notebook": "notebook missing",
+    "extra_notebook": "extra notebook ignored",
+    "renamed": "renamed notebook",
+    "duplicated_cell": "duplicated graded cell",
+    "unknown_cell": "unknown graded cell",
+    "metadata_restored": "nbgrader metadata restored",
+    "cell_type_changed": "cell type changed",
+    "points_changed": "points changed (overwritten)",
+    "metadata_changed": "cell settings changed (overwritten)",
+    "tampered": "read-only/test cell edited (overwritten)",
+    "cell_deleted": "deleted cell put back",
+    "answer_missing": "answer cell missing",
+    "grading_error": "grading error",
+    "timeout": "cell timeout",
+    "unresponsive": "kernel ignored interrupt",
+    "notebook_timeout": "notebook time limit",
+    "kernel_died": "kernel died",
+    "memory": "memory cap hit",
+    "huge_output": "huge output truncated",
+    "reference_called": "called the withheld reference",
+    "error_outside_tests": "error outside the tests",
+    "stderr": "wrote to stderr (not penalised)",
+}
+INFO = {"stderr"}
+
+
+def issues(result: dict) -> list[dict]:
+    """Every flag and event of a result, each {"code", "notebook", "message"}."""
+    found = []
+    for name, entry in result.get("notebooks", {}).items():
+        for flag in entry.get("flags", []):
+            found.append({"code": flag["code"], "notebook": name,
+                          "message": flag["message"]})
+        for event in entry.get("events", []):
+            where = f" (cell {event['cell']})" if event.get("cell") else ""
+            found.append({"code": event["kind"], "notebook": name,
+                          "message": event["detail"] + where})
+    for error in result.get("errors", []):
+        found.append({"code": "grading_error", "notebook": "",
+                      "message": error.splitlines()[-1] if error else "unknown"})
+    return _dedupe(found)
+
+
+def _dedupe(found: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for item in found:
+        key = (item["code"], item["notebook"], item["message"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def needs_attention(result: dict) -> bool:
+    return any(i["code"] not in INFO for i in issues(result))
+
+
+def write(folder: Path, assignment: str, results: dict[str, dict],
+          scores: dict[str, tuple[float, float]]) -> tuple[Path, Path]:
+    """report.md (attention list first) and report.csv; return both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for student in sorted(results):
+        result = results[student]
+        score, max_score = scores.get(student, (0.0, 0.0))
+        found = issues(result)
+        rows.append({
+            "student": student, "score": score, "max_score": max_score,
+            "needs_attention": "yes" if needs_attention(result) else "no",
+            "issues": "; ".join(sorted({LABELS.get(i["code"], i["code"])
+                                        for i in found})),
+            "details": " | ".join(f"{i['notebook']}: {i['message']}" if i["notebook"]
+                                  else i["message"] for i in found),
+        })
+    csv_path = folder / "report.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else
+                                ["student", "score", "max_score", "needs_attention",
+                                 "issues", "details"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    look = [r for r in rows if r["needs_attention"] == "yes"]
+    lines = [f"# Grading report: {assignment}", "",
+             f"{len(rows)} students, {len(look)} need a look. "
+             "Scores are out of "
+             f"{rows[0]['max_score']:g}." if rows else "No submissions.", ""]
+    if look:
+        lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
+        lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in look]
+        lines += ["", "### Details", ""]
+        for r in look:
+            lines.append(f"- **{r['student']}**: {r['details']}")
+        lines.append("")
+    lines += ["## Everyone", "", "| student | score | notes |", "|---|---|---|"]
+    lines += [f"| {r['student']} | {r['score']:g} | {r['issues'] or ''} |" for r in rows]
+    md_path = folder / "report.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return md_path, csv_path

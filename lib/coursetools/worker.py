@@ -1,0 +1,245 @@
+"""A grading worker: grades the students named on its stdin, one at a time.
+
+Started by :mod:`coursetools.grade`, one per ``--jobs``. Each worker owns a
+scratch nbgrader course (its own copy of the gradebook, its own kernelspec) so
+workers never share an sqlite file; the parent merges their results into the real
+gradebook, one writer at a time. One nbgrader process grades many students,
+which saves the application start-up on every notebook.
+
+Protocol: the parent writes a student id per line; the worker answers
+``done <student>`` on stdout once ``<work>/results/<student>.json`` is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from coursetools import checks, execute
+from coursetools.feedback import hide_hidden_tests, secret_lines
+
+
+def write_kernelspec(folder: Path) -> None:
+    """A `python3` kernelspec that starts coursetools.kernel (memory cap)."""
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "coursetools.kernel", "-f", "{connection_file}"]
+    kernel = {"argv": argv, "display_name": "Python 3 (grading)", "language": "python",
+              "metadata": {"debugger": False}}
+    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
+
+
+def autograde_config(root: Path, course: Path, settings: dict):
+    """The course's nbgrader_config.py, pointed at the scratch course and hardened."""
+    from nbgrader.preprocessors import Execute
+    from nbgrader.converters import Autograde
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    extra = Config()
+    extra.CourseDirectory.root = str(course)
+    extra.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    extra.CourseDirectory.source_directory = "solutions"
+    extra.CourseDirectory.submitted_directory = "submitted"
+    extra.CourseDirectory.autograded_directory = "autograded"
+    extra.CourseDirectory.feedback_directory = "feedback"
+    extra.OverwriteCells.add_missing_cells = True
+    extra.Execute.timeout = settings["timeout"]
+    extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
+    extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
+    pipeline = [execute.GuardedExecute if p is Execute else p
+                for p in Autograde.autograde_preprocessors.default_value]
+    extra.Autograde.autograde_preprocessors = pipeline
+    config.merge(extra)
+    return config
+
+
+class Worker:
+    def __init__(self, root: Path, work: Path, assignment: str, settings: dict):
+        import nbformat
+        from nbgrader.apps import NbGraderAPI
+
+        self.root, self.work, self.assignment = root, work, assignment
+        self.settings = settings
+        self.course = work / "course"
+        self.course.mkdir(parents=True, exist_ok=True)
+        (self.course / "solutions").mkdir(exist_ok=True)
+        link = self.course / "solutions" / assignment
+        if not link.exists():
+            link.symlink_to(root / "solutions" / assignment)
+        shutil.copy(settings["template_db"], self.course / "gradebook.db")
+        self.results = work / "results"
+        self.results.mkdir(exist_ok=True)
+        release_dir = Path(settings["release_dir"])
+        self.releases = {p.stem: nbformat.read(p, as_version=4)
+                         for p in sorted(release_dir.glob("*.ipynb"))}
+        self.secret = set()
+        for path in (root / "solutions" / assignment).glob("*.ipynb"):
+            self.secret |= secret_lines(nbformat.read(path, as_version=4))
+        self.api = NbGraderAPI(config=autograde_config(root, self.course, settings))
+
+    # -- one student ----------------------------------------------------------
+    def grade(self, student: str) -> dict:
+        started = time.monotonic()
+        for sub in ("submitted", "autograded", "feedback", "feedback-src"):
+            shutil.rmtree(self.course / sub / student, ignore_errors=True)
+        folder = self.root / "submitted" / student / self.assignment
+        checked = checks.check_submission(folder, self.releases)
+        target = self.course / "submitted" / student / self.assignment
+        target.mkdir(parents=True)
+        renamed = {c.submitted_as for c in checked if c.submitted_as}
+        for path in folder.iterdir():  # timestamp.txt and any data files
+            if path.is_file() and path.suffix != ".ipynb" and path.name not in renamed:
+                shutil.copy(path, target / path.name)
+        import nbformat
+
+        for c in checked:
+            if c.notebook is not None:
+                nbformat.write(c.notebook, target / f"{c.name}.ipynb")
+
+        result = {"student": student, "assignment": self.assignment,
+                  "notebooks": {}, "errors": []}
+        execute.EVENTS.clear()
+        if any(c.notebook is not None for c in checked):
+            outcome = self.api.autograde(self.assignment, student, force=True,
+                                         create=True)
+            if not outcome["success"]:
+                result["errors"].append(_last_lines(outcome.get("error", "")))
+        events = list(execute.EVENTS)
+        self._collect_grades(student, checked, events, result)
+        if self.settings.get("feedback", True):
+            self._feedback(student, checked, result)
+        result["seconds"] = round(time.monotonic() - started, 2)
+        return result
+
+    def _collect_grades(self, student, checked, events, result) -> None:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        autograded = self.course / "autograded" / student / self.assignment
+        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+            try:
+                submission = gb.find_submission(self.assignment, student)
+                timestamp = submission.timestamp
+            except MissingEntry:
+                submission, timestamp = None, None
+            result["timestamp"] = timestamp.isoformat() if timestamp else None
+            for c in checked:
+                entry = {"submitted_as": c.submitted_as,
+                         "flags": [f.as_dict() for f in c.flags],
+                         "events": [e for e in events if e.get("notebook") == c.name],
+                         "graded": False, "grades": {}, "comments": {}}
+                path = autograded / f"{c.name}.ipynb"
+                if c.notebook is not None and submission is not None and path.exists():
+                    nb = gb.find_submission_notebook(c.name, self.assignment, student)
+                    entry["graded"] = True
+                    entry["late_penalty"] = nb.late_submission_penalty
+                    entry["grades"] = {g.name: {"auto_score": g.auto_score,
+                                                "max_score": g.max_score,
+                                                "needs_manual_grade":
+                                                    g.needs_manual_grade}
+                                       for g in nb.grades}
+                    entry["comments"] = {m.name: m.auto_comment for m in nb.comments}
+                    entry["autograded"] = str(path)
+                    entry["events"] += _output_events(path)
+                elif c.notebook is not None:
+                    entry["flags"].append({"code": "grading_error", "message":
+                                           "the notebook could not be graded"})
+                result["notebooks"][c.name] = entry
+
+    def _feedback(self, student, checked, result) -> None:
+        import nbformat
+
+        from nbgrader.utils import temp_attrs
+
+        source = self.course / "feedback-src" / student / self.assignment
+        made = False
+        for name, entry in result["notebooks"].items():
+            if not entry["graded"]:
+                continue
+            graded = nbformat.read(entry["autograded"], as_version=4)
+            safe = hide_hidden_tests(graded, self.releases[name], self.secret)
+            source.mkdir(parents=True, exist_ok=True)
+            nbformat.write(safe, source / f"{name}.ipynb")
+            entry["feedback_source"] = str(source / f"{name}.ipynb")
+            made = True
+        if not made:
+            return
+        with temp_attrs(self.api.coursedir, autograded_directory="feedback-src"):
+            outcome = self.api.generate_feedback(self.assignment, student, force=True)
+        if not outcome["success"]:
+            result["errors"].append("feedback: " + _last_lines(outcome.get("error", "")))
+        out = self.course / "feedback" / student / self.assignment
+        for name, entry in result["notebooks"].items():
+            html = out / f"{name}.html"
+            if html.exists():
+                entry["feedback"] = str(html)
+
+
+def _output_events(path: Path) -> list[dict]:
+    """What the graded notebook's outputs say: errors outside tests, withheld calls."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    quiet = {"CellNotRun", "CellTimeoutError", "DeadKernelError", "MemoryError"}
+    for index, cell in enumerate(nb.cells):
+        nbg = cell.metadata.get("nbgrader", {})
+        for output in cell.get("outputs", []):
+            if output.output_type != "error":
+                continue
+            if output.ename == "ReferenceWithheldError":
+                found.append({"kind": "reference_called", "cell": nbg.get("grade_id"),
+                              "detail": output.evalue[:160]})
+            elif not nbg.get("grade") and output.ename not in quiet:
+                where = nbg.get("grade_id") or f"cell {index}"
+                found.append({"kind": "error_outside_tests", "cell": where,
+                              "detail": f"{output.ename}: {output.evalue}"[:160]})
+    return found
+
+
+def _last_lines(text: str, n: int = 6) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--assignment", required=True)
+    parser.add_argument("--settings", required=True, help="JSON")
+    args = parser.parse_args()
+    settings = json.loads(args.settings)
+    write_kernelspec(args.work / "jupyter")
+    os.environ["JUPYTER_PATH"] = str(args.work / "jupyter")
+    os.environ["COURSETOOLS_KERNEL_MEMORY_MB"] = str(settings["memory_mb"])
+    os.environ["COURSETOOLS_KERNEL_PIDS"] = str(args.work / "kernels")
+    threads = str(settings.get("kernel_threads", 1))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = threads
+    os.chdir(args.work)
+    worker = Worker(args.root, args.work, args.assignment, settings)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        student = line.strip()
+        if not student:
+            continue
+        try:
+            result = worker.grade(student)
+        except Exception:  # noqa: BLE001 (one bad submission must not stop others)
+            result = {"student": student, "assignment": args.assignment,
+                      "notebooks": {}, "errors": [_last_lines(traceback.format_exc())]}
+        path = worker.results / f"{student}.json"
+        path.write_text(json.dumps(result, indent=1, default=str))
+        print(f"done {student}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
