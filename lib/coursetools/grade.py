@@ -153,7 +153,7 @@ class WorkerProcess:
 
 
 def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_result,
-                jobs):
+                jobs, log):
     """Grade `todo` with `jobs` workers; call on_result(student, result) per student."""
     queue = list(todo)
     selector = selectors.DefaultSelector()
@@ -163,7 +163,7 @@ def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_res
         nonlocal serial
         serial += 1
         worker = WorkerProcess(root, scratch / f"worker-{serial}", assignment,
-                               worker_settings, scratch / "workers.log")
+                               worker_settings, log)
         selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
         return worker
 
@@ -231,6 +231,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     out = root / REPORT_DIR / assignment
     state_dir = out / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
+    (out / "workers.log").write_text("")
     db_path = root / "gradebook.db"
     db_url = f"sqlite:///{db_path}"
     summary = Summary(assignment)
@@ -275,7 +276,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         budget = settings.notebook_timeout * max(1, n_notebooks) + 120
         if todo:
             run_workers(root, assignment, todo, worker_settings, budget, scratch,
-                        on_result, settings.jobs)
+                        on_result, settings.jobs, out / "workers.log")
 
     summary.grades_csv = root / GRADES_CSV
     run_nbgrader(root, "export", f"--to={summary.grades_csv}")
