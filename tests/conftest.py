@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from coursetools.course import assignments, run_nbgrader  # noqa: E402
 
 ASSIGNMENTS = assignments(ROOT)
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 def chapter_files() -> list[Path]:
@@ -33,3 +36,27 @@ def scratch_course(tmp_path_factory) -> Path:
     for name in ASSIGNMENTS:
         run_nbgrader(course, "generate_assignment", name, "--force")
     return course
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    """Build the book into a fresh folder with -n -W --keep-going.
+
+    Session-scoped and shared by test_book.py and test_browser.py: the build
+    executes every chapter, so it runs once per test session.
+    """
+    output = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build", str(ROOT), "--path-output", str(output), "-n", "-W", "--keep-going",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = result.stdout + "\n" + result.stderr
+    (ARTIFACTS / "book-build.log").write_text(log, encoding="utf-8")
+    html = output / "_build" / "html"
+    reports = html / "reports"
+    if reports.is_dir():
+        shutil.copytree(reports, ARTIFACTS / "book-reports", dirs_exist_ok=True)
+    return result, log, html

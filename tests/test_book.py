@@ -1,44 +1,18 @@
 """The book builds clean from scratch, with every chapter executed, and leaks nothing.
 
 One clean build (a fresh output folder, so no cache can hide a failure) serves
-every test here; it is the slowest part of the suite.
+every test here and the browser tests in test_browser.py: the session fixture
+`book` lives in conftest.py. It is the slowest part of the suite.
 """
 
 from __future__ import annotations
 
 import html as html_lib
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT, chapter_files
-
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="session")
-def book(tmp_path_factory):
-    """Build the book into a fresh folder with -n -W --keep-going."""
-    output = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    command = [
-        str(Path(sys.executable).parent / "jupyter-book"),
-        "build", str(ROOT), "--path-output", str(output), "-n", "-W", "--keep-going",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = result.stdout + "\n" + result.stderr
-    (ARTIFACTS / "book-build.log").write_text(log, encoding="utf-8")
-    html = output / "_build" / "html"
-    reports = html / "reports"
-    if reports.is_dir():
-        shutil.copytree(reports, ARTIFACTS / "book-reports", dirs_exist_ok=True)
-    return result, log, html
 
 
 def test_book_builds_clean_without_warnings(book):
