@@ -62,7 +62,8 @@ def test_withholding_steps_leaves_sequences_working():
     rng = np.random.default_rng(1)
     x, h0 = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 4))
     lstm, gru = (rnnlib.init_params(k, 2, 4, rng) for k in ("lstm", "gru"))
-    expected = rnnlib.lstm_forward(x, h0, h0, lstm)[0], rnnlib.gru_forward(x, h0, gru)[0]
+    expected = (rnnlib.lstm_forward(x, h0, h0, lstm)[0],
+                rnnlib.gru_forward(x, h0, gru)[0])
     steps = [rnnlib.rnn_step_forward, rnnlib.rnn_step_backward,
              rnnlib.lstm_step_forward, rnnlib.lstm_step_backward,
              rnnlib.gru_step_forward, rnnlib.gru_step_backward, rnnlib.sigmoid]

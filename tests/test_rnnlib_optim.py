@@ -8,7 +8,8 @@ import rnnlib
 
 
 def _grads(rng, scale):
-    return {"W": scale * rng.standard_normal((3, 4)), "b": scale * rng.standard_normal(3)}
+    return {"W": scale * rng.standard_normal((3, 4)),
+            "b": scale * rng.standard_normal(3)}
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])

@@ -3,6 +3,29 @@
 Conventions: N batch, T time, D input features, H hidden units, V classes,
 G gates (1 RNN, 3 GRU, 4 LSTM); batch first, x is (N, T, D); parameters in
 PyTorch's layout, W_ih (G*H, D), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,).
+Every layer is ``*_forward(...) -> (out, cache)`` and
+``*_backward(dout, cache) -> grads``, a dict keyed like the forward's inputs
+and parameters. Functions are pure; bad shapes, dtypes or NaN raise ValueError
+naming the argument.
+
+Where each piece is taught:
+
+=========================================  ==================================
+Chapter 1, Feedforward vs recurrent        data.one_hot, CharVocab,
+                                           sliding_windows
+Chapter 2, An RNN cell in NumPy            rnn_step_forward, rnn_forward,
+                                           affine_forward, softmax
+Chapter 3, Backpropagation through time    rnn_*_backward, affine_backward,
+                                           softmax_cross_entropy, gradcheck,
+                                           SGD, Adagrad, Adam, tbptt_batches
+Chapter 4, Vanishing and exploding grads   clip_grad_norm, clip_grad_value,
+                                           init_params, adding_problem,
+                                           copy_task, remember_first
+Chapter 5, LSTM and GRU                    lstm_*, gru_*, sigmoid
+Chapter 6, RNNs in PyTorch and Keras       params_from_torch, params_to_torch
+=========================================  ==================================
+
+``rnnlib.grading.withheld`` is course infrastructure for exercise tests.
 """
 
 from . import data, gradcheck, grading

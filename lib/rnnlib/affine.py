@@ -3,8 +3,6 @@
     y = h W^T + b        (like torch.nn.Linear: W is (V, H), b is (V,))
 """
 
-import numpy as np
-
 from ._checks import as_float_array, check_ndim, check_same_dtype, check_shape
 from ._checks import check_upstream
 
@@ -21,7 +19,8 @@ def affine_forward(h, W, b):
     Returns
     -------
     y : (N, V) or (N, T, V) array
-    cache : dict holding ``h`` and ``W`` (the only values backward needs)
+    cache : dict holding ``h`` and ``W`` (what backward needs) and ``y``
+        (to check the upstream gradient's shape)
 
     Taught in: Chapter 2 (An RNN cell in NumPy).
     """

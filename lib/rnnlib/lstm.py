@@ -63,7 +63,7 @@ def lstm_step_forward(x_t, h_prev, c_prev, params):
     -------
     h_next, c_next : (N, H) arrays
     cache : dict with x_t, h_prev, c_prev, the activated gates (N, 4H),
-        tanh(c_next) (N, H) and the params
+        tanh(c_next) (N, H), h_next and the params
 
     Taught in: Chapter 5 (LSTM and GRU).
     """
