@@ -8,9 +8,11 @@ regrade: only automatic scores, comments, late penalties and flags are replaced.
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from coursetools.course import run_nbgrader
 
@@ -33,7 +35,9 @@ def snapshot(db_path: Path, copy_path: Path) -> None:
 
 def merge(db_url: str, assignment: str, student: str, result: dict) -> None:
     """Write one student's result into the gradebook (a row even when ungraded)."""
-    with Gradebook(db_url) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        # nbgrader's add_submission trips SQLAlchemy's autoflush warnings: harmless
+        warnings.simplefilter("ignore", SAWarning)
         gb.update_or_create_student(student)
         kwargs = {"timestamp": result["timestamp"]} if result.get("timestamp") else {}
         submission = gb.update_or_create_submission(assignment, student, **kwargs)
