@@ -1,0 +1,71 @@
+"""Time a clean build of the book (every chapter executed) and a no-change rebuild.
+
+    python benchmarks/bench_build.py [--keep DIR]
+
+Builds into a fresh temporary --path-output with the same flags as `make book`
+(-n -W --keep-going), so nothing cached in the repository's _build/ helps, then
+runs the same command again with nothing changed. Budget (2 CPU cores): clean
+build at most 300 s, no-change rebuild at most 15 s. Exits 1 over budget or when
+a build fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+BUDGET = {"clean build": 300.0, "no-change rebuild": 15.0}
+
+
+def build(output: Path) -> tuple[float, int, str]:
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        KERAS_BACKEND="torch",
+        KERAS_HOME=str(ROOT / ".keras"),
+        PYTHONHASHSEED="0",
+    )
+    command = [
+        str(BIN / "jupyter-book"), "build", str(ROOT),
+        "--path-output", str(output), "-n", "-W", "--keep-going",
+    ]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    return time.perf_counter() - start, result.returncode, result.stdout + result.stderr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="build here and keep it (must not exist)")
+    args = parser.parse_args()
+    output = args.keep or Path(tempfile.mkdtemp(prefix="bench-book-"))
+    ok = True
+    try:
+        for name in BUDGET:
+            seconds, code, log = build(output)
+            status = "ok" if code == 0 else f"FAILED (exit {code})"
+            over = seconds > BUDGET[name]
+            print(f"{name:18s} {seconds:7.1f} s  (budget {BUDGET[name]:.0f} s)  {status}"
+                  + ("  OVER BUDGET" if over else ""), flush=True)
+            if code != 0:
+                warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
+                print("\n".join(w for w in warnings if "IPKernelApp" not in w)[-3000:])
+            ok = ok and code == 0 and not over
+        pages = len(list((output / "_build" / "html").rglob("*.html")))
+        print(f"{pages} HTML pages, cpus available: {os.cpu_count()}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(output, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
