@@ -22,7 +22,8 @@ help:
 	@echo "make book                  install (once) and build the HTML book"
 	@echo "make test                  install (once) and run every test"
 	@echo "make exercises             regenerate exercises/ from solutions/ (nbgrader)"
-	@echo "make grade ASSIGNMENT=ch01 autograde submitted/*/<assignment>/, export grades"
+	@echo "make grade ASSIGNMENT=ch01 autograde submitted/*/<assignment>/, feedback, grades.csv,"
+	@echo "                           grading/<assignment>/report.md (GRADE_ARGS=\"--force ...\")"
 	@echo "make clean                 remove the book build and the venv (never grades)"
 
 install: $(STAMP)
@@ -49,7 +50,7 @@ exercises: install
 
 grade: install
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=<name, e.g. ch01>"; exit 2; }
-	$(BIN)/python -m coursetools.grade $(ASSIGNMENT)
+	$(BIN)/python -m coursetools.grade $(ASSIGNMENT) $(GRADE_ARGS)
 
 # Build products and the venv only: submissions, the gradebook and grades are an
 # instructor's data and are never deleted by make.

@@ -137,7 +137,7 @@ class GuardedExecute(Execute):
             if output.output_type == "stream" and output.name == "stderr":
                 output.name = "stdout"
                 moved += 1
-            if output.output_type == "error" and output.ename == "MemoryError":
+            if output.output_type == "error" and output.ename.endswith("MemoryError"):
                 self._event("memory", cell, f"MemoryError in cell {index}")
         if moved:
             self._event("stderr", cell, f"cell {index} wrote to stderr")

@@ -14,15 +14,18 @@ import re
 
 from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 
-MARKERS = [("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
-           ("### BEGIN SOLUTION", "### END SOLUTION")]
+MARKERS = [("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 HIDDEN_NOTE = ("(This check is one of the hidden tests, so its code is not shown. "
                "The message above says what went wrong.)")
 
 
 def secret_lines(source_nb, min_length: int = 12) -> set[str]:
-    """Stripped lines that only occur inside hidden-test or solution regions."""
+    """Stripped lines that only occur inside hidden-test regions.
+
+    Solution lines are not secret here: a student's feedback shows their own
+    answer cells, which may well contain the same lines.
+    """
     secret, visible = set(), set()
     for cell in source_nb.cells:
         inside = None

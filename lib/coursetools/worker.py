@@ -198,7 +198,8 @@ def _output_events(path: Path) -> list[dict]:
             if output.ename == "ReferenceWithheldError":
                 found.append({"kind": "reference_called", "cell": nbg.get("grade_id"),
                               "detail": output.evalue[:160]})
-            elif not nbg.get("grade") and output.ename not in quiet:
+            elif (not nbg.get("grade") and output.ename not in quiet
+                  and not output.ename.endswith("MemoryError")):
                 where = nbg.get("grade_id") or f"cell {index}"
                 found.append({"kind": "error_outside_tests", "cell": where,
                               "detail": f"{output.ename}: {output.evalue}"[:160]})

@@ -1,0 +1,155 @@
+"""The grading pipeline on a catalog of bad submissions, graded in one run.
+
+Each case in grading_catalog.py says what score and flag it must get. They are
+graded together with a correct submission, in a fresh copy of the course without
+a gradebook (as on a fresh clone), with small time limits.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import re
+import shutil
+
+import grading_catalog
+import nbtools
+import pytest
+from conftest import ASSIGNMENTS, ROOT
+
+from coursetools.feedback import secret_lines
+from coursetools.grade import Settings, grade
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/")]
+
+ASSIGNMENT = next((a for a in ASSIGNMENTS if a.startswith("ch01")),
+                  ASSIGNMENTS[0] if ASSIGNMENTS else None)
+SETTINGS = dict(jobs=2, timeout=10, notebook_timeout=60, memory_mb=2048, quiet=True)
+
+
+def digest(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """A fresh course, the whole catalog submitted, graded once."""
+    course = tmp_path_factory.mktemp("grading-course")
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    shutil.copytree(ROOT / "exercises" / ASSIGNMENT, course / "exercises" / ASSIGNMENT)
+    catalog, cases = grading_catalog.build(course, ASSIGNMENT)
+    for case in cases:
+        folder = course / "submitted" / case.student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        for name, data in case.files.items():
+            (folder / name).write_bytes(data)
+    before = {"submitted": digest(course / "submitted"),
+              "exercises": digest(course / "exercises")}
+    assert not (course / "gradebook.db").exists()
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
+    return course, catalog, {c.student: c for c in cases}, summary, before
+
+
+def grades_csv(course):
+    with (course / "grades.csv").open() as handle:
+        return {r["student_id"]: r for r in csv.DictReader(handle)
+                if r["assignment"] == ASSIGNMENT}
+
+
+def report_rows(course):
+    with (course / "grading" / ASSIGNMENT / "report.csv").open() as handle:
+        return {r["student"]: r for r in csv.DictReader(handle)}
+
+
+def codes(course, student):
+    state = (course / "grading" / ASSIGNMENT / "state" / f"{student}.json").read_text()
+    import json
+
+    from coursetools.report import issues
+    return {i["code"] for i in issues(json.loads(state))}
+
+
+CASES = ["correct", "blank", "loop", "swallow", "memory", "crash", "huge_output",
+         "stderr", "deleted_test", "edited_test", "points", "cell_type", "duplicated",
+         "renamed", "stripped", "invalid_json", "non_utf8", "import_error", "reference"]
+
+
+@pytest.mark.parametrize("student", CASES)
+def test_case_gets_its_score_and_flag(graded, student):
+    course, catalog, cases, summary, _ = graded
+    if student not in cases:
+        pytest.skip(f"{student} does not apply to {ASSIGNMENT}")
+    case = cases[student]
+    score, max_score = summary.scores[student]
+    assert max_score == catalog.total
+    assert score == pytest.approx(case.expected_score), f"{student}: {case.why}"
+    found = codes(course, student)
+    assert case.flags <= found, f"{student} should be flagged {case.flags}, got {found}"
+    attention = report_rows(course)[student]["needs_attention"] == "yes"
+    assert attention == bool(case.flags - {"stderr"}), found
+
+
+def test_every_student_has_a_row_and_the_correct_one_full_marks(graded):
+    course, catalog, cases, summary, _ = graded
+    rows = grades_csv(course)
+    assert set(rows) == set(cases)
+    assert float(rows["correct"]["score"]) == catalog.total
+    assert set(report_rows(course)) == set(cases)
+    assert sorted(summary.graded) == sorted(cases)
+
+
+def test_submissions_and_release_are_never_modified(graded):
+    course, _, _, _, before = graded
+    assert digest(course / "submitted") == before["submitted"]
+    assert digest(course / "exercises") == before["exercises"]
+
+
+def test_fresh_course_gets_a_gradebook_and_feedback(graded):
+    course, _, cases, _, _ = graded
+    assert (course / "gradebook.db").is_file()
+    for student in cases:
+        pages = list((course / "feedback" / student / ASSIGNMENT).glob("*.html"))
+        assert pages, f"no feedback for {student}"
+
+
+def test_feedback_hides_hidden_tests(graded):
+    course, _, cases, _, _ = graded
+    secret = set()
+    for path in (course / "solutions" / ASSIGNMENT).glob("*.ipynb"):
+        import nbformat
+        secret |= secret_lines(nbformat.read(path, as_version=4))
+    assert secret, "the source notebook has no hidden tests to hide"
+    for page in (course / "feedback").rglob("*.html"):
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        lines = {line.strip() for line in text.splitlines()}
+        assert "BEGIN HIDDEN TESTS" not in text, page
+        leaked = sorted(secret & lines)
+        assert not leaked, f"{page} shows hidden lines: {leaked[:3]}"
+
+
+def test_calling_the_reference_is_explained(graded):
+    course, _, cases, _, _ = graded
+    if "reference" not in cases:
+        pytest.skip("no answer function has a reference in rnnlib")
+    graded_nb = nbtools.load(course / "autograded" / "reference" / ASSIGNMENT /
+                             f"{grading_catalog.build(course, ASSIGNMENT)[0].name}.ipynb")
+    text = "\n".join(str(o) for c in graded_nb["cells"] for o in c.get("outputs", []))
+    assert "ReferenceWithheldError" in text
+    assert "not available during this test" in text
+    page = next((course / "feedback" / "reference" / ASSIGNMENT).glob("*.html"))
+    assert "not available during this test" in html.unescape(page.read_text())
+
+
+def test_regrading_skips_finished_students_and_keeps_scores(graded):
+    course, _, cases, summary, _ = graded
+    again = grade(course, ASSIGNMENT, Settings(**SETTINGS))
+    assert again.graded == [] and sorted(again.skipped) == sorted(cases)
+    assert again.scores == summary.scores
+    forced = grade(course, ASSIGNMENT, Settings(**SETTINGS, force=True,
+                                               students=["correct", "blank", "stripped"]))
+    assert sorted(forced.graded) == ["blank", "correct", "stripped"]
+    assert forced.scores == summary.scores
