@@ -56,14 +56,18 @@ def secret_lines(nb: dict, min_length: int = 12) -> set[str]:
     Lines that also occur outside those regions (a signature, a shared assert) are
     not secret, nor are short lines such as `return h`.
     """
+    markers = {BEGIN_SOLUTION: END_SOLUTION, BEGIN_HIDDEN: END_HIDDEN}
     secret, visible = set(), set()
     for cell in nb["cells"]:
-        text = source(cell)
-        hidden = regions(text, BEGIN_SOLUTION, END_SOLUTION)
-        hidden += regions(text, BEGIN_HIDDEN, END_HIDDEN)
-        hidden_lines = {line.strip() for block in hidden for line in block}
-        secret |= hidden_lines
-        visible |= {ln.strip() for ln in text.splitlines()} - hidden_lines
+        closing = None
+        for line in source(cell).splitlines():
+            stripped = line.strip()
+            if closing is None and stripped in markers:
+                closing = markers[stripped]
+            elif stripped == closing:
+                closing = None
+            else:
+                (visible if closing is None else secret).add(stripped)
     return {s for s in secret - visible if len(s) >= min_length and not s.startswith("#")}
 
 
