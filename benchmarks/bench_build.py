@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,13 @@ def main() -> int:
             seconds, code, log = build(output)
             status = "ok" if code == 0 else f"FAILED (exit {code})"
             over = seconds > BUDGET[name]
+            # Others may edit chapters meanwhile: say how much was really re-read.
+            reread = re.search(r"updating environment: \S*\s*(\d+ added, \d+ changed)", log)
+            executed = log.count("Executed notebook in")
             print(f"{name:18s} {seconds:7.1f} s  (budget {BUDGET[name]:.0f} s)  {status}"
-                  + ("  OVER BUDGET" if over else ""), flush=True)
+                  + ("  OVER BUDGET" if over else "")
+                  + f"  [{reread[1] if reread else 'nothing re-read'}; "
+                  f"{executed} notebooks executed]", flush=True)
             if code != 0:
                 warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
                 print("\n".join(w for w in warnings if "IPKernelApp" not in w)[-3000:])
