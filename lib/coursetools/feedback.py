@@ -16,6 +16,8 @@ from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 
 MARKERS = [("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# IPython quotes source as "     15     code" or "---> 15     code"
+LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
 HIDDEN_NOTE = ("(This check is one of the hidden tests, so its code is not shown. "
                "The message above says what went wrong.)")
 
@@ -54,6 +56,12 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
             if output.output_type != "error":
                 continue
             text = ANSI.sub("", "\n".join(output.get("traceback", [])))
-            if any(line.strip() in secret for line in text.splitlines()):
+            if any(_quotes_secret(line, secret) for line in text.splitlines()):
                 output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_NOTE]
     return nb
+
+
+def _quotes_secret(line: str, secret: set[str]) -> bool:
+    if "HIDDEN TESTS" in line:
+        return True
+    return LINE_NUMBER.sub("", line, count=1).strip() in secret or line.strip() in secret

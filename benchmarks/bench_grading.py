@@ -1,0 +1,85 @@
+"""How fast `make grade` is: notebooks per minute, serial and parallel.
+
+Usage: python benchmarks/bench_grading.py [--count 100] [--serial-count 10]
+       [--jobs 2] [--assignment ch01]
+
+Generates --count submissions of one assignment (a mix of complete, blank and
+half-done notebooks, made from the release and the solutions), grades
+--serial-count of them with one worker and all of them with --jobs workers, each
+in a fresh scratch course, and prints the rates and the projected time for 100
+submissions. Not a test: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import nbtools  # noqa: E402
+
+from coursetools.course import assignments, resolve_assignment  # noqa: E402
+from coursetools.grade import Settings, grade  # noqa: E402
+
+
+def make_course(folder: Path, assignment: str, count: int) -> list[str]:
+    shutil.copy(ROOT / "nbgrader_config.py", folder)
+    shutil.copytree(ROOT / "solutions" / assignment, folder / "solutions" / assignment)
+    students = []
+    for source in sorted((ROOT / "solutions" / assignment).glob("*.ipynb")):
+        solution = nbtools.load(source)
+        release = nbtools.load(ROOT / "exercises" / assignment / source.name)
+        ids = [nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)]
+        variants = [set(ids), set(), set(ids[: math.ceil(len(ids) / 2)])]
+        for i in range(count):
+            student = f"student{i:03d}"
+            nb = nbtools.fill_answers(release, solution, variants[i % 3])
+            nbtools.save(nb, folder / "submitted" / student / assignment / source.name)
+            students.append(student)
+    return sorted(set(students))
+
+
+def run(assignment: str, count: int, jobs: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        course = Path(tmp)
+        make_course(course, assignment, count)
+        started = time.monotonic()
+        grade(course, assignment, Settings(jobs=jobs, quiet=True))
+        return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--serial-count", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--assignment", default=None)
+    args = parser.parse_args()
+    names = assignments(ROOT)
+    name = args.assignment or next((n for n in names if n.startswith("ch01")), names[0])
+    assignment = resolve_assignment(ROOT, name)
+    notebooks = len(list((ROOT / "solutions" / assignment).glob("*.ipynb")))
+    print(f"{assignment}: {notebooks} notebook(s) per submission")
+    rows = []
+    for label, count, jobs in [("serial", args.serial_count, 1),
+                               ("parallel", args.count, args.jobs)]:
+        if count <= 0:
+            continue
+        seconds = run(assignment, count, jobs)
+        per_minute = count * notebooks / seconds * 60
+        rows.append((label, jobs, count, seconds, per_minute))
+        print(f"{label:>8}: {count} submissions, {jobs} worker(s): {seconds:6.1f} s, "
+              f"{per_minute:5.1f} notebooks/min, 100 submissions in about "
+              f"{100 * notebooks / per_minute:4.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
