@@ -81,7 +81,8 @@ class Summary:
     report_csv: Path | None = None
     grades_csv: Path | None = None
     scores: dict = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run
+    grading_seconds: float = 0.0  # workers only: without registration and export
 
 
 def students_with_submission(root: Path, assignment: str) -> list[str]:
@@ -274,9 +275,11 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
             "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, settings.jobs)),
         }
         budget = settings.notebook_timeout * max(1, n_notebooks) + 120
+        workers_started = time.monotonic()
         if todo:
             run_workers(root, assignment, todo, worker_settings, budget, scratch,
                         on_result, settings.jobs, out / "workers.log")
+        summary.grading_seconds = time.monotonic() - workers_started
 
     summary.grades_csv = root / GRADES_CSV
     run_nbgrader(root, "export", f"--to={summary.grades_csv}")
