@@ -55,7 +55,7 @@ def main() -> int:
             status = "ok" if code == 0 else f"FAILED (exit {code})"
             over = seconds > BUDGET[name]
             # Others may edit chapters meanwhile: say how much was really re-read.
-            reread = re.search(r"updating environment: \S*\s*(\d+ added, \d+ changed)", log)
+            reread = re.search(r"updating environment: .*?(\d+ added, \d+ changed)", log)
             executed = log.count("Executed notebook in")
             print(f"{name:18s} {seconds:7.1f} s  (budget {BUDGET[name]:.0f} s)  {status}"
                   + ("  OVER BUDGET" if over else "")
