@@ -189,7 +189,8 @@ def _output_events(path: Path) -> list[dict]:
     nb = nbformat.read(path, as_version=4)
     found = []
     quiet = {"CellNotRun", "CellTimeoutError", "DeadKernelError", "MemoryError",
-             "NotImplementedError"}  # an unanswered stub is not an anomaly
+             "NotImplementedError",  # an unanswered stub is not an anomaly
+             "KeyboardInterrupt"}  # the interrupt after a timeout, reported as such
     for index, cell in enumerate(nb.cells):
         nbg = cell.metadata.get("nbgrader", {})
         for output in cell.get("outputs", []):
