@@ -35,8 +35,14 @@ def build(output: Path) -> tuple[float, int, str]:
         PYTHONHASHSEED="0",
     )
     command = [
-        str(BIN / "jupyter-book"), "build", str(ROOT),
-        "--path-output", str(output), "-n", "-W", "--keep-going",
+        str(BIN / "jupyter-book"),
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(output),
+        "-n",
+        "-W",
+        "--keep-going",
     ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -45,7 +51,9 @@ def build(output: Path) -> tuple[float, int, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="build here and keep it (must not exist)")
+    parser.add_argument(
+        "--keep", type=Path, help="build here and keep it (must not exist)"
+    )
     args = parser.parse_args()
     output = args.keep or Path(tempfile.mkdtemp(prefix="bench-book-"))
     ok = True
@@ -55,14 +63,21 @@ def main() -> int:
             status = "ok" if code == 0 else f"FAILED (exit {code})"
             over = seconds > BUDGET[name]
             # Others may edit chapters meanwhile: say how much was really re-read.
-            reread = re.search(r"updating environment: .*?(\d+ added, \d+ changed)", log)
+            reread = re.search(
+                r"updating environment: .*?(\d+ added, \d+ changed)", log
+            )
             executed = log.count("Executed notebook in")
-            print(f"{name:18s} {seconds:7.1f} s  (budget {BUDGET[name]:.0f} s)  {status}"
-                  + ("  OVER BUDGET" if over else "")
-                  + f"  [{reread[1] if reread else 'nothing re-read'}; "
-                  f"{executed} notebooks executed]", flush=True)
+            print(
+                f"{name:18s} {seconds:7.1f} s  (budget {BUDGET[name]:.0f} s)  {status}"
+                + ("  OVER BUDGET" if over else "")
+                + f"  [{reread[1] if reread else 'nothing re-read'}; "
+                f"{executed} notebooks executed]",
+                flush=True,
+            )
             if code != 0:
-                warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
+                warnings = [
+                    ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln
+                ]
                 print("\n".join(w for w in warnings if "IPKernelApp" not in w)[-3000:])
             ok = ok and code == 0 and not over
         pages = len(list((output / "_build" / "html").rglob("*.html")))

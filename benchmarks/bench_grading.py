@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import nbtools  # noqa: E402
-
 from coursetools.course import assignments, resolve_assignment  # noqa: E402
 from coursetools.grade import Settings, grade  # noqa: E402
 
@@ -36,7 +35,9 @@ def make_course(folder: Path, assignment: str, count: int) -> list[str]:
     for source in sorted((ROOT / "solutions" / assignment).glob("*.ipynb")):
         solution = nbtools.load(source)
         release = nbtools.load(ROOT / "exercises" / assignment / source.name)
-        ids = [nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)]
+        ids = [
+            nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)
+        ]
         variants = [set(ids), set(), set(ids[: math.ceil(len(ids) / 2)])]
         for i in range(count):
             student = f"student{i:03d}"
@@ -69,8 +70,10 @@ def main() -> int:
     notebooks = len(list((ROOT / "solutions" / assignment).glob("*.ipynb")))
     print(f"{assignment}: {notebooks} notebook(s) per submission")
     rows = []
-    for label, count, jobs in [("serial", args.serial_count, 1),
-                               ("parallel", args.count, args.jobs)]:
+    for label, count, jobs in [
+        ("serial", args.serial_count, 1),
+        ("parallel", args.count, args.jobs),
+    ]:
         if count <= 0:
             continue
         seconds, grading = run(assignment, count, jobs)
@@ -78,10 +81,13 @@ def main() -> int:
         per_minute = count * notebooks / grading * 60
         projected = fixed + 100 * grading / count
         rows.append((label, jobs, count, seconds, per_minute))
-        print(f"{label:>8}: {count} submissions, {jobs} worker(s): {seconds:6.1f} s "
-              f"({fixed:.1f} s fixed + {grading:.1f} s grading), "
-              f"{per_minute:5.1f} notebooks/min; 100 submissions: about "
-              f"{projected / 60:4.1f} min", flush=True)
+        print(
+            f"{label:>8}: {count} submissions, {jobs} worker(s): {seconds:6.1f} s "
+            f"({fixed:.1f} s fixed + {grading:.1f} s grading), "
+            f"{per_minute:5.1f} notebooks/min; 100 submissions: about "
+            f"{projected / 60:4.1f} min",
+            flush=True,
+        )
     return 0
 
 

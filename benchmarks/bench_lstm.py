@@ -28,9 +28,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.threads)
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
 import rnnlib  # noqa: E402
+import torch  # noqa: E402
 
 N, T, D, H = 32, 100, 64, 128
 
@@ -42,7 +41,7 @@ def median_seconds(fns, repeats):
         fn()  # warm-up: first-call allocations, BLAS thread start
     times = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, fn_times in zip(fns, times):
+        for fn, fn_times in zip(fns, times, strict=True):
             start = time.perf_counter()
             fn()
             fn_times.append(time.perf_counter() - start)

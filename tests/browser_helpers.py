@@ -55,7 +55,9 @@ def ensure_chromium(log: list[str]) -> tuple[Path, Path]:
                 "needs root: apt-get install -y " + " ".join(APT_PACKAGES)
             )
         if shutil.which("apt-get") is None:
-            raise BrowserUnavailable("chromium is not installed and there is no apt-get")
+            raise BrowserUnavailable(
+                "chromium is not installed and there is no apt-get"
+            )
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         start = time.monotonic()
         for command in (
@@ -70,7 +72,9 @@ def ensure_chromium(log: list[str]) -> tuple[Path, Path]:
                     f"{' '.join(command)} failed ({result.returncode}):\n"
                     + (result.stdout + result.stderr)[-2000:]
                 )
-        log.append(f"installed {' '.join(APT_PACKAGES)} in {time.monotonic() - start:.1f} s")
+        log.append(
+            f"installed {' '.join(APT_PACKAGES)} in {time.monotonic() - start:.1f} s"
+        )
         if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
             raise BrowserUnavailable("apt-get succeeded but chromium is still missing")
     else:
@@ -93,7 +97,9 @@ def start_driver(chromium: Path, chromedriver: Path, profile: Path):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=str(chromedriver)), options=options
+    )
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
     return driver
@@ -164,7 +170,9 @@ def visit(driver, server: BookServer, page: str) -> PageFacts:
     driver.get(server.url(page))
     facts = driver.execute_async_script(_PAGE_FACTS)
     severe = [
-        entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE"
     ]
     return PageFacts(page, time.monotonic() - start, severe, facts or {})
 
@@ -176,7 +184,7 @@ def html_pages(root: Path) -> list[str]:
 
 
 def internal_target(server: BookServer, href: str) -> tuple[str, str] | None:
-    """(path relative to the book root, fragment) for a link into the book, else None."""
+    """(path from the book root, fragment) for a link into the book, else None."""
     if not href.startswith(server.origin + "/"):
         return None
     url, fragment = urldefrag(href)

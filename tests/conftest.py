@@ -46,10 +46,19 @@ def book(tmp_path_factory):
     executes every chapter, so it runs once per test session.
     """
     output = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
     command = [
         str(Path(sys.executable).parent / "jupyter-book"),
-        "build", str(ROOT), "--path-output", str(output), "-n", "-W", "--keep-going",
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(output),
+        "-n",
+        "-W",
+        "--keep-going",
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbtools
-
 import rnnlib
 
 
@@ -38,21 +37,29 @@ class Catalog:
 
     def __init__(self, solution: dict, release: dict, name: str):
         self.solution, self.release, self.name = solution, release, name
-        self.answer_ids = [nbtools.nbgrader_meta(c)["grade_id"]
-                           for c in nbtools.answer_cells(solution)]
+        self.answer_ids = [
+            nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)
+        ]
         self.full = nbtools.fill_answers(release, solution, set(self.answer_ids))
-        self.tests = [c for c in solution["cells"] if nbtools.nbgrader_meta(c).get("grade")]
+        self.tests = [
+            c for c in solution["cells"] if nbtools.nbgrader_meta(c).get("grade")
+        ]
         self.total = sum(float(nbtools.nbgrader_meta(c)["points"]) for c in self.tests)
 
     # -- the point structure --------------------------------------------------
     def order(self) -> list[str]:
-        return [nbtools.nbgrader_meta(c).get("grade_id") for c in self.solution["cells"]]
+        return [
+            nbtools.nbgrader_meta(c).get("grade_id") for c in self.solution["cells"]
+        ]
 
     def points_after(self, grade_id: str) -> float:
         ids = self.order()
-        after = set(ids[ids.index(grade_id) + 1:])
-        return sum(float(nbtools.nbgrader_meta(c)["points"]) for c in self.tests
-                   if nbtools.nbgrader_meta(c)["grade_id"] in after)
+        after = set(ids[ids.index(grade_id) + 1 :])
+        return sum(
+            float(nbtools.nbgrader_meta(c)["points"])
+            for c in self.tests
+            if nbtools.nbgrader_meta(c)["grade_id"] in after
+        )
 
     def points_withholding(self, function: str) -> float:
         """Points of test cells whose hidden part withholds rnnlib.<function>."""
@@ -73,8 +80,11 @@ class Catalog:
     # -- editing notebooks ----------------------------------------------------
     @staticmethod
     def answer(nb: dict, grade_id: str) -> dict:
-        return next(c for c in nb["cells"]
-                    if nbtools.nbgrader_meta(c).get("grade_id") == grade_id)
+        return next(
+            c
+            for c in nb["cells"]
+            if nbtools.nbgrader_meta(c).get("grade_id") == grade_id
+        )
 
     def with_code_after(self, grade_id: str, code: str) -> dict:
         nb = copy.deepcopy(self.full)
@@ -88,58 +98,149 @@ class Catalog:
 
     # -- the catalog ----------------------------------------------------------
     def cases(self) -> list[Case]:
-        first, last = self.answer_ids[0], self.answer_ids[-1]
+        last = self.answer_ids[-1]
         total = self.total
         cases = [
             Case("correct", total, set(), self.file(self.full), "the solution"),
             Case("blank", 0.0, set(), self.file(self.release), "the release as given"),
-            Case("loop", total, {"timeout"}, self.file(self.with_code_after(
-                last, "while True:\n    pass\n")),
-                "an interruptible endless loop after the last answer"),
-            Case("swallow", total - self.points_after(last), {"unresponsive"},
-                 self.file(self.with_code_after(last, SWALLOW)),
-                 "a loop that ignores KeyboardInterrupt: later cells are not run"),
-            Case("memory", total, {"memory"}, self.file(self.with_code_after(
-                last, "import numpy\n"
-                "hog = [numpy.zeros(2**28, dtype=numpy.uint8) for _ in range(200)]\n")),
-                "allocates 50 GB (untouched) after the last answer"),
-            Case("crash", total - self.points_after(last), {"kernel_died"},
-                 self.file(self.with_code_after(last, "import os\nos._exit(1)\n")),
-                 "kills its kernel after the last answer"),
-            Case("huge_output", total, {"huge_output"}, self.file(self.with_code_after(
-                last, "for _ in range(30000):\n    print('x' * 100)\n")),
-                "prints 3 MB"),
-            Case("stderr", total, {"stderr"}, self.file(self.noisy()),
-                 "every answer function prints to stderr when called"),
-            Case("deleted_test", total, {"cell_deleted"}, self.file(self.delete_test()),
-                 "the first test cell deleted"),
-            Case("edited_test", 0.0, {"tampered"}, self.file(self.edit_tests()),
-                 "blank, every test cell replaced by `pass`"),
-            Case("points", total, {"points_changed"}, self.file(self.change_points()),
-                 "a test cell claims 100 points"),
-            Case("cell_type", total, {"cell_type_changed"},
-                 self.file(self.change_types()),
-                 "an answer cell and a test cell turned into markdown"),
-            Case("duplicated", total, {"duplicated_cell"}, self.file(self.duplicate()),
-                 "an answer cell and a test cell copied, ids included"),
-            Case("renamed", total, {"renamed"}, self.file(self.full, f"{self.name} (1).ipynb"),
-                 "the notebook saved under another name"),
-            Case("stripped", total, {"metadata_restored"}, self.file(self.strip()),
-                 "every cell's nbgrader metadata removed"),
-            Case("invalid_json", 0.0, {"invalid_json"},
-                 self.file(dump(self.full)[: len(dump(self.full)) // 2]),
-                 "the file cut in half"),
-            Case("non_utf8", 0.0, {"not_utf8"}, self.file(self.latin1()),
-                 "saved as Latin-1"),
-            Case("import_error", total, {"error_outside_tests"},
-                 self.file(self.import_error()), "a first cell importing a missing module"),
+            Case(
+                "loop",
+                total,
+                {"timeout"},
+                self.file(self.with_code_after(last, "while True:\n    pass\n")),
+                "an interruptible endless loop after the last answer",
+            ),
+            Case(
+                "swallow",
+                total - self.points_after(last),
+                {"unresponsive"},
+                self.file(self.with_code_after(last, SWALLOW)),
+                "a loop that ignores KeyboardInterrupt: later cells are not run",
+            ),
+            Case(
+                "memory",
+                total,
+                {"memory"},
+                self.file(
+                    self.with_code_after(
+                        last,
+                        "import numpy\n"
+                        "hog = [numpy.zeros(2**28, dtype=numpy.uint8)"
+                        " for _ in range(200)]\n",
+                    )
+                ),
+                "allocates 50 GB (untouched) after the last answer",
+            ),
+            Case(
+                "crash",
+                total - self.points_after(last),
+                {"kernel_died"},
+                self.file(self.with_code_after(last, "import os\nos._exit(1)\n")),
+                "kills its kernel after the last answer",
+            ),
+            Case(
+                "huge_output",
+                total,
+                {"huge_output"},
+                self.file(
+                    self.with_code_after(
+                        last, "for _ in range(30000):\n    print('x' * 100)\n"
+                    )
+                ),
+                "prints 3 MB",
+            ),
+            Case(
+                "stderr",
+                total,
+                {"stderr"},
+                self.file(self.noisy()),
+                "every answer function prints to stderr when called",
+            ),
+            Case(
+                "deleted_test",
+                total,
+                {"cell_deleted"},
+                self.file(self.delete_test()),
+                "the first test cell deleted",
+            ),
+            Case(
+                "edited_test",
+                0.0,
+                {"tampered"},
+                self.file(self.edit_tests()),
+                "blank, every test cell replaced by `pass`",
+            ),
+            Case(
+                "points",
+                total,
+                {"points_changed"},
+                self.file(self.change_points()),
+                "a test cell claims 100 points",
+            ),
+            Case(
+                "cell_type",
+                total,
+                {"cell_type_changed"},
+                self.file(self.change_types()),
+                "an answer cell and a test cell turned into markdown",
+            ),
+            Case(
+                "duplicated",
+                total,
+                {"duplicated_cell"},
+                self.file(self.duplicate()),
+                "an answer cell and a test cell copied, ids included",
+            ),
+            Case(
+                "renamed",
+                total,
+                {"renamed"},
+                self.file(self.full, f"{self.name} (1).ipynb"),
+                "the notebook saved under another name",
+            ),
+            Case(
+                "stripped",
+                total,
+                {"metadata_restored"},
+                self.file(self.strip()),
+                "every cell's nbgrader metadata removed",
+            ),
+            Case(
+                "invalid_json",
+                0.0,
+                {"invalid_json"},
+                self.file(dump(self.full)[: len(dump(self.full)) // 2]),
+                "the file cut in half",
+            ),
+            Case(
+                "non_utf8",
+                0.0,
+                {"not_utf8"},
+                self.file(self.latin1()),
+                "saved as Latin-1",
+            ),
+            Case(
+                "import_error",
+                total,
+                {"error_outside_tests"},
+                self.file(self.import_error()),
+                "a first cell importing a missing module",
+            ),
         ]
-        delegated = [f.name for f in self.functions_of_answers() if hasattr(rnnlib, f.name)]
+        delegated = [
+            f.name for f in self.functions_of_answers() if hasattr(rnnlib, f.name)
+        ]
         if delegated:
             name = delegated[0]
-            cases.append(Case("reference", total - self.points_withholding(name),
-                              {"reference_called"}, self.file(self.call_reference(name)),
-                              f"{name} returns rnnlib.{name}(...)"))
+            cases.append(
+                Case(
+                    "reference",
+                    total - self.points_withholding(name),
+                    {"reference_called"},
+                    self.file(self.call_reference(name)),
+                    f"{name} returns rnnlib.{name}(...)",
+                )
+            )
         return cases
 
     def functions_of_answers(self) -> list[ast.FunctionDef]:
@@ -157,7 +258,9 @@ class Catalog:
 
     def delete_test(self) -> dict:
         nb = copy.deepcopy(self.full)
-        first_test = next(c for c in nb["cells"] if nbtools.nbgrader_meta(c).get("grade"))
+        first_test = next(
+            c for c in nb["cells"] if nbtools.nbgrader_meta(c).get("grade")
+        )
         nb["cells"].remove(first_test)
         return nb
 
@@ -171,12 +274,15 @@ class Catalog:
     def change_points(self) -> dict:
         nb = copy.deepcopy(self.full)
         next(c for c in nb["cells"] if nbtools.nbgrader_meta(c).get("grade"))[
-            "metadata"]["nbgrader"]["points"] = 100
+            "metadata"
+        ]["nbgrader"]["points"] = 100
         return nb
 
     def change_types(self) -> dict:
         nb = copy.deepcopy(self.full)
-        first_test = next(c for c in nb["cells"] if nbtools.nbgrader_meta(c).get("grade"))
+        first_test = next(
+            c for c in nb["cells"] if nbtools.nbgrader_meta(c).get("grade")
+        )
         for cell in (self.answer(nb, self.answer_ids[0]), first_test):
             cell["cell_type"] = "markdown"
             cell.pop("outputs", None)
@@ -200,15 +306,30 @@ class Catalog:
 
     def latin1(self) -> bytes:
         nb = copy.deepcopy(self.full)
-        nb["cells"].insert(0, {"cell_type": "markdown", "id": "note", "metadata": {},
-                               "source": "Notes by Zoë: café"})
+        nb["cells"].insert(
+            0,
+            {
+                "cell_type": "markdown",
+                "id": "note",
+                "metadata": {},
+                "source": "Notes by Zoë: café",
+            },
+        )
         return json.dumps(nb, indent=1, ensure_ascii=False).encode("latin-1", "replace")
 
     def import_error(self) -> dict:
         nb = copy.deepcopy(self.full)
-        nb["cells"].insert(0, {"cell_type": "code", "id": "myimports", "metadata": {},
-                               "execution_count": None, "outputs": [],
-                               "source": "import not_a_real_module_for_grading\n"})
+        nb["cells"].insert(
+            0,
+            {
+                "cell_type": "code",
+                "id": "myimports",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": "import not_a_real_module_for_grading\n",
+            },
+        )
         return nb
 
     def call_reference(self, name: str) -> dict:
@@ -221,7 +342,8 @@ class Catalog:
                     cell = self.answer(nb, gid)
                     cell["source"] = nbtools.source(cell) + (
                         f"\n\nimport rnnlib\n\ndef {name}({ast.unparse(func.args)}):\n"
-                        f"    return rnnlib.{name}({call})\n")
+                        f"    return rnnlib.{name}({call})\n"
+                    )
         return nb
 
 

@@ -68,13 +68,17 @@ def secret_lines(nb: dict, min_length: int = 12) -> set[str]:
                 closing = None
             else:
                 (visible if closing is None else secret).add(stripped)
-    return {s for s in secret - visible if len(s) >= min_length and not s.startswith("#")}
+    return {
+        s for s in secret - visible if len(s) >= min_length and not s.startswith("#")
+    }
 
 
 def solution_body(cell: dict) -> str:
     """An answer cell's source as a student who solved it would hand it in."""
     markers = {BEGIN_SOLUTION, END_SOLUTION}
-    return "\n".join(ln for ln in source(cell).splitlines() if ln.strip() not in markers)
+    return "\n".join(
+        ln for ln in source(cell).splitlines() if ln.strip() not in markers
+    )
 
 
 def fill_answers(release: dict, solution: dict, grade_ids: set[str]) -> dict:

@@ -5,13 +5,12 @@ PyTorch twin) so that every test runs over RNN, LSTM and GRU, step and
 sequence, without repeating itself.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-import torch
-
 import rnnlib
+import torch
 
 PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh")
 # Shapes (N, T, D, H): T = 1 and N = 1 on purpose, plus a few ordinary ones.

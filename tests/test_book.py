@@ -21,7 +21,11 @@ OUTPUT_MARKER = 'class="cell_output'
 
 def test_book_builds_clean_without_warnings(book):
     result, log, html = book
-    warnings = [line for line in log.splitlines() if "WARNING" in line and "IPKernelApp" not in line]
+    warnings = [
+        line
+        for line in log.splitlines()
+        if "WARNING" in line and "IPKernelApp" not in line
+    ]
     assert result.returncode == 0, f"jupyter-book build failed:\n{log[-5000:]}"
     assert not warnings, "the build warned:\n" + "\n".join(warnings[:20])
     assert (html / "index.html").is_file()
@@ -55,7 +59,9 @@ def test_every_exercise_notebook_is_downloadable(book):
     downloads = {p.name for p in (html / "_downloads").rglob("*.ipynb")}
     for name in ASSIGNMENTS:
         for notebook in (ROOT / "exercises" / name).glob("*.ipynb"):
-            assert notebook.name in downloads, f"{notebook.name} is not offered for download"
+            assert notebook.name in downloads, (
+                f"{notebook.name} is not offered for download"
+            )
 
 
 def test_built_html_reveals_no_solution(book):
@@ -84,4 +90,6 @@ def test_built_html_reveals_no_solution(book):
         assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, page
         flat = squash.sub(" ", text)
         for lines in blocks:
-            assert " ".join(lines) not in flat, f"{page} shows a solution block: {lines[:2]}"
+            assert " ".join(lines) not in flat, (
+                f"{page} shows a solution block: {lines[:2]}"
+            )

@@ -74,11 +74,14 @@ def crawl(site, driver, browser_log):
     browser_log.append(f"loaded {len(pages)} pages in {time.monotonic() - start:.1f} s")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "browser-report.txt").write_text(
-        "\n".join(browser_log) + "\n" + "\n".join(
+        "\n".join(browser_log)
+        + "\n"
+        + "\n".join(
             f"{f.seconds:6.2f} s  {page}  math {f.facts.get('mathRendered')}"
             f"/{f.facts.get('mathSource')}  images {len(f.facts.get('imgs', []))}"
             for page, f in pages.items()
-        ) + "\n",
+        )
+        + "\n",
         encoding="utf-8",
     )
     return pages
@@ -97,7 +100,8 @@ def test_every_page_loads_without_console_errors(crawl):
 def test_nothing_is_loaded_from_outside_the_book(crawl, site):
     outside = {
         page: [
-            url for url in f.facts["resources"]
+            url
+            for url in f.facts["resources"]
             if not url.startswith((site.origin, "data:", "blob:"))
         ]
         for page, f in crawl.items()
@@ -114,7 +118,9 @@ def test_every_image_has_loaded(crawl):
         if not img["complete"] or img["width"] == 0
     ]
     assert not broken, f"images that did not load: {broken[:10]}"
-    assert any(f.facts["imgs"] for f in crawl.values()), "the book shows no image at all"
+    assert any(f.facts["imgs"] for f in crawl.values()), (
+        "the book shows no image at all"
+    )
 
 
 def test_math_is_typeset_by_the_local_mathjax(crawl):
@@ -124,7 +130,8 @@ def test_math_is_typeset_by_the_local_mathjax(crawl):
         assert facts["mathjax"], f"{page}: MathJax did not load"
         assert facts["mathjax"].startswith("3."), f"{page}: MathJax {facts['mathjax']}"
         assert facts["mathRendered"] >= facts["mathSource"], (
-            f"{page}: {facts['mathSource']} formulas, only {facts['mathRendered']} typeset"
+            f"{page}: {facts['mathSource']} formulas, "
+            f"only {facts['mathRendered']} typeset"
         )
         assert facts["mathErrors"] == 0, f"{page}: {facts['mathErrors']} TeX errors"
 
@@ -139,9 +146,13 @@ def test_internal_links_and_anchors_resolve(crawl, site):
             path, fragment = target
             if not (site.root / path).is_file():
                 broken.append(f"{page}: {link['raw']} -> missing page {path}")
-            elif fragment and path in crawl and fragment not in crawl[path].facts["ids"]:
+            elif (
+                fragment and path in crawl and fragment not in crawl[path].facts["ids"]
+            ):
                 broken.append(f"{page}: {link['raw']} -> no #{fragment} in {path}")
-    assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:20])
+    assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(
+        broken[:20]
+    )
 
 
 def test_search_finds_lstm(site, driver, crawl):
@@ -166,7 +177,8 @@ def test_screenshots(site, driver, crawl):
     """Pictures of a few pages for a person to look at (test-artifacts/screenshots)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     chapters = [
-        page for page, f in crawl.items()
+        page
+        for page, f in crawl.items()
         if page.startswith("book/ch") and f.facts["imgs"] and f.facts["mathSource"]
     ]
     assert chapters, "no chapter shows both figures and math"

@@ -8,7 +8,6 @@ import math
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
-
 from coursetools.course import run_nbgrader
 
 pytestmark = pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/")
@@ -33,12 +32,16 @@ def test_release_is_exactly_what_nbgrader_generates(name, scratch_course):
     committed_files = sorted(
         p.relative_to(committed) for p in committed.rglob("*") if p.is_file()
     )
-    assert committed_files == fresh_files, "exercises/ and a fresh release differ in files"
+    assert committed_files == fresh_files, (
+        "exercises/ and a fresh release differ in files"
+    )
     for relative in fresh_files:
         if relative.suffix == ".ipynb":
             same = nbtools.load(fresh / relative) == nbtools.load(committed / relative)
         else:
-            same = (fresh / relative).read_bytes() == (committed / relative).read_bytes()
+            same = (fresh / relative).read_bytes() == (
+                committed / relative
+            ).read_bytes()
         assert same, (
             f"exercises/{name}/{relative} differs from what generate_assignment makes "
             "from solutions/: run `make exercises` and commit the result"
@@ -66,9 +69,13 @@ def test_source_notebook_passes_its_own_tests(name, scratch_course):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_blank_release_fails_every_test(name, scratch_course):
     for path in (scratch_course / "exercises" / name).glob("*.ipynb"):
-        result = run_nbgrader(scratch_course, "validate", "--invert", str(path), check=False)
+        result = run_nbgrader(
+            scratch_course, "validate", "--invert", str(path), check=False
+        )
         output = result.stdout + result.stderr
-        assert "Success! The notebook does not pass any tests." in output, output[-3000:]
+        assert "Success! The notebook does not pass any tests." in output, output[
+            -3000:
+        ]
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -84,7 +91,9 @@ def test_release_reveals_no_solution_or_hidden_test(name):
             for line in nbtools.source(cell).splitlines()
         }
         leaked = sorted(secret & released_lines)
-        assert not leaked, f"{released} shows solution or hidden-test lines: {leaked[:5]}"
+        assert not leaked, (
+            f"{released} shows solution or hidden-test lines: {leaked[:5]}"
+        )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -93,7 +102,9 @@ def test_autograde_round_trip_scores_full_zero_and_partial(name, scratch_course)
     for source_path in (scratch_course / "solutions" / name).glob("*.ipynb"):
         solution = nbtools.load(source_path)
         release = nbtools.load(scratch_course / "exercises" / name / source_path.name)
-        answer_ids = [nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)]
+        answer_ids = [
+            nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.answer_cells(solution)
+        ]
         assert len(answer_ids) >= 2, "an exercise needs at least two answer cells"
         half = set(answer_ids[: math.ceil(len(answer_ids) / 2)])
         submissions = {
@@ -111,7 +122,11 @@ def test_autograde_round_trip_scores_full_zero_and_partial(name, scratch_course)
     csv_path = scratch_course / f"grades-{name}.csv"
     run_nbgrader(scratch_course, "export", f"--to={csv_path}", f"--assignment={name}")
     with csv_path.open() as handle:
-        rows = {r["student_id"]: r for r in csv.DictReader(handle) if r["assignment"] == name}
+        rows = {
+            r["student_id"]: r
+            for r in csv.DictReader(handle)
+            if r["assignment"] == name
+        }
     score = {s: float(rows[s]["score"]) for s in students}
     max_score = float(rows[students[0]]["max_score"])
     assert max_score > 0

@@ -17,21 +17,27 @@ import grading_catalog
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
-
 from coursetools.feedback import secret_lines
 from coursetools.grade import Settings, grade
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/"),
+]
 
-ASSIGNMENT = next((a for a in ASSIGNMENTS if a.startswith("ch01")),
-                  ASSIGNMENTS[0] if ASSIGNMENTS else None)
+ASSIGNMENT = next(
+    (a for a in ASSIGNMENTS if a.startswith("ch01")),
+    ASSIGNMENTS[0] if ASSIGNMENTS else None,
+)
 SETTINGS = dict(jobs=2, timeout=10, notebook_timeout=60, memory_mb=2048, quiet=True)
 
 
 def digest(folder):
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +53,10 @@ def graded(tmp_path_factory):
         folder.mkdir(parents=True)
         for name, data in case.files.items():
             (folder / name).write_bytes(data)
-    before = {"submitted": digest(course / "submitted"),
-              "exercises": digest(course / "exercises")}
+    before = {
+        "submitted": digest(course / "submitted"),
+        "exercises": digest(course / "exercises"),
+    }
     assert not (course / "gradebook.db").exists()
     summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
     return course, catalog, {c.student: c for c in cases}, summary, before
@@ -56,8 +64,11 @@ def graded(tmp_path_factory):
 
 def grades_csv(course):
     with (course / "grades.csv").open() as handle:
-        return {r["student_id"]: r for r in csv.DictReader(handle)
-                if r["assignment"] == ASSIGNMENT}
+        return {
+            r["student_id"]: r
+            for r in csv.DictReader(handle)
+            if r["assignment"] == ASSIGNMENT
+        }
 
 
 def report_rows(course):
@@ -70,12 +81,31 @@ def codes(course, student):
     import json
 
     from coursetools.report import issues
+
     return {i["code"] for i in issues(json.loads(state))}
 
 
-CASES = ["correct", "blank", "loop", "swallow", "memory", "crash", "huge_output",
-         "stderr", "deleted_test", "edited_test", "points", "cell_type", "duplicated",
-         "renamed", "stripped", "invalid_json", "non_utf8", "import_error", "reference"]
+CASES = [
+    "correct",
+    "blank",
+    "loop",
+    "swallow",
+    "memory",
+    "crash",
+    "huge_output",
+    "stderr",
+    "deleted_test",
+    "edited_test",
+    "points",
+    "cell_type",
+    "duplicated",
+    "renamed",
+    "stripped",
+    "invalid_json",
+    "non_utf8",
+    "import_error",
+    "reference",
+]
 
 
 @pytest.mark.parametrize("student", CASES)
@@ -121,6 +151,7 @@ def test_feedback_hides_hidden_tests(graded):
     secret = set()
     for path in (course / "solutions" / ASSIGNMENT).glob("*.ipynb"):
         import nbformat
+
         secret |= secret_lines(nbformat.read(path, as_version=4))
     assert secret, "the source notebook has no hidden tests to hide"
     for page in (course / "feedback").rglob("*.html"):
@@ -135,8 +166,13 @@ def test_calling_the_reference_is_explained(graded):
     course, _, cases, _, _ = graded
     if "reference" not in cases:
         pytest.skip("no answer function has a reference in rnnlib")
-    graded_nb = nbtools.load(course / "autograded" / "reference" / ASSIGNMENT /
-                             f"{grading_catalog.build(course, ASSIGNMENT)[0].name}.ipynb")
+    graded_nb = nbtools.load(
+        course
+        / "autograded"
+        / "reference"
+        / ASSIGNMENT
+        / f"{grading_catalog.build(course, ASSIGNMENT)[0].name}.ipynb"
+    )
     text = "\n".join(str(o) for c in graded_nb["cells"] for o in c.get("outputs", []))
     assert "ReferenceWithheldError" in text
     assert "not available during this test" in text
@@ -149,7 +185,10 @@ def test_regrading_skips_finished_students_and_keeps_scores(graded):
     again = grade(course, ASSIGNMENT, Settings(**SETTINGS))
     assert again.graded == [] and sorted(again.skipped) == sorted(cases)
     assert again.scores == summary.scores
-    forced = grade(course, ASSIGNMENT, Settings(**SETTINGS, force=True,
-                                               students=["correct", "blank", "stripped"]))
+    forced = grade(
+        course,
+        ASSIGNMENT,
+        Settings(**SETTINGS, force=True, students=["correct", "blank", "stripped"]),
+    )
     assert sorted(forced.graded) == ["blank", "correct", "stripped"]
     assert forced.scores == summary.scores

@@ -41,9 +41,13 @@ def test_every_chapter_and_exercise_is_in_the_toc_and_exists():
         assert f"book/{chapter.stem}" in listed, f"{chapter.name} is not in _toc.yml"
     for name in ASSIGNMENTS:
         for notebook in (ROOT / "exercises" / name).glob("*.ipynb"):
-            assert f"exercises/{name}/{notebook.stem}" in listed, f"{notebook} not in _toc.yml"
+            assert f"exercises/{name}/{notebook.stem}" in listed, (
+                f"{notebook} not in _toc.yml"
+            )
     for entry in listed:
-        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb")), entry
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb")), (
+            entry
+        )
 
 
 def test_chapters_are_myst_notebooks_for_the_python3_kernel():
@@ -66,4 +70,6 @@ def test_exercises_page_lists_every_notebook_with_its_points():
                 for c in nbtools.test_cells(nbtools.load(notebook))
             )
             cells = [c.strip() for c in row.split("|")]
-            assert f"{points:g}" in cells, f"{link}: the page should state {points:g} points"
+            assert f"{points:g}" in cells, (
+                f"{link}: the page should state {points:g} points"
+            )

@@ -1,7 +1,6 @@
 """The gradient-check tools themselves: they must pass good and catch bad."""
 
 import numpy as np
-
 import rnnlib
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 import rnnlib
 
 KINDS = {"rnn": 1, "gru": 3, "lstm": 4}

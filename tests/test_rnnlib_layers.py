@@ -4,11 +4,10 @@ import warnings
 
 import numpy as np
 import pytest
+import rnnlib
 import torch
 import torch.nn.functional as F
 from rnnlib_helpers import scaled_error
-
-import rnnlib
 
 
 @pytest.mark.parametrize("lead", [(4,), (3, 5)])

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
-
 import rnnlib
+import torch
 
 
 def _grads(rng, scale):
@@ -20,11 +19,11 @@ def test_clip_grad_norm_matches_torch(scale):
     clipped, total = rnnlib.clip_grad_norm(grads, max_norm=1.0)
     tensors = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
                for g in grads.values()]
-    for t, g in zip(tensors, grads.values()):
+    for t, g in zip(tensors, grads.values(), strict=True):
         t.grad = torch.tensor(g)
     torch_total = torch.nn.utils.clip_grad_norm_(tensors, max_norm=1.0)
     assert np.isclose(total, torch_total.item(), rtol=1e-14)
-    for t, name in zip(tensors, grads):
+    for t, name in zip(tensors, grads, strict=True):
         np.testing.assert_allclose(clipped[name], t.grad.numpy(), rtol=1e-14)
         np.testing.assert_array_equal(grads[name], before[name])  # not in place
 

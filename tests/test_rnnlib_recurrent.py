@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from rnnlib_helpers import LAYERS, SHAPES, numeric_check, random_params, run_torch
-from rnnlib_helpers import scaled_error
+from rnnlib_helpers import (
+    LAYERS,
+    SHAPES,
+    numeric_check,
+    random_params,
+    run_torch,
+    scaled_error,
+)
 
 IDS = [layer.name for layer in LAYERS]
 
@@ -25,7 +31,7 @@ def test_matches_torch_float64(layer, shape):
     douts = [rng.standard_normal(o.shape) for o in outs]
     grads = layer.back(douts, cache)
     torch_outs, torch_grads = run_torch(layer, inputs, params, douts)
-    for k, (ours, theirs) in enumerate(zip(outs, torch_outs)):
+    for k, (ours, theirs) in enumerate(zip(outs, torch_outs, strict=True)):
         assert scaled_error(ours, theirs) < 1e-10, f"output {k}"
     assert set(grads) == set(torch_grads)
     for name in torch_grads:
@@ -39,7 +45,7 @@ def test_matches_torch_float32_and_keeps_dtype(layer):
     douts = [rng.standard_normal(o.shape).astype(np.float32) for o in outs]
     grads = layer.back(douts, cache)
     torch_outs, torch_grads = run_torch(layer, inputs, params, douts, torch.float32)
-    for ours, theirs in zip(outs, torch_outs):
+    for ours, theirs in zip(outs, torch_outs, strict=True):
         assert ours.dtype == np.float32
         assert scaled_error(ours, theirs) < 1e-5
     for name, g in grads.items():
@@ -68,7 +74,7 @@ def test_gradient_shapes_and_inputs_untouched(layer):
     for name, value in {**inputs, **params}.items():
         assert grads[name].shape == value.shape, name
         np.testing.assert_array_equal(value, before[name], err_msg=name)
-    for d, d_before in zip(douts, douts_before):
+    for d, d_before in zip(douts, douts_before, strict=True):
         np.testing.assert_array_equal(d, d_before)
     # A second backward pass from the same cache gives the same answer.
     again = layer.back(douts, cache)
@@ -76,17 +82,25 @@ def test_gradient_shapes_and_inputs_untouched(layer):
         np.testing.assert_array_equal(grads[name], again[name], err_msg=name)
 
 
-@pytest.mark.parametrize("layer", [la for la in LAYERS if not la.step],
-                         ids=[la.name for la in LAYERS if not la.step])
+@pytest.mark.parametrize(
+    "layer",
+    [la for la in LAYERS if not la.step],
+    ids=[la.name for la in LAYERS if not la.step],
+)
 def test_sequence_equals_repeated_steps(layer):
     """The sequence function is the step function applied T times."""
-    step = next(la for la in LAYERS if la.step and la.G == layer.G
-                and la.name.replace("_step", "") == layer.name)
+    step = next(
+        la
+        for la in LAYERS
+        if la.step and la.G == layer.G and la.name.replace("_step", "") == layer.name
+    )
     rng, inputs, params = _case(layer, (2, 4, 3, 3), seed=5)
     outs, _ = layer.ours(inputs, params)
-    state = {new: inputs[old] for old, new in zip(layer.states, step.states)}
+    state = {
+        new: inputs[old] for old, new in zip(layer.states, step.states, strict=True)
+    }
     for t in range(inputs["x"].shape[1]):
         step_outs, _ = step.ours({"x_t": inputs["x"][:, t], **state}, params)
-        for name, value in zip(step.states, step_outs):
+        for name, value in zip(step.states, step_outs, strict=True):
             state[name] = value
         np.testing.assert_allclose(outs[0][:, t], step_outs[0], rtol=1e-12, atol=1e-12)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
-
 import rnnlib
+import torch
 
 MODULES = [
     (lambda: torch.nn.RNN(3, 4), 1), (lambda: torch.nn.LSTM(3, 4), 4),

@@ -240,9 +240,9 @@ def _restore_stripped(cells, release, ref, flags) -> None:
         have = [c for c in cells[j1:j2] if not grade_id(c)]
         if want and len(want) == len(have) and all(
             w.cell_type == h.cell_type or not is_locked_cell(meta(w))
-            for w, h in zip(want, have)
+            for w, h in zip(want, have, strict=True)
         ):
-            for w, h in zip(want, have):
+            for w, h in zip(want, have, strict=True):
                 _set_meta(h, w)
                 restored.append(grade_id(w))
     if restored:

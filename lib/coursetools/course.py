@@ -38,8 +38,12 @@ def assignments(root: Path) -> list[str]:
     """Every assignment name, i.e. every folder under solutions/, sorted."""
     source = root / SOURCE_DIR
     if not source.is_dir():
-        raise CourseError(f"missing folder {source}: it should hold the source notebooks")
-    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+        raise CourseError(
+            f"missing folder {source}: it should hold the source notebooks"
+        )
+    return sorted(
+        p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+    )
 
 
 def resolve_assignment(root: Path, name: str) -> str:

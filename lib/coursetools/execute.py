@@ -34,7 +34,9 @@ EVENTS: list[dict] = []
 
 
 def _error_output(ename: str, evalue: str):
-    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+    return new_output(
+        "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+    )
 
 
 def _message_size(content: dict) -> int:
@@ -57,8 +59,14 @@ class GuardedExecute(Execute):
 
     def _event(self, kind: str, cell, detail: str) -> None:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None
-        EVENTS.append({"kind": kind, "notebook": self._notebook, "cell": grade_id,
-                       "detail": detail})
+        EVENTS.append(
+            {
+                "kind": kind,
+                "notebook": self._notebook,
+                "cell": grade_id,
+                "detail": detail,
+            }
+        )
 
     def preprocess(self, nb, resources=None, km=None):
         self._notebook = (resources or {}).get("nbgrader", {}).get("notebook")
@@ -76,8 +84,12 @@ class GuardedExecute(Execute):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
         if self._stop_reason is None and monotonic() >= self._deadline:
-            self._stop(cell, "notebook_timeout", f"the notebook used up its "
-                       f"{self.notebook_timeout} s time limit before this cell")
+            self._stop(
+                cell,
+                "notebook_timeout",
+                f"the notebook used up its "
+                f"{self.notebook_timeout} s time limit before this cell",
+            )
         if self._stop_reason is not None:
             cell.outputs = [_error_output("CellNotRun", self._stop_reason)]
             cell.execution_count = None
@@ -89,9 +101,13 @@ class GuardedExecute(Execute):
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            cell.outputs.append(_error_output(
-                "DeadKernelError", "the kernel died while running this cell "
-                "(a crash, os._exit, or the memory cap)"))
+            cell.outputs.append(
+                _error_output(
+                    "DeadKernelError",
+                    "the kernel died while running this cell "
+                    "(a crash, os._exit, or the memory cap)",
+                )
+            )
             self._event("kernel_died", cell, f"kernel died in cell {index}")
             self._stop_reason = "not run: the kernel died in an earlier cell"
         except CellTimeoutError as error:  # no idle after an interrupt
@@ -100,13 +116,22 @@ class GuardedExecute(Execute):
             self.timeout = self._base_timeout
 
         if self._stop_reason is None and _has_error(cell, "CellTimeoutError"):
-            self._event("timeout", cell, f"cell {index} ran longer than {self.timeout} s")
+            self._event(
+                "timeout", cell, f"cell {index} ran longer than {self.timeout} s"
+            )
             if limited_by_budget:
-                self._stop(cell, "notebook_timeout", "the notebook used up its "
-                           f"{self.notebook_timeout} s time limit")
+                self._stop(
+                    cell,
+                    "notebook_timeout",
+                    f"the notebook used up its {self.notebook_timeout} s time limit",
+                )
             elif not run_sync(self._kernel_answers)(self.interrupt_grace):
-                self._stop(cell, "unresponsive", "the kernel ignored the interrupt "
-                           "after a timeout (KeyboardInterrupt caught?)")
+                self._stop(
+                    cell,
+                    "unresponsive",
+                    "the kernel ignored the interrupt "
+                    "after a timeout (KeyboardInterrupt caught?)",
+                )
         self._tidy_outputs(cell, index)
         return cell, resources
 
@@ -143,8 +168,11 @@ class GuardedExecute(Execute):
             self._event("stderr", cell, f"cell {index} wrote to stderr")
         dropped = self._dropped.get(index, 0)
         if dropped:
-            self._event("huge_output", cell, f"cell {index}: {dropped:,} characters of "
-                   "output dropped")
+            self._event(
+                "huge_output",
+                cell,
+                f"cell {index}: {dropped:,} characters of output dropped",
+            )
             note = f"\n[... {dropped:,} more characters of output not kept ...]\n"
             cell.outputs.append(new_output("stream", name="stdout", text=note))
 

@@ -18,8 +18,10 @@ MARKERS = [("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython quotes source as "     15     code" or "---> 15     code"
 LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
-HIDDEN_NOTE = ("(This check is one of the hidden tests, so its code is not shown. "
-               "The message above says what went wrong.)")
+HIDDEN_NOTE = (
+    "(This check is one of the hidden tests, so its code is not shown. "
+    "The message above says what went wrong.)"
+)
 
 
 def secret_lines(source_nb, min_length: int = 12) -> set[str]:
@@ -64,4 +66,6 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
 def _quotes_secret(line: str, secret: set[str]) -> bool:
     if "HIDDEN TESTS" in line:
         return True
-    return LINE_NUMBER.sub("", line, count=1).strip() in secret or line.strip() in secret
+    return (
+        LINE_NUMBER.sub("", line, count=1).strip() in secret or line.strip() in secret
+    )

@@ -66,9 +66,13 @@ class Settings:
     quiet: bool = False
 
     def key(self) -> dict:
-        return {"timeout": self.timeout, "notebook_timeout": self.notebook_timeout,
-                "memory_mb": self.memory_mb, "max_output_bytes": self.max_output_bytes,
-                "version": VERSION}
+        return {
+            "timeout": self.timeout,
+            "notebook_timeout": self.notebook_timeout,
+            "memory_mb": self.memory_mb,
+            "max_output_bytes": self.max_output_bytes,
+            "version": VERSION,
+        }
 
 
 @dataclass
@@ -90,14 +94,20 @@ def students_with_submission(root: Path, assignment: str) -> list[str]:
     submitted = root / SUBMITTED_DIR
     if not submitted.is_dir():
         return []
-    return sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
+    return sorted(
+        p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir()
+    )
 
 
-def submission_key(root: Path, assignment: str, student: str, settings: Settings) -> str:
+def submission_key(
+    root: Path, assignment: str, student: str, settings: Settings
+) -> str:
     """Hash of what determines a grade: the files handed in, the source, settings."""
     digest = hashlib.sha256(json.dumps(settings.key(), sort_keys=True).encode())
-    for base in (root / SUBMITTED_DIR / student / assignment,
-                 root / "solutions" / assignment):
+    for base in (
+        root / SUBMITTED_DIR / student / assignment,
+        root / "solutions" / assignment,
+    ):
         for path in sorted(p for p in base.rglob("*") if p.is_file()):
             digest.update(str(path.relative_to(base)).encode() + b"\0")
             digest.update(path.read_bytes())
@@ -108,17 +118,34 @@ def submission_key(root: Path, assignment: str, student: str, settings: Settings
 class WorkerProcess:
     """One `python -m coursetools.worker`, fed one student at a time."""
 
-    def __init__(self, root: Path, work: Path, assignment: str, worker_settings: dict,
-                 log: Path):
+    def __init__(
+        self, root: Path, work: Path, assignment: str, worker_settings: dict, log: Path
+    ):
         self.work = work
         work.mkdir(parents=True)
-        command = [sys.executable, "-m", "coursetools.worker", "--root", str(root),
-                   "--work", str(work), "--assignment", assignment,
-                   "--settings", json.dumps(worker_settings)]
+        command = [
+            sys.executable,
+            "-m",
+            "coursetools.worker",
+            "--root",
+            str(root),
+            "--work",
+            str(work),
+            "--assignment",
+            assignment,
+            "--settings",
+            json.dumps(worker_settings),
+        ]
         self.log = log.open("a")
         self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-            text=True, bufsize=1, env=nbgrader_env(), cwd=work,
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            bufsize=1,
+            env=nbgrader_env(),
+            cwd=work,
             start_new_session=True,
         )
         self.student: str | None = None
@@ -153,8 +180,9 @@ class WorkerProcess:
             self.log.close()
 
 
-def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_result,
-                jobs, log):
+def run_workers(
+    root, assignment, todo, worker_settings, budget, scratch, on_result, jobs, log
+):
     """Grade `todo` with `jobs` workers; call on_result(student, result) per student."""
     queue = list(todo)
     selector = selectors.DefaultSelector()
@@ -163,8 +191,9 @@ def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_res
     def spawn():
         nonlocal serial
         serial += 1
-        worker = WorkerProcess(root, scratch / f"worker-{serial}", assignment,
-                               worker_settings, log)
+        worker = WorkerProcess(
+            root, scratch / f"worker-{serial}", assignment, worker_settings, log
+        )
         selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
         return worker
 
@@ -180,8 +209,15 @@ def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_res
         student = worker.student
         selector.unregister(worker.proc.stdout)
         worker.kill()
-        on_result(student, {"student": student, "assignment": assignment,
-                            "notebooks": {}, "errors": [why]})
+        on_result(
+            student,
+            {
+                "student": student,
+                "assignment": assignment,
+                "notebooks": {},
+                "errors": [why],
+            },
+        )
         if queue:
             feed(spawn())
 
@@ -193,8 +229,11 @@ def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_res
                 worker = key.data
                 line = worker.proc.stdout.readline()
                 if not line:  # the worker exited
-                    failed(worker, "the grading worker stopped unexpectedly "
-                           f"(exit code {worker.proc.poll()})")
+                    failed(
+                        worker,
+                        "the grading worker stopped unexpectedly "
+                        f"(exit code {worker.proc.poll()})",
+                    )
                 elif line.startswith("done "):
                     student = line.split(" ", 1)[1].strip()
                     path = worker.work / "results" / f"{student}.json"
@@ -203,8 +242,9 @@ def run_workers(root, assignment, todo, worker_settings, budget, scratch, on_res
             for key in list(selector.get_map().values()):
                 worker = key.data
                 if worker.student and time.monotonic() - worker.started > budget:
-                    failed(worker, f"grading took longer than {budget} s and "
-                           "was stopped")
+                    failed(
+                        worker, f"grading took longer than {budget} s and was stopped"
+                    )
     finally:
         for key in list(selector.get_map().values()):
             key.data.kill()
@@ -220,7 +260,9 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     if settings.students is not None:
         unknown = sorted(set(settings.students) - set(students))
         if unknown:
-            raise CourseError(f"no submission of {assignment} from: {', '.join(unknown)}")
+            raise CourseError(
+                f"no submission of {assignment} from: {', '.join(unknown)}"
+            )
         students = [s for s in students if s in settings.students]
     if not students:
         raise CourseError(
@@ -247,13 +289,19 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         todo = []
         for student in students:
             state = _load(state_dir / f"{student}.json")
-            if (not settings.force and state and state.get("key") == keys[student]
-                    and gradebook.has_submission(db_url, assignment, student)):
+            if (
+                not settings.force
+                and state
+                and state.get("key") == keys[student]
+                and gradebook.has_submission(db_url, assignment, student)
+            ):
                 summary.skipped.append(student)
             else:
                 todo.append(student)
-        say(f"{assignment}: {len(students)} submission(s), {len(todo)} to grade, "
-            f"{len(summary.skipped)} unchanged since last graded (skipped)")
+        say(
+            f"{assignment}: {len(students)} submission(s), {len(todo)} to grade, "
+            f"{len(summary.skipped)} unchanged since last graded (skipped)"
+        )
 
         def on_result(student, result):
             result["key"] = keys[student]
@@ -261,15 +309,19 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
             _install_outputs(root, assignment, student, result, out)
             gradebook.merge(db_url, assignment, student, result)
             (state_dir / f"{student}.json").write_text(
-                json.dumps(result, indent=1, default=str))
+                json.dumps(result, indent=1, default=str)
+            )
             summary.graded.append(student)
             mark = "!" if result["attention"] else " "
-            say(f"  {mark} {student:<24} {result.get('seconds', 0):6.1f} s "
-                f"({len(summary.graded)}/{len(todo)})")
+            say(
+                f"  {mark} {student:<24} {result.get('seconds', 0):6.1f} s "
+                f"({len(summary.graded)}/{len(todo)})"
+            )
 
         n_notebooks = len(list((root / "solutions" / assignment).glob("*.ipynb")))
         worker_settings = {
-            **settings.key(), "feedback": settings.feedback,
+            **settings.key(),
+            "feedback": settings.feedback,
             "template_db": str(scratch / "template.db"),
             "release_dir": str(release_dir / assignment),
             "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, settings.jobs)),
@@ -277,17 +329,29 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         budget = settings.notebook_timeout * max(1, n_notebooks) + 120
         workers_started = time.monotonic()
         if todo:
-            run_workers(root, assignment, todo, worker_settings, budget, scratch,
-                        on_result, settings.jobs, out / "workers.log")
+            run_workers(
+                root,
+                assignment,
+                todo,
+                worker_settings,
+                budget,
+                scratch,
+                on_result,
+                settings.jobs,
+                out / "workers.log",
+            )
         summary.grading_seconds = time.monotonic() - workers_started
 
     summary.grades_csv = root / GRADES_CSV
     run_nbgrader(root, "export", f"--to={summary.grades_csv}")
-    results = {s: _load(state_dir / f"{s}.json") or {} for s in
-               students_with_submission(root, assignment)}
+    results = {
+        s: _load(state_dir / f"{s}.json") or {}
+        for s in students_with_submission(root, assignment)
+    }
     summary.scores = gradebook.scores(db_url, assignment)
-    summary.report_md, summary.report_csv = report.write(out, assignment, results,
-                                                         summary.scores)
+    summary.report_md, summary.report_csv = report.write(
+        out, assignment, results, summary.scores
+    )
     summary.attention = sorted(s for s, r in results.items() if r.get("attention"))
     summary.seconds = time.monotonic() - started
     _print_summary(summary, say)
@@ -296,8 +360,9 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
 
 def _install_outputs(root, assignment, student, result, out) -> None:
     """Copy the worker's graded notebooks and feedback into the course folders."""
-    dirs = {kind: root / kind / student / assignment
-            for kind in ("autograded", "feedback")}
+    dirs = {
+        kind: root / kind / student / assignment for kind in ("autograded", "feedback")
+    }
     for folder in [*dirs.values(), out / "feedback-src" / student]:
         _remove(folder)
     for name, entry in result.get("notebooks", {}).items():
@@ -315,9 +380,12 @@ def _install_outputs(root, assignment, student, result, out) -> None:
             dirs["feedback"].mkdir(parents=True, exist_ok=True)
             reasons = "; ".join(f["message"] for f in entry.get("flags", []))
             (dirs["feedback"] / f"{name}.html").write_text(
-                "<!DOCTYPE html><html><body><h1>" + name + ": not graded</h1><p>"
+                "<!DOCTYPE html><html><body><h1>"
+                + name
+                + ": not graded</h1><p>"
                 + _escape(reasons or "The notebook could not be graded.")
-                + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n")
+                + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n"
+            )
 
 
 def _escape(text: str) -> str:
@@ -342,11 +410,15 @@ def _print_summary(summary: Summary, say) -> None:
     values = [s for s, _ in summary.scores.values()]
     top = max((m for _, m in summary.scores.values()), default=0)
     mean = sum(values) / len(values) if values else 0
-    say(f"graded {len(summary.graded)}, skipped {len(summary.skipped)} in "
-        f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}")
-    say(f"{len(summary.attention)} student(s) need a look: "
+    say(
+        f"graded {len(summary.graded)}, skipped {len(summary.skipped)} in "
+        f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}"
+    )
+    say(
+        f"{len(summary.attention)} student(s) need a look: "
         f"{', '.join(summary.attention[:10])}"
-        + (" ..." if len(summary.attention) > 10 else ""))
+        + (" ..." if len(summary.attention) > 10 else "")
+    )
     say(f"report:   {summary.report_md}")
     say(f"grades:   {summary.grades_csv}")
     say(f"feedback: feedback/<student>/{summary.assignment}/")
@@ -356,26 +428,44 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     parser = argparse.ArgumentParser(
         prog="python -m coursetools.grade",
         description="Autograde submitted/<student>/<assignment>/, write feedback "
-                    "without hidden tests, export grades.csv and a report.")
+        "without hidden tests, export grades.csv and a report.",
+    )
     parser.add_argument("assignment", help="assignment name or unique prefix (ch01)")
-    parser.add_argument("--jobs", "-j", type=int, default=2,
-                        help="students graded at once (default 2)")
-    parser.add_argument("--timeout", type=int, default=60,
-                        help="seconds per cell (default 60)")
-    parser.add_argument("--notebook-timeout", type=int, default=300,
-                        help="seconds per notebook in total (default 300)")
-    parser.add_argument("--memory-mb", type=int, default=2048,
-                        help="memory (address space) cap per kernel, MB (default 2048)")
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=2, help="students graded at once (default 2)"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=60, help="seconds per cell (default 60)"
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=int,
+        default=300,
+        help="seconds per notebook in total (default 300)",
+    )
+    parser.add_argument(
+        "--memory-mb",
+        type=int,
+        default=2048,
+        help="memory (address space) cap per kernel, MB (default 2048)",
+    )
     parser.add_argument("--students", help="comma-separated ids (default: everyone)")
-    parser.add_argument("--force", action="store_true",
-                        help="regrade students whose submission did not change")
-    parser.add_argument("--no-feedback", action="store_true",
-                        help="skip the HTML feedback")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="regrade students whose submission did not change",
+    )
+    parser.add_argument(
+        "--no-feedback", action="store_true", help="skip the HTML feedback"
+    )
     args = parser.parse_args(argv)
     settings = Settings(
-        jobs=max(1, args.jobs), timeout=args.timeout,
-        notebook_timeout=args.notebook_timeout, memory_mb=args.memory_mb,
-        feedback=not args.no_feedback, force=args.force,
+        jobs=max(1, args.jobs),
+        timeout=args.timeout,
+        notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+        feedback=not args.no_feedback,
+        force=args.force,
         students=[s for s in args.students.split(",") if s] if args.students else None,
     )
     return args.assignment, settings

@@ -42,15 +42,26 @@ def issues(result: dict) -> list[dict]:
     found = []
     for name, entry in result.get("notebooks", {}).items():
         for flag in entry.get("flags", []):
-            found.append({"code": flag["code"], "notebook": name,
-                          "message": flag["message"]})
+            found.append(
+                {"code": flag["code"], "notebook": name, "message": flag["message"]}
+            )
         for event in entry.get("events", []):
             where = f" (cell {event['cell']})" if event.get("cell") else ""
-            found.append({"code": event["kind"], "notebook": name,
-                          "message": event["detail"] + where})
+            found.append(
+                {
+                    "code": event["kind"],
+                    "notebook": name,
+                    "message": event["detail"] + where,
+                }
+            )
     for error in result.get("errors", []):
-        found.append({"code": "grading_error", "notebook": "",
-                      "message": error.splitlines()[-1] if error else "unknown"})
+        found.append(
+            {
+                "code": "grading_error",
+                "notebook": "",
+                "message": error.splitlines()[-1] if error else "unknown",
+            }
+        )
     return _dedupe(found)
 
 
@@ -68,8 +79,12 @@ def needs_attention(result: dict) -> bool:
     return any(i["code"] not in INFO for i in issues(result))
 
 
-def write(folder: Path, assignment: str, results: dict[str, dict],
-          scores: dict[str, tuple[float, float]]) -> tuple[Path, Path]:
+def write(
+    folder: Path,
+    assignment: str,
+    results: dict[str, dict],
+    scores: dict[str, tuple[float, float]],
+) -> tuple[Path, Path]:
     """report.md (attention list first) and report.csv; return both paths."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -77,27 +92,52 @@ def write(folder: Path, assignment: str, results: dict[str, dict],
         result = results[student]
         score, max_score = scores.get(student, (0.0, 0.0))
         found = issues(result)
-        rows.append({
-            "student": student, "score": score, "max_score": max_score,
-            "needs_attention": "yes" if needs_attention(result) else "no",
-            "issues": "; ".join(sorted({LABELS.get(i["code"], i["code"])
-                                        for i in found})),
-            "details": " | ".join(f"{i['notebook']}: {i['message']}" if i["notebook"]
-                                  else i["message"] for i in found),
-        })
+        rows.append(
+            {
+                "student": student,
+                "score": score,
+                "max_score": max_score,
+                "needs_attention": "yes" if needs_attention(result) else "no",
+                "issues": "; ".join(
+                    sorted({LABELS.get(i["code"], i["code"]) for i in found})
+                ),
+                "details": " | ".join(
+                    f"{i['notebook']}: {i['message']}"
+                    if i["notebook"]
+                    else i["message"]
+                    for i in found
+                ),
+            }
+        )
     csv_path = folder / "report.csv"
     with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else
-                                ["student", "score", "max_score", "needs_attention",
-                                 "issues", "details"])
+        writer = csv.DictWriter(
+            handle,
+            fieldnames=list(rows[0])
+            if rows
+            else [
+                "student",
+                "score",
+                "max_score",
+                "needs_attention",
+                "issues",
+                "details",
+            ],
+        )
         writer.writeheader()
         writer.writerows(rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
-    lines = [f"# Grading report: {assignment}", "",
-             f"{len(rows)} students, {len(look)} need a look. "
-             "Scores are out of "
-             f"{rows[0]['max_score']:g}." if rows else "No submissions.", ""]
+    lines = [
+        f"# Grading report: {assignment}",
+        "",
+        f"{len(rows)} students, {len(look)} need a look. "
+        "Scores are out of "
+        f"{rows[0]['max_score']:g}."
+        if rows
+        else "No submissions.",
+        "",
+    ]
     if look:
         lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
         lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in look]
@@ -106,7 +146,9 @@ def write(folder: Path, assignment: str, results: dict[str, dict],
             lines.append(f"- **{r['student']}**: {r['details']}")
         lines.append("")
     lines += ["## Everyone", "", "| student | score | notes |", "|---|---|---|"]
-    lines += [f"| {r['student']} | {r['score']:g} | {r['issues'] or ''} |" for r in rows]
+    lines += [
+        f"| {r['student']} | {r['score']:g} | {r['issues'] or ''} |" for r in rows
+    ]
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     return md_path, csv_path

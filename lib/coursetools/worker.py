@@ -30,15 +30,19 @@ def write_kernelspec(folder: Path) -> None:
     spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "coursetools.kernel", "-f", "{connection_file}"]
-    kernel = {"argv": argv, "display_name": "Python 3 (grading)", "language": "python",
-              "metadata": {"debugger": False}}
+    kernel = {
+        "argv": argv,
+        "display_name": "Python 3 (grading)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
 
 
 def autograde_config(root: Path, course: Path, settings: dict):
     """The course's nbgrader_config.py, pointed at the scratch course and hardened."""
-    from nbgrader.preprocessors import Execute
     from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
@@ -54,8 +58,10 @@ def autograde_config(root: Path, course: Path, settings: dict):
     extra.Execute.timeout = settings["timeout"]
     extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
     extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
-    pipeline = [execute.GuardedExecute if p is Execute else p
-                for p in Autograde.class_traits()["autograde_preprocessors"].default()]
+    pipeline = [
+        execute.GuardedExecute if p is Execute else p
+        for p in Autograde.class_traits()["autograde_preprocessors"].default()
+    ]
     extra.Autograde.autograde_preprocessors = pipeline
     config.merge(extra)
     return config
@@ -78,8 +84,10 @@ class Worker:
         self.results = work / "results"
         self.results.mkdir(exist_ok=True)
         release_dir = Path(settings["release_dir"])
-        self.releases = {p.stem: nbformat.read(p, as_version=4)
-                         for p in sorted(release_dir.glob("*.ipynb"))}
+        self.releases = {
+            p.stem: nbformat.read(p, as_version=4)
+            for p in sorted(release_dir.glob("*.ipynb"))
+        }
         self.secret = set()
         for path in (root / "solutions" / assignment).glob("*.ipynb"):
             self.secret |= secret_lines(nbformat.read(path, as_version=4))
@@ -104,12 +112,17 @@ class Worker:
             if c.notebook is not None:
                 nbformat.write(c.notebook, target / f"{c.name}.ipynb")
 
-        result = {"student": student, "assignment": self.assignment,
-                  "notebooks": {}, "errors": []}
+        result = {
+            "student": student,
+            "assignment": self.assignment,
+            "notebooks": {},
+            "errors": [],
+        }
         execute.EVENTS.clear()
         if any(c.notebook is not None for c in checked):
-            outcome = self.api.autograde(self.assignment, student, force=True,
-                                         create=True)
+            outcome = self.api.autograde(
+                self.assignment, student, force=True, create=True
+            )
             if not outcome["success"]:
                 result["errors"].append(_last_lines(outcome.get("error", "")))
         events = list(execute.EVENTS)
@@ -131,31 +144,41 @@ class Worker:
                 submission, timestamp = None, None
             result["timestamp"] = timestamp.isoformat() if timestamp else None
             for c in checked:
-                entry = {"submitted_as": c.submitted_as,
-                         "flags": [f.as_dict() for f in c.flags],
-                         "events": [e for e in events if e.get("notebook") == c.name],
-                         "graded": False, "grades": {}, "comments": {}}
+                entry = {
+                    "submitted_as": c.submitted_as,
+                    "flags": [f.as_dict() for f in c.flags],
+                    "events": [e for e in events if e.get("notebook") == c.name],
+                    "graded": False,
+                    "grades": {},
+                    "comments": {},
+                }
                 path = autograded / f"{c.name}.ipynb"
                 if c.notebook is not None and submission is not None and path.exists():
                     nb = gb.find_submission_notebook(c.name, self.assignment, student)
                     entry["graded"] = True
                     entry["late_penalty"] = nb.late_submission_penalty
-                    entry["grades"] = {g.name: {"auto_score": g.auto_score,
-                                                "max_score": g.max_score,
-                                                "needs_manual_grade":
-                                                    g.needs_manual_grade}
-                                       for g in nb.grades}
+                    entry["grades"] = {
+                        g.name: {
+                            "auto_score": g.auto_score,
+                            "max_score": g.max_score,
+                            "needs_manual_grade": g.needs_manual_grade,
+                        }
+                        for g in nb.grades
+                    }
                     entry["comments"] = {m.name: m.auto_comment for m in nb.comments}
                     entry["autograded"] = str(path)
                     entry["events"] += _output_events(path)
                 elif c.notebook is not None:
-                    entry["flags"].append({"code": "grading_error", "message":
-                                           "the notebook could not be graded"})
+                    entry["flags"].append(
+                        {
+                            "code": "grading_error",
+                            "message": "the notebook could not be graded",
+                        }
+                    )
                 result["notebooks"][c.name] = entry
 
     def _feedback(self, student, checked, result) -> None:
         import nbformat
-
         from nbgrader.utils import temp_attrs
 
         source = self.course / "feedback-src" / student / self.assignment
@@ -174,7 +197,9 @@ class Worker:
         with temp_attrs(self.api.coursedir, autograded_directory="feedback-src"):
             outcome = self.api.generate_feedback(self.assignment, student, force=True)
         if not outcome["success"]:
-            result["errors"].append("feedback: " + _last_lines(outcome.get("error", "")))
+            result["errors"].append(
+                "feedback: " + _last_lines(outcome.get("error", ""))
+            )
         out = self.course / "feedback" / student / self.assignment
         for name, entry in result["notebooks"].items():
             html = out / f"{name}.html"
@@ -188,22 +213,40 @@ def _output_events(path: Path) -> list[dict]:
 
     nb = nbformat.read(path, as_version=4)
     found = []
-    quiet = {"CellNotRun", "CellTimeoutError", "DeadKernelError", "MemoryError",
-             "NotImplementedError",  # an unanswered stub is not an anomaly
-             "KeyboardInterrupt"}  # the interrupt after a timeout, reported as such
+    quiet = {
+        "CellNotRun",
+        "CellTimeoutError",
+        "DeadKernelError",
+        "MemoryError",
+        "NotImplementedError",  # an unanswered stub is not an anomaly
+        "KeyboardInterrupt",
+    }  # the interrupt after a timeout, reported as such
     for index, cell in enumerate(nb.cells):
         nbg = cell.metadata.get("nbgrader", {})
         for output in cell.get("outputs", []):
             if output.output_type != "error":
                 continue
             if output.ename == "ReferenceWithheldError":
-                found.append({"kind": "reference_called", "cell": nbg.get("grade_id"),
-                              "detail": output.evalue[:160]})
-            elif (not nbg.get("grade") and output.ename not in quiet
-                  and not output.ename.endswith("MemoryError")):
+                found.append(
+                    {
+                        "kind": "reference_called",
+                        "cell": nbg.get("grade_id"),
+                        "detail": output.evalue[:160],
+                    }
+                )
+            elif (
+                not nbg.get("grade")
+                and output.ename not in quiet
+                and not output.ename.endswith("MemoryError")
+            ):
                 where = nbg.get("grade_id") or f"cell {index}"
-                found.append({"kind": "error_outside_tests", "cell": where,
-                              "detail": f"{output.ename}: {output.evalue}"[:160]})
+                found.append(
+                    {
+                        "kind": "error_outside_tests",
+                        "cell": where,
+                        "detail": f"{output.ename}: {output.evalue}"[:160],
+                    }
+                )
     return found
 
 
@@ -236,8 +279,12 @@ def main() -> int:
         try:
             result = worker.grade(student)
         except Exception:  # noqa: BLE001 (one bad submission must not stop others)
-            result = {"student": student, "assignment": args.assignment,
-                      "notebooks": {}, "errors": [_last_lines(traceback.format_exc())]}
+            result = {
+                "student": student,
+                "assignment": args.assignment,
+                "notebooks": {},
+                "errors": [_last_lines(traceback.format_exc())],
+            }
         path = worker.results / f"{student}.json"
         path.write_text(json.dumps(result, indent=1, default=str))
         print(f"done {student}", flush=True)

@@ -36,8 +36,8 @@ from .data import CharVocab, one_hot
 from .gradcheck import grad_check_all, numerical_gradient, rel_error
 from .grading import ReferenceWithheldError, withheld
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
-from .losses import softmax_cross_entropy
 from .initializers import init_params
+from .losses import softmax_cross_entropy
 from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
 from .optim import SGD, Adagrad, Adam
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward

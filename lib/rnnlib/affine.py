@@ -3,8 +3,13 @@
     y = h W^T + b        (like torch.nn.Linear: W is (V, H), b is (V,))
 """
 
-from ._checks import as_float_array, check_ndim, check_same_dtype, check_shape
-from ._checks import check_upstream
+from ._checks import (
+    as_float_array,
+    check_ndim,
+    check_same_dtype,
+    check_shape,
+    check_upstream,
+)
 
 
 def affine_forward(h, W, b):

@@ -120,7 +120,7 @@ def gru_forward(x, h0, params):
     for t in range(T):
         h, step_cache = _cell_forward(a_x[:, t], h, p["W_hh"], p["b_hh"])
         h_seq[:, t] = h
-        for name, value in zip(("r", "z", "n", "hn"), step_cache):
+        for name, value in zip(("r", "z", "n", "hn"), step_cache, strict=True):
             saved[name][:, t] = value
     cache = {"x": x, "h0": h0, "h_seq": h_seq, **saved, "params": p}
     return h_seq, cache

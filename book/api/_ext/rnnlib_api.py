@@ -20,7 +20,9 @@ import re
 
 SECTIONS = ("Parameters", "Other Parameters", "Returns", "Yields")
 _UNDERLINE = re.compile(r"^\s*-{3,}\s*$")
-_ITEM = re.compile(r"^(?P<name>[A-Za-z_*][\w*]*(?:\s*,\s*[A-Za-z_*][\w*]*)*)\s+:\s+(?P<text>.*)$")
+_ITEM = re.compile(
+    r"^(?P<name>[A-Za-z_*][\w*]*(?:\s*,\s*[A-Za-z_*][\w*]*)*)\s+:\s+(?P<text>.*)$"
+)
 
 
 def _indent(line: str) -> int:
