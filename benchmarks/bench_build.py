@@ -15,37 +15,20 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from coursetools.book import build as build_book
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 BUDGET = {"clean build": 300.0, "no-change rebuild": 15.0}
 
 
 def build(output: Path) -> tuple[float, int, str]:
-    env = dict(
-        os.environ,
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        KERAS_BACKEND="torch",
-        KERAS_HOME=str(ROOT / ".keras"),
-        PYTHONHASHSEED="0",
-    )
-    command = [
-        str(BIN / "jupyter-book"),
-        "build",
-        str(ROOT),
-        "--path-output",
-        str(output),
-        "-n",
-        "-W",
-        "--keep-going",
-    ]
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    result = build_book(ROOT, output)
     return time.perf_counter() - start, result.returncode, result.stdout + result.stderr
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
+from coursetools.book import build as build_book  # noqa: E402
 from coursetools.course import assignments, run_nbgrader  # noqa: E402
 
 ASSIGNMENTS = assignments(ROOT)
@@ -46,21 +45,7 @@ def book(tmp_path_factory):
     executes every chapter, so it runs once per test session.
     """
     output = tmp_path_factory.mktemp("book")
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    )
-    command = [
-        str(Path(sys.executable).parent / "jupyter-book"),
-        "build",
-        str(ROOT),
-        "--path-output",
-        str(output),
-        "-n",
-        "-W",
-        "--keep-going",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    result = build_book(ROOT, output)
     ARTIFACTS.mkdir(exist_ok=True)
     log = result.stdout + "\n" + result.stderr
     (ARTIFACTS / "book-build.log").write_text(log, encoding="utf-8")
