@@ -153,12 +153,21 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                 matched[winners[0]] = path
                 missing.remove(winners[0])
                 spare.remove(path)
+    others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                    if p.is_file() and p not in matched.values()
+                    and p.name != "timestamp.txt"
+                    and p.parent.name != ".ipynb_checkpoints")
+    # Say what is there instead: a zip, a notebook in a subfolder, a PDF.
+    seen = " (no other file was handed in)"
+    if others:
+        seen = f" (found instead: {', '.join(others[:5])}"
+        seen += ", ...)" if len(others) > 5 else ")"
     for name in expected:
         flags[name] = []
         path = matched.get(name)
         if path is None:
             flags[name].append(Flag("missing_notebook", f"{name}.ipynb was not "
-                                    "handed in"))
+                                    f"handed in{seen}"))
             matched[name] = None
         elif path.name != f"{name}.ipynb":
             flags[name].append(Flag("renamed", f"{path.name} graded as {name}.ipynb"))

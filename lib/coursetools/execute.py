@@ -39,6 +39,19 @@ def _error_output(ename: str, evalue: str):
     )
 
 
+def _timeout_reply(seconds: int) -> dict:
+    """What a timed-out cell shows its student (nbgrader says "No reply")."""
+    text = (
+        f"this cell ran longer than {seconds} s and was stopped; look for a loop "
+        "that never ends, or code far slower than it needs to be"
+    )
+    return {
+        "ename": "CellTimeoutError",
+        "evalue": text,
+        "traceback": [f"CellTimeoutError: {text}"],
+    }
+
+
 def _message_size(content: dict) -> int:
     size = len(content.get("text", "") or "")
     for value in (content.get("data") or {}).values():
@@ -98,6 +111,7 @@ class GuardedExecute(Execute):
         remaining = self._deadline - monotonic()
         limited_by_budget = remaining < self._base_timeout
         self.timeout = max(1, int(min(self._base_timeout, remaining)))
+        self.error_on_timeout = _timeout_reply(self.timeout)
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:

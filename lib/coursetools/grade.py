@@ -99,6 +99,37 @@ def students_with_submission(root: Path, assignment: str) -> list[str]:
     )
 
 
+def _no_submissions(root: Path, assignment: str) -> str:
+    """Why no submission was found, and what the folders should look like."""
+    want = f"{SUBMITTED_DIR}/<student>/{assignment}/<notebook>.ipynb"
+    submitted = root / SUBMITTED_DIR
+    if not submitted.is_dir():
+        return (
+            f"no {SUBMITTED_DIR}/ folder in {root}: put each submission in {want} "
+            f"(`nbgrader collect {assignment}` does it on a JupyterHub)"
+        )
+    found = sorted(
+        str(p.relative_to(submitted)) for p in submitted.glob("*/*") if p.is_dir()
+    )
+    message = f"no submissions of {assignment}: expected {want} under {root}"
+    if found:
+        message += (
+            f"; {SUBMITTED_DIR}/ holds {', '.join(found[:5])}"
+            + (", ..." if len(found) > 5 else "")
+            + f" (the folder must be named {assignment} in full)"
+        )
+    return message
+
+
+def _misnamed_folders(root: Path, assignment: str) -> list[str]:
+    """submitted/<student>/<short name>/ folders, e.g. ch01 for ch01_..."""
+    return sorted(
+        f"{SUBMITTED_DIR}/{p.parent.name}/{p.name}/"
+        for p in (root / SUBMITTED_DIR).glob("*/*")
+        if p.is_dir() and p.name != assignment and assignment.startswith(p.name)
+    )
+
+
 def submission_key(
     root: Path, assignment: str, student: str, settings: Settings
 ) -> str:
@@ -137,24 +168,34 @@ class WorkerProcess:
             json.dumps(worker_settings),
         ]
         self.log = log.open("a")
+        # Unbuffered bytes: the selector watches the pipe itself, so no line may
+        # wait in a Python-side buffer (a worker's "ready" and its first "done"
+        # can arrive in one read when the first student is graded at once).
         self.proc = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            text=True,
-            bufsize=1,
+            bufsize=0,
             env=nbgrader_env(),
             cwd=work,
             start_new_session=True,
         )
         self.student: str | None = None
         self.started = 0.0
+        self._pending = b""
 
     def send(self, student: str) -> None:
         self.student, self.started = student, time.monotonic()
-        self.proc.stdin.write(student + "\n")
-        self.proc.stdin.flush()
+        self.proc.stdin.write(student.encode() + b"\n")
+
+    def read_lines(self) -> list[str] | None:
+        """The complete lines the worker has written so far; None once it exited."""
+        data = os.read(self.proc.stdout.fileno(), 65536)
+        if not data:
+            return None
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        return [line.decode(errors="replace") for line in lines]
 
     def close(self) -> None:
         try:
@@ -227,18 +268,20 @@ def run_workers(
         while selector.get_map():
             for key, _ in selector.select(timeout=1.0):
                 worker = key.data
-                line = worker.proc.stdout.readline()
-                if not line:  # the worker exited
+                lines = worker.read_lines()
+                if lines is None:  # the worker exited
                     failed(
                         worker,
                         "the grading worker stopped unexpectedly "
                         f"(exit code {worker.proc.poll()})",
                     )
-                elif line.startswith("done "):
-                    student = line.split(" ", 1)[1].strip()
-                    path = worker.work / "results" / f"{student}.json"
-                    on_result(student, json.loads(path.read_text()))
-                    feed(worker)
+                    continue
+                for line in lines:
+                    if line.startswith("done "):
+                        student = line.split(" ", 1)[1].strip()
+                        path = worker.work / "results" / f"{student}.json"
+                        on_result(student, json.loads(path.read_text()))
+                        feed(worker)
             for key in list(selector.get_map().values()):
                 worker = key.data
                 if worker.student and time.monotonic() - worker.started > budget:
@@ -265,9 +308,12 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
             )
         students = [s for s in students if s in settings.students]
     if not students:
-        raise CourseError(
-            f"no submissions for {assignment}: expected "
-            f"{SUBMITTED_DIR}/<student>/{assignment}/<notebook>.ipynb under {root}"
+        raise CourseError(_no_submissions(root, assignment))
+    strays = _misnamed_folders(root, assignment)
+    if strays:
+        say(
+            f"warning: not graded, the folder must be named {assignment}: "
+            + ", ".join(strays)
         )
     from coursetools import gradebook
 
@@ -350,7 +396,11 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     }
     summary.scores = gradebook.scores(db_url, assignment)
     summary.report_md, summary.report_csv = report.write(
-        out, assignment, results, summary.scores
+        out,
+        assignment,
+        results,
+        summary.scores,
+        gradebook.seconds_late(db_url, assignment),
     )
     summary.attention = sorted(s for s, r in results.items() if r.get("attention"))
     summary.seconds = time.monotonic() - started
@@ -414,11 +464,14 @@ def _print_summary(summary: Summary, say) -> None:
         f"graded {len(summary.graded)}, skipped {len(summary.skipped)} in "
         f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}"
     )
-    say(
-        f"{len(summary.attention)} student(s) need a look: "
-        f"{', '.join(summary.attention[:10])}"
-        + (" ..." if len(summary.attention) > 10 else "")
-    )
+    if summary.attention:
+        say(
+            f"{len(summary.attention)} student(s) need a look: "
+            f"{', '.join(summary.attention[:10])}"
+            + (" ..." if len(summary.attention) > 10 else "")
+        )
+    else:
+        say("no student needs a look")
     say(f"report:   {summary.report_md}")
     say(f"grades:   {summary.grades_csv}")
     say(f"feedback: feedback/<student>/{summary.assignment}/")

@@ -69,6 +69,20 @@ def scores(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
     return found
 
 
+def seconds_late(db_url: str, assignment: str) -> dict[str, float]:
+    """How late each late submission of `assignment` is (due date and extension)."""
+    with Gradebook(db_url) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            return {}
+        return {
+            sub.student_id: float(sub.total_seconds_late)
+            for sub in gb.assignment_submissions(assignment)
+            if sub.total_seconds_late
+        }
+
+
 def has_submission(db_url: str, assignment: str, student: str) -> bool:
     with Gradebook(db_url) as gb:
         try:

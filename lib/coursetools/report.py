@@ -75,6 +75,14 @@ def _dedupe(found: list[dict]) -> list[dict]:
     return unique
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{max(1, round(seconds / 60))} min"
+
+
 def needs_attention(result: dict) -> bool:
     return any(i["code"] not in INFO for i in issues(result))
 
@@ -84,23 +92,30 @@ def write(
     assignment: str,
     results: dict[str, dict],
     scores: dict[str, tuple[float, float]],
+    late: dict[str, float] | None = None,
 ) -> tuple[Path, Path]:
-    """report.md (attention list first) and report.csv; return both paths."""
+    """report.md (attention list first) and report.csv; return both paths.
+
+    `late` maps students to seconds past their due date (extensions included);
+    lateness is noted, not flagged: the late-submission plugin sets its cost.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    late = late or {}
     rows = []
     for student in sorted(results):
         result = results[student]
         score, max_score = scores.get(student, (0.0, 0.0))
         found = issues(result)
+        labels = sorted({LABELS.get(i["code"], i["code"]) for i in found})
+        if late.get(student):
+            labels.append(f"late by {_duration(late[student])}")
         rows.append(
             {
                 "student": student,
                 "score": score,
                 "max_score": max_score,
                 "needs_attention": "yes" if needs_attention(result) else "no",
-                "issues": "; ".join(
-                    sorted({LABELS.get(i["code"], i["code"]) for i in found})
-                ),
+                "issues": "; ".join(labels),
                 "details": " | ".join(
                     f"{i['notebook']}: {i['message']}"
                     if i["notebook"]
@@ -128,12 +143,13 @@ def write(
         writer.writerows(rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
+    n_late = sum(1 for r in rows if late.get(r["student"]))
     lines = [
         f"# Grading report: {assignment}",
         "",
-        f"{len(rows)} students, {len(look)} need a look. "
-        "Scores are out of "
-        f"{rows[0]['max_score']:g}."
+        f"{len(rows)} students, {len(look)} need a look"
+        + (f", {n_late} handed in late" if n_late else "")
+        + f". Scores are out of {rows[0]['max_score']:g}."
         if rows
         else "No submissions.",
         "",
