@@ -174,6 +174,10 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
     for path in spare:
         flags[None].append(Flag("extra_notebook", f"{path.name} is not part of the "
                                 "assignment; ignored"))
+    for other in others:
+        if not other.endswith(".ipynb"):
+            flags[None].append(Flag("extra_file", f"{other} was handed in beside the "
+                                    "notebook; grading never gives it to the notebook"))
     return {n: matched[n] for n in expected}, flags
 
 

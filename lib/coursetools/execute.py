@@ -21,14 +21,24 @@ notebook. Skipped cells get an ``error`` output, so they score zero.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from queue import Empty
 from time import monotonic
 
+import nbformat
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Integer, List, Unicode
 
 EVENTS: list[dict] = []
 
@@ -113,7 +123,7 @@ class GuardedExecute(Execute):
         self.timeout = max(1, int(min(self._base_timeout, remaining)))
         self.error_on_timeout = _timeout_reply(self.timeout)
         try:
-            cell, resources = super().preprocess_cell(cell, resources, index)
+            cell, resources = self._run_cell(cell, resources, index)
         except DeadKernelError:
             cell.outputs.append(
                 _error_output(
@@ -148,6 +158,10 @@ class GuardedExecute(Execute):
                 )
         self._tidy_outputs(cell, index)
         return cell, resources
+
+    def _run_cell(self, cell, resources, index):
+        """Execute one cell in the kernel (SealedExecute sends tests elsewhere)."""
+        return super().preprocess_cell(cell, resources, index)
 
     def _stop(self, cell, kind: str, reason: str) -> None:
         self._event(kind, cell, reason)
@@ -204,3 +218,194 @@ class GuardedExecute(Execute):
 
 def _has_error(cell, ename: str) -> bool:
     return any(o.output_type == "error" and o.ename == ename for o in cell.outputs)
+
+
+class SealedExecute(GuardedExecute):
+    """GuardedExecute whose verdicts come from a judge the learner cannot reach.
+
+    The learner's kernel (sandboxed by the kernelspec the worker writes, see
+    :mod:`coursetools.sandbox`) runs answer cells and set-up cells. Test cells
+    run only in a judge process (:mod:`coursetools.judge`), which also runs the
+    set-up cells and reaches the learner's answers through the bridge socket
+    while the learner's kernel serves it. Hidden tests, expected values and the
+    test helpers never enter the learner's process, and a cell's score is read
+    from what the judge reports.
+    """
+
+    judge_names = List(Unicode(), help="Names the answer cells define.").tag(
+        config=True
+    )
+    bridge_socket = Unicode(help="Unix socket path the judge listens on.").tag(
+        config=True
+    )
+    judge_log = Unicode("", help="File for the judge's own stdout and stderr.").tag(
+        config=True
+    )
+    comm_dir = Unicode(help="The learner kernel's connection folder.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        # A fresh connection folder that the sandbox's user may write into
+        # until its kernel has made its sockets (see _boot).
+        for leftover in Path(self.comm_dir).iterdir():
+            leftover.unlink()
+        os.chmod(self.comm_dir, 0o777)
+        self._judge = _JudgeProcess(
+            self.judge_names, self.bridge_socket, self.judge_log
+        )
+        self._booted = False
+        try:
+            return super().preprocess(nb, resources, km=km)
+        finally:
+            self._judge.close()
+
+    def _run_cell(self, cell, resources, index):
+        if not self._booted:
+            self._boot()
+        nbg = cell.metadata.get("nbgrader", {})
+        if nbg.get("grade") and not nbg.get("solution"):
+            self._judge_cell(cell, index, keep_outputs=True)
+            return cell, resources
+        cell, resources = super()._run_cell(cell, resources, index)
+        if not nbg.get("solution"):  # set-up code: the judge needs it too
+            shadow = copy.deepcopy(cell)
+            self._judge_cell(shadow, index, keep_outputs=False)
+            if any(o.output_type == "error" for o in shadow.outputs):
+                error = next(o for o in shadow.outputs if o.output_type == "error")
+                self._event(
+                    "judge_setup_error", cell, f"{error.ename}: {error.evalue}"[:160]
+                )
+        return cell, resources
+
+    # -- the learner's kernel -------------------------------------------------
+    def _boot(self) -> None:
+        self._booted = True
+        code = (
+            "__course_serve__ = __import__('course_bridge').install("
+            f"globals(), {self.bridge_socket!r})"
+        )
+        reply = run_sync(self._silent)(code, 60)
+        os.chmod(self.comm_dir, 0o755)  # from now on the sandbox adds no file
+        if reply is None or reply["content"].get("status") != "ok":
+            self._event("sandbox", None, "the grading bridge did not start")
+
+    async def _silent(self, code: str, wait: float):
+        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        return await self._reply_to(msg_id, wait)
+
+    async def _reply_to(self, msg_id: str, wait: float):
+        deadline = monotonic() + wait
+        while (left := deadline - monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except Empty:
+                return None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        return None
+
+    def _learner_alive(self) -> bool:
+        return bool(run_sync(self.km.is_alive)())
+
+    # -- one cell in the judge ------------------------------------------------
+    def _judge_cell(self, cell, index: int, keep_outputs: bool) -> None:
+        alive = self._learner_alive()
+        serve_id = None
+        if alive:
+            serve_id = self.kc.execute(
+                "__course_serve__()", silent=True, store_history=False
+            )
+        timeout = max(1, int(self.timeout or 60))
+        reply = self._judge.run(cell.source, alive, timeout)
+        if reply is None and alive:
+            # A learner's function that never returns: stop it, the judge's
+            # call then fails and the judge answers.
+            run_sync(self.km.interrupt_kernel)()
+            reply = self._judge.wait(self.interrupt_grace)
+        if reply is None:
+            self._judge.restart()
+            reply = {"outputs": [_timeout_reply(timeout) | {"output_type": "error"}]}
+            self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
+        if serve_id is not None and alive:
+            answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
+            if answered is None:
+                run_sync(self.km.interrupt_kernel)()
+                if run_sync(self._reply_to)(serve_id, self.interrupt_grace) is None:
+                    self._stop(cell, "unresponsive", "the kernel stopped answering")
+        outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
+        if keep_outputs:  # the judge caps their size (judge.MAX_OUTPUT)
+            cell.outputs = outputs
+            self.code_cells_executed += 1
+            cell.execution_count = self.code_cells_executed
+        else:
+            cell.outputs = outputs
+
+
+class _JudgeProcess:
+    """The judge subprocess and its private answer pipe."""
+
+    def __init__(self, names, socket_path: str, log: str):
+        self.names, self.socket_path, self.log_path = names, socket_path, log
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+        read_end, write_end = os.pipe()
+        command = [
+            sys.executable, "-m", "coursetools.judge",
+            "--socket", self.socket_path,
+            "--names", json.dumps(list(self.names)),
+            "--reply-fd", str(write_end),
+        ]
+        log = open(self.log_path or os.devnull, "a")  # noqa: SIM115
+        env = dict(os.environ, MPLBACKEND="Agg")
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=log, stderr=log,
+            pass_fds=(write_end,), env=env, start_new_session=True,
+        )
+        log.close()
+        os.close(write_end)
+        self.reader, self.buffer = read_end, b""
+        ready = self.wait(60)
+        if not ready or not ready.get("ready"):
+            raise RuntimeError("the judge process did not start (see its log)")
+
+    def run(self, code: str, connect: bool, timeout: float) -> dict | None:
+        command = {"op": "run", "code": code, "connect": connect, "timeout": timeout}
+        try:
+            self.proc.stdin.write((json.dumps(command) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            return None
+        return self.wait(timeout + 5)
+
+    def wait(self, seconds: float) -> dict | None:
+        deadline = monotonic() + seconds
+        while b"\n" not in self.buffer:
+            left = deadline - monotonic()
+            if left <= 0 or not select.select([self.reader], [], [], left)[0]:
+                return None
+            chunk = os.read(self.reader, 1 << 20)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            return None
+
+    def restart(self) -> None:
+        self.close()
+        self.start()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(self.reader)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)

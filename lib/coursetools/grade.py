@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import selectors
 import shutil
 import signal
@@ -64,6 +65,7 @@ class Settings:
     force: bool = False
     students: list[str] | None = None
     quiet: bool = False
+    unsafe: bool = False  # grade without a sandbox (the report says so)
 
     def key(self) -> dict:
         return {
@@ -71,6 +73,7 @@ class Settings:
             "notebook_timeout": self.notebook_timeout,
             "memory_mb": self.memory_mb,
             "max_output_bytes": self.max_output_bytes,
+            "unsafe": self.unsafe,
             "version": VERSION,
         }
 
@@ -87,6 +90,8 @@ class Summary:
     scores: dict = field(default_factory=dict)
     seconds: float = 0.0  # the whole run
     grading_seconds: float = 0.0  # workers only: without registration and export
+    not_graded: dict = field(default_factory=dict)  # student -> why
+    unsafe: bool = False
 
 
 def students_with_submission(root: Path, assignment: str) -> list[str]:
@@ -187,7 +192,8 @@ class WorkerProcess:
 
     def send(self, student: str) -> None:
         self.student, self.started = student, time.monotonic()
-        self.proc.stdin.write(student.encode() + b"\n")
+        self.token = secrets.token_hex(16)
+        self.proc.stdin.write(f"{student} {self.token}\n".encode())
 
     def read_lines(self) -> list[str] | None:
         """The complete lines the worker has written so far; None once it exited."""
@@ -211,11 +217,6 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        for pid_file in (self.work / "kernels").glob("*"):
-            try:
-                os.kill(int(pid_file.name), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
         self.proc.wait()
         if not self.log.closed:
             self.log.close()
@@ -224,32 +225,47 @@ class WorkerProcess:
 def run_workers(
     root, assignment, todo, worker_settings, budget, scratch, on_result, jobs, log
 ):
-    """Grade `todo` with `jobs` workers; call on_result(student, result) per student."""
+    """Grade `todo` with `jobs` workers; call on_result(student, result) per student.
+
+    Each student goes out with a fresh random token and counts as graded only
+    when the worker that was sent them answers ``done <student> <token>`` and
+    the result file carries the same token. A student whose grading fails
+    (a worker died or timed out, or the result is missing or forged) is tried
+    once more; after that the failure is their result, marked ``retryable``
+    so that it is never cached as final. Returns {student: why} for anyone
+    who could not be graded.
+    """
     queue = list(todo)
+    attempts = {student: 0 for student in todo}
+    finished: set[str] = set()
     selector = selectors.DefaultSelector()
     serial = 0
 
     def spawn():
         nonlocal serial
         serial += 1
+        settings = {**worker_settings, "slot": serial}
         worker = WorkerProcess(
-            root, scratch / f"worker-{serial}", assignment, worker_settings, log
+            root, scratch / f"worker-{serial}", assignment, settings, log
         )
         selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
         return worker
 
     def feed(worker):
         if queue:
-            worker.send(queue.pop(0))
+            student = queue.pop(0)
+            attempts[student] += 1
+            worker.send(student)
         else:
             worker.student = None
             selector.unregister(worker.proc.stdout)
             worker.close()
 
-    def failed(worker, why):
-        student = worker.student
-        selector.unregister(worker.proc.stdout)
-        worker.kill()
+    def give_up_or_retry(student, why):
+        if attempts[student] < 2:
+            queue.append(student)
+            return
+        finished.add(student)
         on_result(
             student,
             {
@@ -257,10 +273,40 @@ def run_workers(
                 "assignment": assignment,
                 "notebooks": {},
                 "errors": [why],
+                "retryable": True,
             },
         )
+
+    def failed(worker, why):
+        student = worker.student
+        selector.unregister(worker.proc.stdout)
+        worker.kill()
+        if student is not None:
+            give_up_or_retry(student, why)
         if queue:
             feed(spawn())
+
+    def accept(worker, line):
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != "done" or worker.student is None:
+            return False
+        student, token = parts[1], parts[2]
+        if student != worker.student or token != worker.token:
+            return False
+        path = worker.work / "results" / f"{student}.json"
+        result = _load(path)
+        if result is None or result.get("token") != token:
+            return False
+        result.pop("token", None)
+        if result.get("errors") and attempts[student] < 2:
+            queue.append(student)  # a grading error: once more, from scratch
+        else:
+            finished.add(student)
+            if result.get("errors"):
+                result["retryable"] = True
+            on_result(student, result)
+        worker.student = None
+        return True
 
     for _ in range(min(jobs, len(queue))):
         feed(spawn())
@@ -278,10 +324,11 @@ def run_workers(
                     continue
                 for line in lines:
                     if line.startswith("done "):
-                        student = line.split(" ", 1)[1].strip()
-                        path = worker.work / "results" / f"{student}.json"
-                        on_result(student, json.loads(path.read_text()))
-                        feed(worker)
+                        if accept(worker, line):
+                            feed(worker)
+                        else:
+                            failed(worker, f"the worker answered {line[:80]!r}")
+                            break
             for key in list(selector.get_map().values()):
                 worker = key.data
                 if worker.student and time.monotonic() - worker.started > budget:
@@ -291,6 +338,8 @@ def run_workers(
     finally:
         for key in list(selector.get_map().values()):
             key.data.kill()
+    why = "the grader stopped before grading it"
+    return {student: why for student in todo if student not in finished}
 
 
 # -- the whole run ------------------------------------------------------------
@@ -309,6 +358,16 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         students = [s for s in students if s in settings.students]
     if not students:
         raise CourseError(_no_submissions(root, assignment))
+    if not settings.unsafe:
+        from coursetools.sandbox import problem
+
+        why = problem()
+        if why:
+            raise CourseError(
+                f"cannot seal the grading here: {why}. Grades made without a "
+                "sandbox are not protected from hostile submissions; to grade "
+                "anyway, run again with --unsafe (make grade GRADE_ARGS=--unsafe)"
+            )
     strays = _misnamed_folders(root, assignment)
     if strays:
         say(
@@ -350,7 +409,8 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         )
 
         def on_result(student, result):
-            result["key"] = keys[student]
+            # A grading error is never final: the next run grades them again.
+            result["key"] = None if result.get("retryable") else keys[student]
             result["attention"] = report.needs_attention(result)
             _install_outputs(root, assignment, student, result, out)
             gradebook.merge(db_url, assignment, student, result)
@@ -375,7 +435,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         budget = settings.notebook_timeout * max(1, n_notebooks) + 120
         workers_started = time.monotonic()
         if todo:
-            run_workers(
+            summary.not_graded = run_workers(
                 root,
                 assignment,
                 todo,
@@ -395,12 +455,15 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         for s in students_with_submission(root, assignment)
     }
     summary.scores = gradebook.scores(db_url, assignment)
+    summary.unsafe = settings.unsafe
     summary.report_md, summary.report_csv = report.write(
         out,
         assignment,
         results,
         summary.scores,
         gradebook.seconds_late(db_url, assignment),
+        unsafe=settings.unsafe,
+        not_graded=summary.not_graded,
     )
     summary.attention = sorted(s for s, r in results.items() if r.get("attention"))
     summary.seconds = time.monotonic() - started
@@ -472,6 +535,11 @@ def _print_summary(summary: Summary, say) -> None:
         )
     else:
         say("no student needs a look")
+    for student, why in sorted(summary.not_graded.items()):
+        say(f"NOT GRADED: {student}: {why}")
+    if summary.unsafe:
+        say("WARNING: graded with --unsafe, without a sandbox: these grades are "
+            "not protected from hostile submissions")
     say(f"report:   {summary.report_md}")
     say(f"grades:   {summary.grades_csv}")
     say(f"feedback: feedback/<student>/{summary.assignment}/")
@@ -511,6 +579,12 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     parser.add_argument(
         "--no-feedback", action="store_true", help="skip the HTML feedback"
     )
+    parser.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="grade without a sandbox where none can be made (the report says "
+        "that the grades are not protected)",
+    )
     args = parser.parse_args(argv)
     settings = Settings(
         jobs=max(1, args.jobs),
@@ -519,6 +593,7 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
         memory_mb=args.memory_mb,
         feedback=not args.no_feedback,
         force=args.force,
+        unsafe=args.unsafe,
         students=[s for s in args.students.split(",") if s] if args.students else None,
     )
     return args.assignment, settings

@@ -33,6 +33,9 @@ LABELS = {
     "reference_called": "called the withheld reference",
     "error_outside_tests": "error outside the tests",
     "stderr": "wrote to stderr (not penalised)",
+    "extra_file": "file beside the notebook (ignored)",
+    "judge_setup_error": "set-up cell failed in the judge",
+    "sandbox": "grading sandbox problem",
 }
 INFO = {"stderr"}
 
@@ -93,6 +96,8 @@ def write(
     results: dict[str, dict],
     scores: dict[str, tuple[float, float]],
     late: dict[str, float] | None = None,
+    unsafe: bool = False,
+    not_graded: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """report.md (attention list first) and report.csv; return both paths.
 
@@ -144,7 +149,16 @@ def write(
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
     n_late = sum(1 for r in rows if late.get(r["student"]))
-    lines = [
+    lines = []
+    if unsafe:
+        lines += [
+            "**WARNING: these grades are not protected.** They were made with "
+            "`--unsafe`, without a sandbox: a hostile submission could have read "
+            "the hidden tests, changed its own or others' grades, or harmed the "
+            "course files. Regrade on a machine where the sandbox works.",
+            "",
+        ]
+    lines += [
         f"# Grading report: {assignment}",
         "",
         f"{len(rows)} students, {len(look)} need a look"
@@ -154,6 +168,10 @@ def write(
         else "No submissions.",
         "",
     ]
+    if not_graded:
+        lines += ["## Not graded", "", "| student | why |", "|---|---|"]
+        lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())]
+        lines += [""]
     if look:
         lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
         lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in look]

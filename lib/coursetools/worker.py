@@ -23,23 +23,10 @@ from pathlib import Path
 
 from coursetools import checks, execute
 from coursetools.feedback import hide_hidden_tests, secret_lines
+from coursetools.sandbox import Sandbox, answer_names
 
 
-def write_kernelspec(folder: Path) -> None:
-    """A `python3` kernelspec that starts coursetools.kernel (memory cap)."""
-    spec = folder / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "coursetools.kernel", "-f", "{connection_file}"]
-    kernel = {
-        "argv": argv,
-        "display_name": "Python 3 (grading)",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
-
-
-def autograde_config(root: Path, course: Path, settings: dict):
+def autograde_config(root: Path, course: Path, settings: dict, sealed: dict):
     """The course's nbgrader_config.py, pointed at the scratch course and hardened."""
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
@@ -58,8 +45,17 @@ def autograde_config(root: Path, course: Path, settings: dict):
     extra.Execute.timeout = settings["timeout"]
     extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
     extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
+    # The learner's kernel talks over Unix sockets in its connection folder:
+    # it has no network, so no TCP port could reach it.
+    extra.KernelManager.transport = "ipc"
+    extra.KernelManager.ip = str(Path(sealed["comm"]) / "k")
+    extra.KernelManager.connection_file = str(Path(sealed["comm"]) / "kernel.json")
+    extra.SealedExecute.judge_names = sealed["names"]
+    extra.SealedExecute.bridge_socket = str(Path(sealed["comm"]) / "judge.sock")
+    extra.SealedExecute.comm_dir = sealed["comm"]
+    extra.SealedExecute.judge_log = sealed["log"]
     pipeline = [
-        execute.GuardedExecute if p is Execute else p
+        execute.SealedExecute if p is Execute else p
         for p in Autograde.class_traits()["autograde_preprocessors"].default()
     ]
     extra.Autograde.autograde_preprocessors = pipeline
@@ -89,9 +85,24 @@ class Worker:
             for p in sorted(release_dir.glob("*.ipynb"))
         }
         self.secret = set()
-        for path in (root / "solutions" / assignment).glob("*.ipynb"):
-            self.secret |= secret_lines(nbformat.read(path, as_version=4))
-        self.api = NbGraderAPI(config=autograde_config(root, self.course, settings))
+        sources = [
+            nbformat.read(path, as_version=4)
+            for path in sorted((root / "solutions" / assignment).glob("*.ipynb"))
+        ]
+        for nb in sources:
+            self.secret |= secret_lines(nb)
+        self.sandbox = Sandbox(
+            root, work, sources, release_dir, settings, int(settings.get("slot", 0))
+        )
+        self.sandbox.kernelspec(work / "jupyter")
+        sealed = {
+            "comm": str(self.sandbox.comm),
+            "names": sorted({n for nb in sources for n in answer_names(nb)}),
+            "log": str(work / "judge.log"),
+        }
+        self.api = NbGraderAPI(
+            config=autograde_config(root, self.course, settings, sealed)
+        )
 
     # -- one student ----------------------------------------------------------
     def grade(self, student: str) -> dict:
@@ -102,10 +113,10 @@ class Worker:
         checked = checks.check_submission(folder, self.releases)
         target = self.course / "submitted" / student / self.assignment
         target.mkdir(parents=True)
-        renamed = {c.submitted_as for c in checked if c.submitted_as}
-        for path in folder.iterdir():  # timestamp.txt and any data files
-            if path.is_file() and path.suffix != ".ipynb" and path.name not in renamed:
-                shutil.copy(path, target / path.name)
+        # Only the notebooks and nbgrader's timestamp: any other file a student
+        # hands in is flagged by the checks and never reaches the kernel.
+        if (folder / "timestamp.txt").is_file():
+            shutil.copy(folder / "timestamp.txt", target / "timestamp.txt")
         import nbformat
 
         for c in checked:
@@ -262,10 +273,7 @@ def main() -> int:
     parser.add_argument("--settings", required=True, help="JSON")
     args = parser.parse_args()
     settings = json.loads(args.settings)
-    write_kernelspec(args.work / "jupyter")
     os.environ["JUPYTER_PATH"] = str(args.work / "jupyter")
-    os.environ["COURSETOOLS_KERNEL_MEMORY_MB"] = str(settings["memory_mb"])
-    os.environ["COURSETOOLS_KERNEL_PIDS"] = str(args.work / "kernels")
     threads = str(settings.get("kernel_threads", 1))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = threads
@@ -273,9 +281,10 @@ def main() -> int:
     worker = Worker(args.root, args.work, args.assignment, settings)
     print("ready", flush=True)
     for line in sys.stdin:
-        student = line.strip()
-        if not student:
+        parts = line.split()
+        if len(parts) != 2:
             continue
+        student, token = parts
         try:
             result = worker.grade(student)
         except Exception:  # noqa: BLE001 (one bad submission must not stop others)
@@ -285,9 +294,10 @@ def main() -> int:
                 "notebooks": {},
                 "errors": [_last_lines(traceback.format_exc())],
             }
+        result["token"] = token
         path = worker.results / f"{student}.json"
         path.write_text(json.dumps(result, indent=1, default=str))
-        print(f"done {student}", flush=True)
+        print(f"done {student} {token}", flush=True)
     return 0
 
 

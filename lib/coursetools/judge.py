@@ -1,0 +1,315 @@
+"""The judge: runs a notebook's test cells where the learner's code cannot reach.
+
+Started by :class:`coursetools.execute.SealedExecute`, one per graded notebook,
+as ``python -m coursetools.judge --socket PATH --names JSON``. It never runs a
+line of the learner's code. It runs the notebook's set-up cells and its test
+cells (hidden tests included) in its own namespace, where each name that the
+assignment's answer cells define is a copy of the learner's value or, for a
+function, a :class:`LearnerFunction` that calls into the learner's kernel over
+the bridge socket (:mod:`coursetools.bridge`). numpy, rnnlib and the test
+helpers here are the judge's own, so patching them in the learner's kernel
+changes nothing, and the test's variables live in a process the learner cannot
+read.
+
+Protocol with the grader: one JSON object per line on stdin,
+``{"op": "run", "code": ..., "connect": true}``; the answer is one JSON line on
+the file descriptor given by ``--reply-fd``, ``{"outputs": [...], "status":
+"ok" | "error"}``. Its stdout and stderr are the grader's log, never the answer
+channel, so nothing a test prints can be taken for an answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+
+from coursetools import bridge
+
+MAX_OUTPUT = 1_000_000
+CELL_FILE = "<test cell>"
+
+
+class LearnerGone(RuntimeError):
+    """The learner's kernel did not answer (died, hung, or refused to serve)."""
+
+
+class Opaque:
+    """A learner value that cannot cross; using it says why."""
+
+    def __init__(self, name: str, why: str):
+        self._name, self._why = name, why
+
+    def _explain(self, *args, **kwargs):
+        raise TypeError(
+            f"{self._name} is {self._why}; the grader can only pass numbers, "
+            "strings, arrays, lists, tuples, dicts and functions"
+        )
+
+    __call__ = __getattr__ = __getitem__ = __iter__ = __len__ = _explain
+    __array__ = __float__ = __int__ = __bool__ = _explain
+
+    def __repr__(self) -> str:
+        return f"<{self._name}: cannot be graded, {self._why}>"
+
+
+class LearnerFunction:
+    """A function of the learner's, called in the learner's kernel."""
+
+    def __init__(self, judge: Judge, key: int, name: str):
+        self._judge, self._key, self.__name__ = judge, key, name
+        self.__qualname__ = name
+
+    def __call__(self, *args, **kwargs):
+        return self._judge.call(self._key, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<your function {self.__name__}>"
+
+
+class _NoIPython:
+    """What ``get_ipython()`` gives set-up cells here: magics do nothing."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    run_cell_magic = system = run_line_magic
+
+
+class Judge:
+    def __init__(self, socket_path: str, names: list[str], accept_timeout: float):
+        self.names = names
+        self.accept_timeout = accept_timeout
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(socket_path)
+        os.chmod(socket_path, 0o666)  # the sandbox runs as another user
+        self.listener.listen(8)
+        self.conn: socket.socket | None = None
+        self.gone: str | None = None
+        self.namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
+        self.codec = self._new_codec()
+
+    def _new_codec(self) -> bridge.Codec:
+        return bridge.Codec(
+            lambda key, name: LearnerFunction(self, key, name),
+            lambda obj: obj._key if isinstance(obj, LearnerFunction) else None,
+        )
+
+    # -- one cell -------------------------------------------------------------
+    def run(self, code: str, connect: bool, timeout: float) -> dict:
+        out = io.StringIO()
+        status, error = "ok", None
+        self.codec = self._new_codec()  # callbacks of earlier cells are revoked
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                self._connect(connect, timeout)
+                self._sync()
+                exec(_compile(code), self.namespace)  # noqa: S102 (the course's tests)
+            except BaseException as exc:  # noqa: BLE001 (a test's failure is its output)
+                status, error = "error", _error_output(exc, code)
+            finally:
+                self._end()
+        text = out.getvalue()
+        outputs = []
+        if text:
+            if len(text) > MAX_OUTPUT:
+                text = text[:MAX_OUTPUT] + "\n[... output cut ...]\n"
+            outputs.append({"output_type": "stream", "name": "stdout", "text": text})
+        if error:
+            outputs.append(error)
+        return {"status": status, "outputs": outputs}
+
+    def _connect(self, connect: bool, timeout: float) -> None:
+        self.gone = None
+        if not connect:
+            self.gone = "your notebook's kernel is not running (it died earlier)"
+            return
+        self.listener.settimeout(min(self.accept_timeout, timeout))
+        try:
+            self.conn, _ = self.listener.accept()
+        except OSError:
+            self.conn = None
+            self.gone = "your notebook's kernel did not answer the grader"
+            return
+        self.conn.settimeout(timeout)
+
+    def _sync(self) -> None:
+        """Bring the learner's current answers into this namespace."""
+        if self.conn is None:
+            values = {}
+        else:
+            answer = self._exchange({"op": "names", "names": self.names})
+            values = answer.get("values", {})
+            if not isinstance(values, dict):
+                raise bridge.BridgeError("names must come as a dict")
+        for name in self.names:
+            entry = values.get(name)
+            if not isinstance(entry, dict):
+                self.namespace.pop(name, None)
+            elif "ok" in entry:
+                self.namespace[name] = self.codec.decode(entry["ok"])
+            else:
+                self.namespace[name] = Opaque(name, str(entry.get("opaque"))[:300])
+
+    def _end(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError, bridge.BridgeError):
+                bridge.send(self.conn, {"op": "end"})
+            self.conn.close()
+            self.conn = None
+
+    # -- calls into the learner ----------------------------------------------
+    def _exchange(self, message: dict) -> dict:
+        if self.conn is None:
+            raise LearnerGone(self.gone or "your notebook's kernel is not connected")
+        try:
+            bridge.send(self.conn, message)
+            while True:
+                answer = bridge.receive(self.conn)
+                if answer["op"] != "callback":
+                    return answer
+                self._serve_callback(answer)
+        except (OSError, bridge.BridgeError) as error:
+            self._drop(f"the connection to your notebook's kernel broke ({error})")
+            raise LearnerGone(self.gone) from None
+
+    def _drop(self, why: str) -> None:
+        self.gone = why
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def call(self, key: int, args, kwargs):
+        answer = self._exchange(
+            {
+                "op": "call",
+                "id": key,
+                "args": self.codec.encode(args),
+                "kwargs": self.codec.encode(kwargs),
+            }
+        )
+        self.codec.apply_changes(answer.get("changes", {}))
+        if answer["op"] == "result":
+            return self.codec.decode(answer.get("value"))
+        if answer["op"] == "raise":
+            error = bridge.rebuild_error(answer)
+            error.learner_traceback = str(answer.get("traceback", ""))[-4000:]
+            raise error
+        raise bridge.BridgeError(f"unexpected answer {answer['op']!r}")
+
+    def _serve_callback(self, message: dict) -> None:
+        self.codec.apply_changes(message.get("changes", {}))
+        try:
+            func = self.codec.exported.get(int(message["id"]))
+            if func is None:
+                raise RuntimeError("this course function can no longer be called")
+            args = self.codec.decode(message["args"])
+            kwargs = self.codec.decode(message["kwargs"])
+            reply = {"op": "result", "value": self.codec.encode(func(*args, **kwargs))}
+        except Exception as error:  # noqa: BLE001 (handed back to the learner's code)
+            reply = bridge.describe_error(error)
+        reply["changes"] = self.codec.changed_arrays()
+        bridge.send(self.conn, reply)
+
+    @contextlib.contextmanager
+    def swap(self, function, replacements: dict):
+        """rnnlib.grading.swapped_in, when the learner's function is over there."""
+        if not isinstance(function, LearnerFunction):
+            raise TypeError(f"swapped_in needs one of your functions, got {function!r}")
+        before = set(self.codec.exported)
+        names = self.codec.encode(dict(replacements))
+        answer = self._exchange({"op": "swap", "id": function._key, "names": names})
+        if answer["op"] != "ok":
+            raise bridge.rebuild_error(answer)
+        try:
+            yield
+        finally:
+            for key in set(self.codec.exported) - before:
+                del self.codec.exported[key]  # the swapped-in functions, revoked
+            if self.conn is not None:
+                with contextlib.suppress(LearnerGone):
+                    self._exchange({"op": "unswap"})
+
+
+def _compile(code: str):
+    try:
+        return compile(code, CELL_FILE, "exec")
+    except SyntaxError:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return compile(TransformerManager().transform_cell(code), CELL_FILE, "exec")
+
+
+def _error_output(error: BaseException, code: str) -> dict:
+    """An nbformat error output whose traceback quotes only the cell's lines."""
+    lines = code.splitlines()
+    frames = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == CELL_FILE and 0 < (frame.lineno or 0) <= len(lines):
+            frames.append(f"---> {frame.lineno:>3} {lines[frame.lineno - 1]}")
+    ename = getattr(error, "remote_type", None) or type(error).__name__
+    evalue = str(error)
+    if isinstance(error, bridge.LearnerError):
+        evalue = evalue.split(": ", 1)[-1]
+    tb = [*frames[-3:], f"{ename}: {evalue}"]
+    learner_tb = getattr(error, "learner_traceback", "")
+    if learner_tb:
+        tb.append("In your code:\n" + learner_tb.rstrip())
+    return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": tb}
+
+
+def _exit_with_parent() -> None:
+    """The judge runs in its own session: leave as soon as the grader has gone."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--names", required=True, help="JSON list of answer names")
+    parser.add_argument("--reply-fd", type=int, required=True)
+    parser.add_argument("--accept-timeout", type=float, default=20.0)
+    args = parser.parse_args()
+    _exit_with_parent()
+    reply = os.fdopen(args.reply_fd, "w", buffering=1)
+    judge = Judge(args.socket, json.loads(args.names), args.accept_timeout)
+
+    import rnnlib.grading
+
+    rnnlib.grading._remote_swap = judge.swap
+    reply.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        try:
+            command = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if command.get("op") != "run":
+            continue
+        started = time.monotonic()
+        result = judge.run(
+            str(command["code"]),
+            bool(command.get("connect", True)),
+            float(command.get("timeout", 60)),
+        )
+        result["seconds"] = round(time.monotonic() - started, 3)
+        reply.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

