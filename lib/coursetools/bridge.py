@@ -4,8 +4,9 @@ Sealed grading runs a notebook's tests in a clean judge process
 (:mod:`coursetools.judge`) while the learner's code runs in its own kernel. The
 two talk over one Unix socket with length-prefixed JSON frames. A value crosses
 as one of a few tagged forms: ``None``, bool, int, float, complex, str, bytes,
-numpy arrays and scalars of a numeric or bool dtype, tuples, lists, dicts with
-str or int keys, and functions, which cross as handles that call back into the
+numpy arrays and scalars of a numeric or bool dtype, numeric dtypes and scalar
+types (``np.float32``), the builtin number and string types, slices, tuples,
+lists, dicts with str or int keys, and functions, which cross as handles that call back into the
 side that owns them. Nothing is unpickled and no code is sent as data, so a
 learner can hand the judge wrong answers but never an object that runs.
 
@@ -30,6 +31,8 @@ MAX_FRAME = 256 * 2**20  # one message; a bigger one is a protocol error
 MAX_DEPTH = 32
 ARRAY_KINDS = set("biufc")  # bool, signed, unsigned, float, complex
 _MISSING = object()
+# Types that cross by name (as in `dtype=float`); numpy's cross as dtypes.
+PLAIN_TYPES = {t.__name__: t for t in (bool, int, float, complex, str, bytes)}
 
 
 class BridgeError(RuntimeError):
@@ -97,6 +100,10 @@ class Codec:
             raise NotPlainData("a value nested more than 32 levels deep")
         if value is None or isinstance(value, (bool, str)):
             return value
+        if isinstance(value, np.generic):  # before float: np.float64 is one
+            if value.dtype.kind not in ARRAY_KINDS:
+                raise NotPlainData(f"a numpy scalar of dtype {value.dtype}")
+            return {"t": "np", **_array_fields(np.asarray(value))}
         if isinstance(value, int):
             return {"t": "int", "v": str(value)}
         if isinstance(value, float):
@@ -111,10 +118,19 @@ class Codec:
             key = self._new_id()
             self.sent_arrays[key] = value
             return {"t": "nd", "id": key, **_array_fields(value)}
-        if isinstance(value, np.generic):
-            if value.dtype.kind not in ARRAY_KINDS:
-                raise NotPlainData(f"a numpy scalar of dtype {value.dtype}")
-            return {"t": "np", **_array_fields(np.asarray(value))}
+        if isinstance(value, np.dtype) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
+            kind = "dtype" if isinstance(value, np.dtype) else "scalar_type"
+            return {"t": kind, "v": np.dtype(value).str}
+        if value in PLAIN_TYPES.values() and isinstance(value, type):
+            return {"t": "type", "v": value.__name__}
+        if isinstance(value, slice):
+            return {"t": "slice", "v": [self.encode(value.start),
+                                        self.encode(value.stop),
+                                        self.encode(value.step)]}
+        if value is Ellipsis:
+            return {"t": "ellipsis"}
         if isinstance(value, (list, tuple)):
             items = [self.encode(v, depth + 1) for v in value]
             return {"t": "list" if isinstance(value, list) else "tuple", "v": items}
@@ -173,6 +189,17 @@ class Codec:
                         raise BridgeError("a dict key that is not str or int")
                     out[key] = self.decode(item, depth + 1)
                 return out
+            if kind in ("dtype", "scalar_type"):
+                dtype = np.dtype(str(raw))
+                if dtype.kind not in ARRAY_KINDS or dtype.fields:
+                    raise BridgeError(f"the dtype {dtype} cannot cross")
+                return dtype if kind == "dtype" else dtype.type
+            if kind == "type":
+                return PLAIN_TYPES[str(raw)]
+            if kind == "slice":
+                return slice(*(self.decode(v, depth + 1) for v in raw[:3]))
+            if kind == "ellipsis":
+                return Ellipsis
             if kind == "fn":
                 return self.wrap_remote(int(data["id"]), str(data.get("name", "?")))
             if kind == "home":
@@ -209,11 +236,10 @@ class Codec:
 
 
 def _array_fields(array: np.ndarray) -> dict:
-    array = np.ascontiguousarray(array)
     return {
         "dtype": array.dtype.str,
-        "shape": list(array.shape),
-        "b64": base64.b64encode(array.tobytes()).decode(),
+        "shape": list(array.shape),  # tobytes() is C-ordered, also for 0-d arrays
+        "b64": base64.b64encode(array.tobytes(order="C")).decode(),
     }
 
 

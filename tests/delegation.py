@@ -1,0 +1,251 @@
+"""Submissions that hand a graded function's work to the course's reference.
+
+EXERCISES.md section 2: a graded function that delegates to ``rnnlib`` in any
+form earns nothing for its part. Every form below is built for every function
+that an answer cell defines, in every exercise, so a new exercise is covered the
+day it lands. Expected scores come from the source notebook's structure: the
+test cells that follow an answer cell (up to the next one) are its part.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import math
+
+import nbtools
+import rnnlib
+
+GUARD_OFF = """\
+import sys as _sys, contextlib as _contextlib
+_sys.settrace(None)
+_sys.setprofile(None)
+import rnnlib.grading as _grading
+_grading.withheld = lambda *a, **k: _contextlib.nullcontext()
+_grading.swapped_in = lambda *a, **k: _contextlib.nullcontext()
+"""
+
+
+def reference_twins() -> dict[str, list[tuple[str, str]]]:
+    """For each function name, the (module, attribute) places rnnlib defines it.
+
+    A twin or private copy shares the public function's code object, or is
+    the same name with a leading underscore.
+    """
+    import pkgutil
+    from importlib import import_module
+
+    places: dict[str, list[tuple[str, str]]] = {}
+    modules = ["rnnlib"] + [
+        f"rnnlib.{m.name}" for m in pkgutil.iter_modules(rnnlib.__path__)
+    ]
+    by_code: dict[object, str] = {}
+    objects = []
+    for module_name in modules:
+        module = import_module(module_name)
+        for attribute, value in vars(module).items():
+            if inspect.isfunction(value) and value.__module__.startswith("rnnlib"):
+                objects.append((module_name, attribute, value))
+                by_code.setdefault(value.__code__, value.__name__)
+    for module_name, attribute, value in objects:
+        for name in {attribute.lstrip("_"), by_code[value.__code__].lstrip("_")}:
+            entry = (module_name, attribute)
+            if entry not in places.setdefault(name, []):
+                places[name].append(entry)
+    return places
+
+
+def all_reference_callables() -> list[tuple[str, str]]:
+    """Every function of rnnlib, public or private, as (module, attribute)."""
+    return sorted({p for found in reference_twins().values() for p in found})
+
+
+def forwarding_call(func: ast.FunctionDef, target: str) -> str:
+    """``target(a, b, *args, c=c, **kwargs)`` with func's own parameters."""
+    a = func.args
+    parts = [p.arg for p in a.posonlyargs + a.args]
+    if a.vararg:
+        parts.append(f"*{a.vararg.arg}")
+    parts += [f"{p.arg}={p.arg}" for p in a.kwonlyargs]
+    if a.kwarg:
+        parts.append(f"**{a.kwarg.arg}")
+    return f"{target}({', '.join(parts)})"
+
+
+def delegating_source(func: ast.FunctionDef, body: str) -> str:
+    header = f"def {func.name}({ast.unparse(func.args)}):\n"
+    return header + "".join(f"    {line}\n" for line in body.splitlines())
+
+
+class Exercise:
+    """One source notebook and its release, with each answer's part."""
+
+    def __init__(self, name: str, solution: dict, release: dict):
+        self.name, self.solution, self.release = name, solution, release
+        self.parts: list[tuple[str, list[dict]]] = []  # answer grade_id, its tests
+        for cell in solution["cells"]:
+            meta = nbtools.nbgrader_meta(cell)
+            if meta.get("solution"):
+                self.parts.append((meta["grade_id"], []))
+            elif meta.get("grade") and self.parts:
+                self.parts[-1][1].append(cell)
+        self.total = sum(
+            float(nbtools.nbgrader_meta(c)["points"])
+            for c in nbtools.test_cells(solution)
+        )
+        self.full = nbtools.fill_answers(
+            release, solution, {gid for gid, _ in self.parts}
+        )
+        self.visible_helpers = [
+            node.name
+            for cell in release["cells"]
+            if cell["cell_type"] == "code"
+            and not nbtools.nbgrader_meta(cell).get("solution")
+            and not nbtools.nbgrader_meta(cell).get("grade")
+            for node in _top_level(nbtools.source(cell))
+            if isinstance(node, ast.FunctionDef)
+        ]
+
+    def points(self, grade_id: str) -> float:
+        tests = dict(self.parts)[grade_id]
+        return sum(float(nbtools.nbgrader_meta(c)["points"]) for c in tests)
+
+    def functions(self, grade_id: str) -> list[ast.FunctionDef]:
+        cell = next(
+            c for c in self.solution["cells"]
+            if nbtools.nbgrader_meta(c).get("grade_id") == grade_id
+        )
+        return [
+            n for n in _top_level(nbtools.solution_body(cell))
+            if isinstance(n, ast.FunctionDef)
+        ]
+
+    def half(self) -> tuple[dict, float]:
+        """The first half of the answers solved; the points of their parts."""
+        ids = [gid for gid, _ in self.parts]
+        answered = set(ids[: math.ceil(len(ids) / 2)])
+        nb = nbtools.fill_answers(self.release, self.solution, answered)
+        return nb, sum(self.points(gid) for gid in answered)
+
+    def delegating(self, make_body) -> tuple[dict, float]:
+        """A full submission whose functions delegate as make_body says.
+
+        make_body(func) returns the new body, or None where the form does not
+        apply (that function keeps the solution). Returns the notebook and its
+        expected score: the points of every part that kept its solution.
+        """
+        nb = copy.deepcopy(self.full)
+        lost = 0.0
+        for grade_id, _ in self.parts:
+            replaced = []
+            for func in self.functions(grade_id):
+                body = make_body(func)
+                if body is not None:
+                    replaced.append(delegating_source(func, body))
+            if not replaced:
+                continue
+            cell = next(
+                c for c in nb["cells"]
+                if nbtools.nbgrader_meta(c).get("grade_id") == grade_id
+            )
+            cell["source"] = nbtools.source(cell) + "\n\n" + "\n".join(replaced)
+            lost += self.points(grade_id)
+        return nb, self.total - lost
+
+
+def _top_level(code: str) -> list[ast.stmt]:
+    try:
+        return ast.parse(code).body
+    except SyntaxError:
+        return []
+
+
+# -- the forms ------------------------------------------------------------------
+def forms(exercise: Exercise) -> dict[str, object]:
+    """Form name -> make_body(func) for Exercise.delegating."""
+    twins = reference_twins()
+    sweep = all_reference_callables()
+
+    def public(func):
+        if not hasattr(rnnlib, func.name):
+            return None
+        return f"import rnnlib\nreturn {forwarding_call(func, 'rnnlib.' + func.name)}"
+
+    def private(func):
+        found = [(m, a) for m, a in twins.get(func.name.lstrip("_"), [])
+                 if a.startswith("_")]
+        if not found:
+            return None
+        module, attribute = found[0]
+        return (
+            f"import {module}\n"
+            f"return {forwarding_call(func, f'{module}.{attribute}')}"
+        )
+
+    def rebuilt(func):
+        found = twins.get(func.name.lstrip("_"))
+        if not found:
+            return None
+        module, attribute = found[0]
+        # Built when the answer cell runs, before any test.
+        return (
+            "import types\n"
+            f"import {module} as _m\n"
+            f"_f = _m.{attribute}\n"
+            "_copy = types.FunctionType(_f.__code__, _f.__globals__, 'copy',\n"
+            "                           _f.__defaults__, _f.__closure__)\n"
+            f"return {forwarding_call(func, '_copy')}"
+        )
+
+    def source_text(func):
+        found = twins.get(func.name.lstrip("_"))
+        if not found:
+            return None
+        module, attribute = found[0]
+        return (
+            "import importlib, inspect\n"
+            f"_m = importlib.import_module({module!r})\n"
+            "_ns = dict(vars(_m))\n"
+            f"exec(inspect.getsource(_m), _ns)\n"
+            f"return {forwarding_call(func, f'_ns[{attribute!r}]')}"
+        )
+
+    def guard_off(func):
+        if not hasattr(rnnlib, func.name):
+            return None
+        return GUARD_OFF + public(func)
+
+    def visible_helper(func):
+        if not exercise.visible_helpers:
+            return None
+        lines = ["for _helper in (" + ", ".join(exercise.visible_helpers) + ",):"]
+        lines += ["    try:", f"        return {forwarding_call(func, '_helper')}",
+                  "    except Exception:", "        pass",
+                  "raise RuntimeError('no helper did it')"]
+        return "\n".join(lines)
+
+    def any_reference(func):
+        # Every function of rnnlib, public or private, tried in turn: the first
+        # that does not raise answers. Catches copies nobody listed.
+        names = ", ".join(f"({m!r}, {a!r})" for m, a in sweep)
+        return (
+            "import importlib\n"
+            f"for _module, _attribute in [{names}]:\n"
+            "    try:\n"
+            "        _f = getattr(importlib.import_module(_module), _attribute)\n"
+            f"        return {forwarding_call(func, '_f')}\n"
+            "    except Exception:\n"
+            "        pass\n"
+            "raise RuntimeError('no reference did it')"
+        )
+
+    return {
+        "public": public,
+        "private": private,
+        "rebuilt": rebuilt,
+        "source": source_text,
+        "guard_off": guard_off,
+        "visible_helper": visible_helper,
+        "any_reference": any_reference,
+    }

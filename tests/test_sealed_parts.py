@@ -1,0 +1,233 @@
+"""Fast checks of sealed grading's parts: the bridge's codec, the judge, the
+learner's rnnlib copy. The whole pipeline is graded in test_sealed_grading.py."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import nbformat
+import numpy as np
+import pytest
+import rnnlib
+from coursetools import bridge, judge, sandbox
+
+
+def codec():
+    return bridge.Codec(lambda key, name: ("remote", key, name))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None, True, 0, -(10**40), 1.5, float("inf"), 2 - 3j, "π", b"\x00\xff",
+        np.float32, np.dtype("<i4"), float, slice(1, None, -2), Ellipsis,
+        np.int16(-3), np.float64(0.1), np.bool_(False),
+        (1, [2.0, {"a": None, 3: "b"}], ()),
+    ],
+)
+def test_plain_values_round_trip_exactly(value):
+    back = codec().decode(codec().encode(value))
+    assert back == value and type(back) is type(value)
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12.0).reshape(3, 4),
+        np.arange(12).reshape(3, 4).T,  # not C-contiguous
+        np.array(7.25),  # 0-d
+        np.zeros((0, 5), np.float32),
+        np.array([1 + 2j, np.nan]),
+        np.array([True, False]),
+    ],
+)
+def test_arrays_round_trip_with_shape_and_dtype(array):
+    back = codec().decode(codec().encode(array))
+    assert back.shape == array.shape and back.dtype == array.dtype
+    np.testing.assert_array_equal(back, array)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.array([object()], dtype=object), object(), {1.5: "float key"}, {(1,): 2}],
+)
+def test_what_is_not_plain_data_is_refused_by_name(value):
+    with pytest.raises(bridge.NotPlainData):
+        codec().encode(value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"t": "nd", "id": 1, "dtype": "|O", "shape": [1], "b64": ""},
+        {"t": "nd", "id": 1, "dtype": "<f8", "shape": [2], "b64": "AAAA"},
+        {"t": "pickle", "v": "gASVAAAA"},
+        {"t": "home", "id": 99},
+        {"t": "int", "v": "9" * 6000},
+        [1, 2],
+    ],
+)
+def test_malformed_or_dangerous_data_raises_bridge_error(data):
+    with pytest.raises(bridge.BridgeError):
+        codec().decode(data)
+
+
+def test_in_place_changes_travel_back():
+    sender, receiver = codec(), codec()
+    original = np.zeros(3)
+    received = receiver.decode(sender.encode(original))
+    received[1] = 5.0
+    sender.apply_changes(receiver.changed_arrays())
+    np.testing.assert_array_equal(original, [0, 5, 0])
+    assert receiver.changed_arrays() == {}  # reported once
+
+
+def test_builtin_errors_keep_their_type_others_become_learner_errors():
+    assert type(bridge.rebuild_error({"type": "ValueError", "message": "m"})) is (
+        ValueError
+    )
+    error = bridge.rebuild_error({"type": "SystemExit", "message": "x"})
+    assert isinstance(error, bridge.LearnerError)  # not an Exception subclass
+    error = bridge.rebuild_error({"type": "ReferenceWithheldError", "message": "no"})
+    assert error.remote_type == "ReferenceWithheldError"
+
+
+# -- the judge and a learner, over a real socket ---------------------------------
+@pytest.fixture
+def pair(tmp_path):
+    """A judge and a learner namespace served by a thread, as in grading."""
+    path = str(tmp_path / "judge.sock")
+    the_judge = judge.Judge(path, ["double", "scale_in_place", "apply", "answer"], 5)
+    learner = {}
+    serve = bridge.install(learner, path)
+
+    def run(code, learner_code=""):
+        exec(learner_code, learner)  # the learner's own cell
+        thread = threading.Thread(target=serve)
+        thread.start()
+        result = the_judge.run(code, connect=True, timeout=10)
+        thread.join(10)
+        return result
+
+    return the_judge, learner, run
+
+
+def test_judge_calls_learner_functions_and_sees_their_values(pair):
+    the_judge, _, run = pair
+    learner_code = (
+        "import numpy as np\n"
+        "answer = 42\n"
+        "def double(x):\n    return 2 * x\n"
+        "def scale_in_place(a):\n    a *= 3\n"
+        "def apply(f, x):\n    return f(x) + 1\n"
+    )
+    test = (
+        "import numpy as np\n"
+        "assert answer == 42\n"
+        "assert np.array_equal(double(np.arange(3)), [0, 2, 4])\n"
+        "a = np.ones(2)\n"
+        "scale_in_place(a)\n"
+        "assert np.array_equal(a, [3, 3]), a\n"
+        "assert apply(lambda v: v * 10, 4) == 41\n"
+    )
+    result = run(test, learner_code)
+    assert result["status"] == "ok", result
+
+
+def test_a_learner_error_arrives_with_its_type_and_traceback(pair):
+    _, _, run = pair
+    learner_code = "def double(x):\n    raise NotImplementedError('todo')\n"
+    result = run("double(1)", learner_code)
+    error = result["outputs"][-1]
+    assert (error["ename"], error["evalue"]) == ("NotImplementedError", "todo")
+    assert "In your code" in error["traceback"][-1]
+
+
+def test_swapped_in_reaches_the_learners_globals_and_is_revoked(pair):
+    the_judge, learner, run = pair
+    rnnlib.grading._remote_swap = the_judge.swap
+    try:
+        learner_code = (
+            "def answer_helper(x):\n    return -1\n"
+            "def double(x):\n    return answer_helper(x) * 2\n"
+            "def apply(f, x):\n    return f(x)\n"
+        )
+        test = (
+            "from rnnlib.grading import swapped_in\n"
+            "with swapped_in(double, answer_helper=lambda x: x):\n"
+            "    assert double(5) == 10\n"
+            "assert double(5) == -2\n"
+        )
+        assert run(test, learner_code)["status"] == "ok"
+        assert learner["answer_helper"](5) == -1  # the learner's own, put back
+    finally:
+        rnnlib.grading._remote_swap = None
+
+
+def test_a_learner_that_never_serves_fails_the_test_without_hanging(tmp_path):
+    the_judge = judge.Judge(str(tmp_path / "judge.sock"), ["double"], 0.5)
+    result = the_judge.run("double(1)", connect=True, timeout=5)
+    assert result["status"] == "error"
+    assert result["outputs"][-1]["ename"] == "NameError"
+
+
+def test_a_learner_sending_garbage_fails_only_its_test(tmp_path):
+    path = str(tmp_path / "judge.sock")
+    the_judge = judge.Judge(path, ["double"], 5)
+
+    def garbage():
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(path)
+        client.recv(1 << 16)
+        client.sendall(b"\x00\x00\x00\x05nope!")
+        client.close()
+
+    thread = threading.Thread(target=garbage)
+    thread.start()
+    result = the_judge.run("x = 1", connect=True, timeout=5)
+    thread.join(5)
+    assert result["status"] == "error"
+    assert "BridgeError" in result["outputs"][-1]["ename"] or "Learner" in (
+        result["outputs"][-1]["ename"]
+    )
+
+
+# -- the learner's rnnlib ---------------------------------------------------------
+def source_nb(answer: str, metadata: dict | None = None):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(answer)
+    cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": "ex"}
+    nb.cells = [cell, nbformat.v4.new_code_cell("def not_an_answer(): pass")]
+    nb.metadata["course"] = metadata or {}
+    return nb
+
+
+def test_answer_names_are_the_answer_cells_top_level_bindings():
+    nb = source_nb(
+        "import math\ndef f(x):\n    y = 1\n    return y\na, (b, c) = 1, (2, 3)\n"
+        "for i in range(2):\n    pass\nclass K:\n    z = 0\n"
+    )
+    assert sandbox.answer_names(nb) == ["f", "a", "b", "c", "i", "K"]
+
+
+def test_learner_lib_stubs_answers_twins_and_listed_names(tmp_path):
+    import pathlib
+
+    package = pathlib.Path(rnnlib.__file__).parent
+    nb = source_nb("def one_hot(x, V):\n    pass\ndef softmax(z):\n    pass\n",
+                   {"withhold": ["activations._log_softmax"]})
+    bare, dotted = sandbox.withheld_names([nb])
+    replaced = sandbox.build_learner_lib(package, tmp_path / "rnnlib", bare, dotted)
+    assert {"data.one_hot", "data._one_hot", "activations.softmax",
+            "activations._log_softmax"} <= set(replaced)
+    assert "activations.log_softmax" not in replaced  # not listed, not an answer
+    import ast
+
+    data = ast.parse((tmp_path / "rnnlib" / "data.py").read_text())
+    defs = {n.name: n for n in data.body if isinstance(n, ast.FunctionDef)}
+    for name in ("one_hot", "_one_hot"):
+        body = defs[name].body  # the stub holds nothing of the reference
+        assert [type(n) for n in body] == [ast.ImportFrom, ast.Raise], name
+        assert "ReferenceWithheldError" in ast.unparse(defs[name])
+    assert len(defs["sliding_windows"].body) > 2  # the rest is untouched
