@@ -7,8 +7,9 @@ as one of a few tagged forms: ``None``, bool, int, float, complex, str, bytes,
 numpy arrays and scalars of a numeric or bool dtype, numeric dtypes and scalar
 types (``np.float32``), the builtin number and string types, slices, tuples,
 lists, dicts with str or int keys, and functions, which cross as handles that
-call back into the side that owns them. Nothing is unpickled and no code is sent as data, so a
-learner can hand the judge wrong answers but never an object that runs.
+call back into the side that owns them. Nothing is unpickled and no code is
+sent as data, so a learner can hand the judge wrong answers but never an object
+that runs.
 
 This file is also the learner-side server: the grader copies it into the
 sandbox, where the kernel imports it as ``course_bridge`` and the judge makes it
