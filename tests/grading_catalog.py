@@ -2,8 +2,8 @@
 and the flag each should get.
 
 Expected scores come from the source notebook's point structure (which test cells
-come after the cell that breaks, which hidden tests withhold which reference
-function), never from a run of the grader.
+come after the cell that breaks, which test cells belong to which answer), never
+from a run of the grader.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,15 +60,15 @@ class Catalog:
             if nbtools.nbgrader_meta(c)["grade_id"] in after
         )
 
-    def points_withholding(self, function: str) -> float:
-        """Points of test cells whose hidden part withholds rnnlib.<function>."""
-        lost = 0.0
-        for cell in self.tests:
-            for call in re.findall(r"withheld\(([^)]*)\)", nbtools.source(cell)):
-                names = {n.strip().split(".")[-1] for n in call.split(",")}
-                if function in names:
-                    lost += float(nbtools.nbgrader_meta(cell)["points"])
-                    break
+    def points_of_part(self, function: str) -> float:
+        """Points of the test cells after the answer cell that defines function."""
+        lost, inside = 0.0, False
+        for cell in self.solution["cells"]:
+            meta = nbtools.nbgrader_meta(cell)
+            if meta.get("solution"):
+                inside = function in {f.name for f in self.functions(meta["grade_id"])}
+            elif meta.get("grade") and inside:
+                lost += float(meta["points"])
         return lost
 
     def functions(self, grade_id: str) -> list[ast.FunctionDef]:
@@ -235,7 +234,7 @@ class Catalog:
             cases.append(
                 Case(
                     "reference",
-                    total - self.points_withholding(name),
+                    total - self.points_of_part(name),
                     {"reference_called"},
                     self.file(self.call_reference(name)),
                     f"{name} returns rnnlib.{name}(...)",

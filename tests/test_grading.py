@@ -177,9 +177,11 @@ def test_calling_the_reference_is_explained(graded):
     )
     text = "\n".join(str(o) for c in graded_nb["cells"] for o in c.get("outputs", []))
     assert "ReferenceWithheldError" in text
-    assert "not available during this test" in text
+    assert "not available while your notebook is graded" in text
     page = next((course / "feedback" / "reference" / ASSIGNMENT).glob("*.html"))
-    assert "not available during this test" in html.unescape(page.read_text())
+    assert "not available while your notebook is graded" in html.unescape(
+        page.read_text()
+    )
 
 
 def test_regrading_skips_finished_students_and_keeps_scores(graded):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
+import io
 import json
 import socket
 import struct
@@ -30,6 +32,7 @@ import numpy as np
 
 MAX_FRAME = 256 * 2**20  # one message; a bigger one is a protocol error
 MAX_DEPTH = 32
+MAX_PRINTED = 100_000  # characters of a call's own output shown with the test
 ARRAY_KINDS = set("biufc")  # bool, signed, unsigned, float, complex
 _MISSING = object()
 # Types that cross by name (as in `dtype=float`); numpy's cross as dtypes.
@@ -344,11 +347,13 @@ class LearnerServer:
                 func = self.codec.exported[int(message["id"])]
                 args = self.codec.decode(message["args"])
                 kwargs = self.codec.decode(message["kwargs"])
-                result = func(*args, **kwargs)
+                with _captured() as printed:
+                    result = func(*args, **kwargs)
                 return {
                     "op": "result",
                     "value": self.codec.encode(result),
                     "changes": self.codec.changed_arrays(),
+                    **printed,
                 }
             if op == "swap":
                 self._swap(int(message["id"]), self.codec.decode(message["names"]))
@@ -415,6 +420,19 @@ class LearnerServer:
         if answer["op"] == "result":
             return self.codec.decode(answer["value"])
         raise rebuild_error(answer)
+
+
+@contextlib.contextmanager
+def _captured():
+    """What a call prints, so that the judge can show it under the test."""
+    out, err = io.StringIO(), io.StringIO()
+    printed = {}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield printed
+    finally:
+        printed["stdout"] = out.getvalue()[-MAX_PRINTED:]
+        printed["stderr"] = err.getvalue()[-MAX_PRINTED:]
 
 
 def install(namespace: dict, path: str):

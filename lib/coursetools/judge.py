@@ -103,10 +103,10 @@ class Judge:
 
     # -- one cell -------------------------------------------------------------
     def run(self, code: str, connect: bool, timeout: float) -> dict:
-        out = io.StringIO()
+        out, err = io.StringIO(), io.StringIO()
         status, error = "ok", None
         self.codec = self._new_codec()  # callbacks of earlier cells are revoked
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 self._connect(connect, timeout)
                 self._sync()
@@ -115,12 +115,13 @@ class Judge:
                 status, error = "error", _error_output(exc, code)
             finally:
                 self._end()
-        text = out.getvalue()
         outputs = []
-        if text:
+        for name, stream in (("stdout", out), ("stderr", err)):
+            text = stream.getvalue()
             if len(text) > MAX_OUTPUT:
                 text = text[:MAX_OUTPUT] + "\n[... output cut ...]\n"
-            outputs.append({"output_type": "stream", "name": "stdout", "text": text})
+            if text:
+                outputs.append({"output_type": "stream", "name": name, "text": text})
         if error:
             outputs.append(error)
         return {"status": status, "outputs": outputs}
@@ -195,6 +196,10 @@ class Judge:
             }
         )
         self.codec.apply_changes(answer.get("changes", {}))
+        for stream in ("stdout", "stderr"):  # what the learner's function printed
+            printed = answer.get(stream)
+            if isinstance(printed, str) and printed:
+                getattr(sys, stream).write(printed[-bridge.MAX_PRINTED:])
         if answer["op"] == "result":
             return self.codec.decode(answer.get("value"))
         if answer["op"] == "raise":

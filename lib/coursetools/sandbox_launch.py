@@ -20,6 +20,21 @@ import sys
 PR_SET_NO_NEW_PRIVS = 38
 
 
+def _exit_with_parent() -> None:
+    """Leave when whoever started us has gone (bwrap does this too, when used)."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="course-lifeline", daemon=True).start()
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     limits = json.loads(os.environ.pop("COURSE_LIMITS", "{}"))
@@ -52,6 +67,7 @@ def main() -> None:
         shutil.copytree(fonts, config)  # no font-cache rebuild (and its stderr)
     sys.path[:0] = [p for p in extra_path.split(os.pathsep) if p] + [here]
 
+    _exit_with_parent()
     import course_bridge  # noqa: F401 (imported now, before any learner code)
     from ipykernel.kernelapp import launch_new_instance
 
