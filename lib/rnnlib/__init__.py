@@ -11,18 +11,20 @@ naming the argument.
 Where each piece is taught:
 
 =========================================  ==================================
-Chapter 1, Feedforward vs recurrent        data.one_hot, CharVocab,
-                                           sliding_windows
+Chapter 1, Feedforward vs recurrent        data.one_hot, sliding_windows,
+                                           remember_first
 Chapter 2, An RNN cell in NumPy            rnn_step_forward, rnn_forward,
-                                           affine_forward, softmax
+                                           affine_forward, softmax, sigmoid,
+                                           params_to_torch
 Chapter 3, Backpropagation through time    rnn_*_backward, affine_backward,
-                                           softmax_cross_entropy, gradcheck,
-                                           SGD, Adagrad, Adam, tbptt_batches
+                                           softmax_cross_entropy, log_softmax,
+                                           gradcheck, SGD, Adagrad, Adam,
+                                           CharVocab, tbptt_batches
 Chapter 4, Vanishing and exploding grads   clip_grad_norm, clip_grad_value,
                                            init_params, adding_problem,
-                                           copy_task, remember_first
-Chapter 5, LSTM and GRU                    lstm_*, gru_*, sigmoid
-Chapter 6, RNNs in PyTorch and Keras       params_from_torch, params_to_torch
+                                           copy_task
+Chapter 5, LSTM and GRU                    lstm_*, gru_*
+Chapter 6, RNNs in PyTorch and Keras       params_from_torch
 =========================================  ==================================
 
 ``rnnlib.grading.withheld`` is course infrastructure for exercise tests.

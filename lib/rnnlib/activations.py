@@ -18,7 +18,7 @@ def sigmoid(z):
     ``sigmoid(z) = 1 / (1 + e)`` for z >= 0 and ``e / (1 + e)`` for z < 0.
     Both branches are accurate to the last bit, also in the far tails.
 
-    Taught in: Chapter 5 (LSTM and GRU).
+    Taught in: Chapter 2 (An RNN cell in NumPy).
     """
     z = np.asarray(z)
     with np.errstate(under="ignore"):

@@ -47,7 +47,7 @@ class CharVocab:
     Ids follow the sorted order of the characters, so the same text always
     gives the same vocabulary.
 
-    Taught in: Chapter 1 (Feedforward vs recurrent).
+    Taught in: Chapter 3 (Backpropagation through time).
     """
 
     def __init__(self, text):
@@ -148,7 +148,7 @@ def remember_first(N, T, V, rng):
     x : (N, T, V) float64 one-hot random symbols
     y : (N,) int64, the first symbol of each sequence
 
-    Taught in: Chapter 4 (Vanishing and exploding gradients).
+    Taught in: Chapter 1 (Feedforward vs recurrent).
     """
     ids = rng.integers(0, V, size=(N, T))  # (N, T)
     return _one_hot(ids, V), ids[:, 0].astype(np.int64)

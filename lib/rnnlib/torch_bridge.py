@@ -60,7 +60,7 @@ def params_to_torch(params, module):
     Shapes must match the module's (ValueError otherwise); values are cast to
     the module's dtype. The copy is not tracked by autograd. Returns module.
 
-    Taught in: Chapter 6 (RNNs in PyTorch and Keras).
+    Taught in: Chapter 2 (An RNN cell in NumPy).
     """
     import torch
 
