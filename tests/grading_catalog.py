@@ -226,18 +226,22 @@ class Catalog:
                 "a first cell importing a missing module",
             ),
         ]
-        delegated = [
-            f.name for f in self.functions_of_answers() if hasattr(rnnlib, f.name)
-        ]
-        if delegated:
-            name = delegated[0]
+        # An answer function that calls a reference the grader withholds: an
+        # rnnlib function of the same name, else the first one the notebook
+        # lists in metadata.course.withhold.
+        functions = self.functions_of_answers()
+        same_name = [f for f in functions if hasattr(rnnlib, f.name)]
+        listed = self.solution["metadata"].get("course", {}).get("withhold", [])
+        if same_name or (functions and listed):
+            func = (same_name or functions)[0]
+            target = func.name if same_name else listed[0]
             cases.append(
                 Case(
                     "reference",
-                    total - self.points_of_part(name),
+                    total - self.points_of_part(func.name),
                     {"reference_called"},
-                    self.file(self.call_reference(name)),
-                    f"{name} returns rnnlib.{name}(...)",
+                    self.file(self.call_reference(func.name, target)),
+                    f"{func.name} returns rnnlib.{target}(...)",
                 )
             )
         return cases
@@ -331,17 +335,20 @@ class Catalog:
         )
         return nb
 
-    def call_reference(self, name: str) -> dict:
+    def call_reference(self, name: str, target: str) -> dict:
+        """A notebook whose function `name` returns rnnlib.<target>(its arguments)."""
         nb = copy.deepcopy(self.full)
+        module = "rnnlib" + ("." + target.rsplit(".", 1)[0] if "." in target else "")
         for gid in self.answer_ids:
             for func in self.functions(gid):
                 if func.name == name:
                     args = [a.arg for a in func.args.args + func.args.kwonlyargs]
                     call = ", ".join(f"{a}={a}" for a in args)
                     cell = self.answer(nb, gid)
+                    signature = ast.unparse(func.args)
                     cell["source"] = nbtools.source(cell) + (
-                        f"\n\nimport rnnlib\n\ndef {name}({ast.unparse(func.args)}):\n"
-                        f"    return rnnlib.{name}({call})\n"
+                        f"\n\nimport {module}\n\ndef {name}({signature}):\n"
+                        f"    return rnnlib.{target}({call})\n"
                     )
         return nb
 
