@@ -211,23 +211,37 @@ def test_answer_names_are_the_answer_cells_top_level_bindings():
     assert sandbox.answer_names(nb) == ["f", "a", "b", "c", "i", "K"]
 
 
-def test_learner_lib_stubs_answers_twins_and_listed_names(tmp_path):
+def test_learner_lib_stubs_answers_and_listed_names(tmp_path):
+    import ast
     import pathlib
 
     package = pathlib.Path(rnnlib.__file__).parent
     nb = source_nb("def one_hot(x, V):\n    pass\ndef softmax(z):\n    pass\n",
-                   {"withhold": ["activations._log_softmax"]})
+                   {"withhold": ["activations.log_softmax"]})
     bare, dotted = sandbox.withheld_names([nb])
     replaced = sandbox.build_learner_lib(package, tmp_path / "rnnlib", bare, dotted)
-    assert {"data.one_hot", "data._one_hot", "activations.softmax",
-            "activations._log_softmax"} <= set(replaced)
-    assert "activations.log_softmax" not in replaced  # not listed, not an answer
-    import ast
-
+    assert {"data.one_hot", "activations.softmax",
+            "activations.log_softmax"} <= set(replaced)
+    assert "activations.sigmoid" not in replaced  # not listed, not an answer
     data = ast.parse((tmp_path / "rnnlib" / "data.py").read_text())
     defs = {n.name: n for n in data.body if isinstance(n, ast.FunctionDef)}
-    for name in ("one_hot", "_one_hot"):
-        body = defs[name].body  # the stub holds nothing of the reference
-        assert [type(n) for n in body] == [ast.ImportFrom, ast.Raise], name
-        assert "ReferenceWithheldError" in ast.unparse(defs[name])
+    body = defs["one_hot"].body  # the stub holds nothing of the reference
+    assert [type(n) for n in body] == [ast.ImportFrom, ast.Raise]
+    assert "ReferenceWithheldError" in ast.unparse(defs["one_hot"])
     assert len(defs["sliding_windows"].body) > 2  # the rest is untouched
+
+
+def test_private_copies_and_aliases_of_an_answer_are_stubbed_too(tmp_path):
+    package = tmp_path / "lib"
+    package.mkdir()
+    (package / "mod.py").write_text(
+        "def f(x):\n    return x + 1\n"
+        "def _f(x):\n    return x + 1\n"
+        "g = f\n"
+        "_h = copy_of(f)\n"
+        "def unrelated(x):\n    return x\n"
+    )
+    replaced = sandbox.build_learner_lib(package, tmp_path / "out", {"f"}, set())
+    assert sorted(replaced) == ["mod._f", "mod._h", "mod.f", "mod.g"]
+    text = (tmp_path / "out" / "mod.py").read_text()
+    assert "x + 1" not in text and "def unrelated" in text

@@ -27,7 +27,8 @@ Chapter 5, LSTM and GRU                    lstm_*, gru_*
 Chapter 6, RNNs in PyTorch and Keras       params_from_torch
 =========================================  ==================================
 
-``rnnlib.grading.withheld`` is course infrastructure for exercise tests.
+``rnnlib.grading`` (``swapped_in``, ``ReferenceWithheldError``) is course
+infrastructure for exercise tests.
 """
 
 from . import data, gradcheck, grading
@@ -36,7 +37,7 @@ from .affine import affine_backward, affine_forward
 from .clip import clip_grad_norm, clip_grad_value
 from .data import CharVocab, one_hot
 from .gradcheck import grad_check_all, numerical_gradient, rel_error
-from .grading import ReferenceWithheldError, withheld
+from .grading import ReferenceWithheldError, swapped_in
 from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from .initializers import init_params
 from .losses import softmax_cross_entropy
@@ -52,7 +53,7 @@ __all__ = [
     "clip_grad_norm", "clip_grad_value",
     "CharVocab", "one_hot",
     "grad_check_all", "numerical_gradient", "rel_error",
-    "ReferenceWithheldError", "withheld",
+    "ReferenceWithheldError", "swapped_in",
     "softmax_cross_entropy",
     "SGD", "Adagrad", "Adam",
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",

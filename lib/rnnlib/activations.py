@@ -8,8 +8,6 @@ test runs under ``np.errstate(all="raise")``).
 
 import numpy as np
 
-from ._twin import twin
-
 
 def sigmoid(z):
     """Logistic function ``1 / (1 + exp(-z))``, elementwise, any shape.
@@ -49,8 +47,3 @@ def softmax(z, axis=-1):
     with np.errstate(under="ignore"):
         e = np.exp(z - z.max(axis=axis, keepdims=True))  # in (0, 1]
         return e / e.sum(axis=axis, keepdims=True)
-
-
-# Twins used inside rnnlib, so withholding the public functions breaks nothing.
-_sigmoid = twin(sigmoid)
-_log_softmax = twin(log_softmax)

@@ -7,8 +7,6 @@ so a chapter gives the same numbers on every run.
 
 import numpy as np
 
-from ._twin import twin
-
 
 def one_hot(indices, V, dtype=np.float64):
     """One-hot codes: ``out[..., k] = 1`` where ``indices[...] == k``.
@@ -34,9 +32,6 @@ def one_hot(indices, V, dtype=np.float64):
         bad = indices.min() if indices.min() < 0 else indices.max()
         raise ValueError(f"indices contains {bad}, outside [0, V) = [0, {V})")
     return (indices[..., None] == np.arange(V)).astype(dtype)  # (..., V)
-
-
-_one_hot = twin(one_hot)  # for the tasks below; see rnnlib._twin
 
 
 class CharVocab:
@@ -137,7 +132,7 @@ def copy_task(N, T_seq, T_delay, V, rng):
     x_ids[:, T_seq + T_delay - 1] = go
     y = np.full((N, L), blank, dtype=np.int64)
     y[:, T_seq + T_delay :] = symbols
-    return _one_hot(x_ids, V), y
+    return one_hot(x_ids, V), y
 
 
 def remember_first(N, T, V, rng):
@@ -151,7 +146,7 @@ def remember_first(N, T, V, rng):
     Taught in: Chapter 1 (Feedforward vs recurrent).
     """
     ids = rng.integers(0, V, size=(N, T))  # (N, T)
-    return _one_hot(ids, V), ids[:, 0].astype(np.int64)
+    return one_hot(ids, V), ids[:, 0].astype(np.int64)
 
 
 def tbptt_batches(ids, batch_size, num_steps):

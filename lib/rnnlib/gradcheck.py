@@ -7,8 +7,6 @@ about 1e-8 or better; a bug typically shows up as 1e-2 or worse.
 
 import numpy as np
 
-from ._twin import twin
-
 
 def numerical_gradient(f, x, df, h=1e-5):
     """Centred-difference gradient of ``sum(f(x) * df)`` with respect to x.
@@ -54,8 +52,6 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
-# Twins for grad_check_all, which hidden tests use while these are withheld.
-_numerical_gradient, _rel_error = twin(numerical_gradient), twin(rel_error)
 
 
 class GradCheckReport(dict):
@@ -109,6 +105,6 @@ def grad_check_all(forward, backward, arrays, rng, h=1e-5):
                 f"the gradient of {name} has shape {grads[name].shape}; "
                 f"expected {name}'s shape {a.shape}"
             )
-        numeric = _numerical_gradient(lambda _: forward(arrays)[0], a, dout, h)
-        report[name] = _rel_error(grads[name], numeric)
+        numeric = numerical_gradient(lambda _: forward(arrays)[0], a, dout, h)
+        report[name] = rel_error(grads[name], numeric)
     return report

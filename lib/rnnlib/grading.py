@@ -1,77 +1,22 @@
-"""Hide reference functions while an exercise's hidden tests run.
+"""Course infrastructure for exercise tests: withheld references, swapped parts.
 
-A learner who writes ``def rnn_step_forward(...): return rnnlib.rnn_step_forward(...)``
-should earn nothing. Inside ``with withheld(rnnlib.rnn_step_forward):`` that
-call raises :class:`ReferenceWithheldError`.
+While a notebook is graded, its code runs in a sandbox whose copy of rnnlib has
+every function that would answer a graded part replaced by a stub that raises
+:class:`ReferenceWithheldError` (see ``coursetools.sandbox``): a learner who
+writes ``def rnn_step_forward(...): return rnnlib.rnn_step_forward(...)`` earns
+nothing, whatever alias, copy or private twin they call.
 
-We swap the function's ``__code__`` rather than the module attribute, so every
-alias is caught too (``from rnnlib import rnn_step_forward as f``). Compute any
-expected values from the reference BEFORE entering the block. The library's
-sequence functions never call the public step functions, so withholding a step
-function leaves the others working.
+:func:`swapped_in` lets a test of a later part use the course's version of an
+earlier part, so that one mistake costs one part.
 """
 
 import contextlib
 
-__all__ = ["ReferenceWithheldError", "swapped_in", "withheld"]
+__all__ = ["ReferenceWithheldError", "swapped_in"]
 
 
 class ReferenceWithheldError(RuntimeError):
-    """Raised by a reference function called while it is withheld."""
-
-
-@contextlib.contextmanager
-def withheld(*functions):
-    """Make each given function raise ReferenceWithheldError inside the block.
-
-    The original code is restored on exit, also when the block raises.
-    """
-    originals = {}
-    try:
-        for func in functions:
-            if not hasattr(func, "__code__"):
-                raise TypeError(f"withheld needs plain Python functions, got {func!r}")
-            if func in originals:
-                continue
-            originals[func] = func.__code__
-            func.__code__ = _raising_code(func)
-        yield
-    finally:
-        for func, code in originals.items():
-            func.__code__ = code
-
-
-def _raising_code(func):
-    """Code that raises, with the same free variables as func's code.
-
-    Python only accepts a new ``__code__`` whose number of free variables
-    matches the function's closure, so we compile a stand-in that mentions
-    the same free variables (after the raise, so their cells are never read).
-    The stand-in runs with func's globals, hence it imports the error class.
-    """
-    # Name it as learners import it: rnnlib re-exports every public function.
-    package = func.__module__.split(".")[0]
-    name = f"{package}.{func.__name__}"
-    message = (
-        f"{name} is not available during this test: "
-        "implement it yourself instead of calling the reference"
-    )
-    freevars = func.__code__.co_freevars
-    lines = ["def factory():"]
-    lines += [f"    {var} = None" for var in freevars]
-    lines += [
-        "    def stand_in(*args, **kwargs):",
-        "        from rnnlib.grading import ReferenceWithheldError",
-        f"        raise ReferenceWithheldError({message!r})",
-    ]
-    lines += [f"        {var}" for var in freevars]
-    lines += ["    return stand_in"]
-    namespace = {}
-    exec("\n".join(lines), namespace)
-    stand_in = namespace["factory"]()
-    if stand_in.__code__.co_freevars != freevars:  # e.g. a name clash
-        raise TypeError(f"cannot withhold {name}: unusual free variables {freevars}")
-    return stand_in.__code__
+    """Raised by a reference function that is withheld while a notebook is graded."""
 
 
 # -- one mistake costs one part ------------------------------------------------

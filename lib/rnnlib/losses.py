@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._checks import as_float_array, check_finite, check_shape
-from .activations import _log_softmax as log_softmax
+from .activations import log_softmax
 
 
 def softmax_cross_entropy(logits, targets, mask=None):

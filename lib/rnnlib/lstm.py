@@ -16,7 +16,7 @@ import numpy as np
 
 from ._checks import check_cell_args, check_upstream
 from ._projections import previous_states, projection_grads
-from .activations import _sigmoid as sigmoid
+from .activations import sigmoid
 
 
 def _gates(a, H):
