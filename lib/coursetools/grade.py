@@ -51,7 +51,9 @@ from coursetools.course import (
 
 GRADES_CSV = "grades.csv"
 REPORT_DIR = "grading"
-VERSION = "2"  # bump when grading changes in a way that should regrade everyone
+# How a worker is started (a test swaps in a fake one).
+WORKER_COMMAND = [sys.executable, "-m", "coursetools.worker"]
+VERSION = "3"  # bump when grading changes in a way that should regrade everyone
 
 
 @dataclass
@@ -160,9 +162,7 @@ class WorkerProcess:
         self.work = work
         work.mkdir(parents=True)
         command = [
-            sys.executable,
-            "-m",
-            "coursetools.worker",
+            *WORKER_COMMAND,
             "--root",
             str(root),
             "--work",
