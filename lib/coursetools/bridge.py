@@ -30,7 +30,7 @@ import traceback
 
 import numpy as np
 
-MAX_FRAME = 256 * 2**20  # one message; a bigger one is a protocol error
+MAX_FRAME = 64 * 2**20  # one message; a bigger one is a protocol error
 MAX_DEPTH = 32
 MAX_PRINTED = 100_000  # characters of a call's own output shown with the test
 ARRAY_KINDS = set("biufc")  # bool, signed, unsigned, float, complex

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -242,6 +243,9 @@ class SealedExecute(GuardedExecute):
         config=True
     )
     comm_dir = Unicode(help="The learner kernel's connection folder.").tag(config=True)
+    judge_memory_mb = Integer(
+        4096, help="Address-space cap of the judge (it imports torch for tests)."
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         # A fresh connection folder that the sandbox's user may write into
@@ -250,7 +254,7 @@ class SealedExecute(GuardedExecute):
             leftover.unlink()
         os.chmod(self.comm_dir, 0o777)
         self._judge = _JudgeProcess(
-            self.judge_names, self.bridge_socket, self.judge_log
+            self.judge_names, self.bridge_socket, self.judge_log, self.judge_memory_mb
         )
         self._booted = False
         try:
@@ -343,8 +347,9 @@ class SealedExecute(GuardedExecute):
 class _JudgeProcess:
     """The judge subprocess and its private answer pipe."""
 
-    def __init__(self, names, socket_path: str, log: str):
+    def __init__(self, names, socket_path: str, log: str, memory_mb: int):
         self.names, self.socket_path, self.log_path = names, socket_path, log
+        self.memory = memory_mb * 2**20
         self.proc = None
         self.start()
 
@@ -366,6 +371,8 @@ class _JudgeProcess:
         )
         log.close()
         os.close(write_end)
+        # A learner can make the judge decode what it sends: cap what that costs.
+        resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (self.memory, self.memory))
         self.reader, self.buffer = read_end, b""
         ready = self.wait(60)
         if not ready or not ready.get("ready"):
