@@ -4,6 +4,7 @@ learner's rnnlib copy. The whole pipeline is graded in test_sealed_grading.py.""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 
 import nbformat
@@ -245,3 +246,33 @@ def test_private_copies_and_aliases_of_an_answer_are_stubbed_too(tmp_path):
     assert sorted(replaced) == ["mod._f", "mod._h", "mod.f", "mod.g"]
     text = (tmp_path / "out" / "mod.py").read_text()
     assert "x + 1" not in text and "def unrelated" in text
+
+
+def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
+    """A tmpfs mounted after a bind under it hides the bind: /tmp goes first.
+
+    (A clone under /tmp, as CI makes, has its venv and rnnlib there.)
+    """
+    import json
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "clone" / ".venv"))
+    nb = source_nb("def f(x):\n    return x\n", {"hide_packages": ["torch"]})
+    release = tmp_path / "release"
+    release.mkdir()
+    settings = {"memory_mb": 2048, "notebook_timeout": 60}
+    box = sandbox.Sandbox(tmp_path, tmp_path / "work", [nb], release, settings, 0)
+    argv = box.kernel_argv()
+    mounts = []  # (position, kind, destination)
+    for i, arg in enumerate(argv[: argv.index("--")]):
+        if arg in ("--tmpfs", "--dir"):
+            mounts.append((i, arg, argv[i + 1]))
+        elif arg in ("--bind", "--ro-bind", "--symlink"):
+            mounts.append((i, arg, argv[i + 2]))
+    for i, kind, dest in mounts:
+        if kind != "--tmpfs":
+            continue
+        hidden = [d for j, k, d in mounts if j < i and d.startswith(dest + "/")]
+        assert not hidden, f"the tmpfs on {dest} hides {hidden}"
+    box.kernelspec(tmp_path / "jupyter")
+    spec = json.loads((tmp_path / "jupyter/kernels/python3/kernel.json").read_text())
+    assert spec["interrupt_mode"] == "message" and spec["argv"] == argv

@@ -69,7 +69,10 @@ def _base_mounts() -> list[str]:
     # user (see sandbox_launch). Otherwise bwrap needs one to work at all.
     spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
               "--unshare-cgroup-try"] if _is_root() else ["--unshare-all"]
-    args = [*spaces, "--die-with-parent", "--ro-bind", "/usr", "/usr"]
+    # /tmp first: a tmpfs mounted later would hide every bind below it (a venv
+    # or a course cloned under /tmp, the connection folder).
+    args = [*spaces, "--die-with-parent", "--size", str(TMPFS_BYTES), "--perms",
+            "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
     for name in ("bin", "lib", "lib64", "sbin"):
         path = Path("/") / name
         if path.is_symlink():
@@ -319,7 +322,6 @@ class Sandbox:
                 args += ["--ro-bind", str(self.stubs / name), str(site / name)]
         args += [*_open_parents(OPT), "--ro-bind", str(self.opt), OPT]
         size = ["--size", str(TMPFS_BYTES)]
-        args += [*size, "--perms", "1777", "--tmpfs", "/tmp"]
         args += [*_open_parents(LEARNER_HOME)]
         args += [*size, "--perms", "0700", "--tmpfs", LEARNER_HOME]
         for path in sorted(self.release_dir.iterdir()):
