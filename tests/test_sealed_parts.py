@@ -276,3 +276,17 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
     box.kernelspec(tmp_path / "jupyter")
     spec = json.loads((tmp_path / "jupyter/kernels/python3/kernel.json").read_text())
     assert spec["interrupt_mode"] == "message" and spec["argv"] == argv
+
+
+def test_the_judge_runs_only_the_assignments_own_cells():
+    nb = source_nb("def f(x):\n    return x\n")
+    setup = nbformat.v4.new_code_cell("import numpy as np")
+    setup.metadata["nbgrader"] = {"grade_id": "imports", "locked": True,
+                                  "solution": False, "grade": False}
+    test = nbformat.v4.new_code_cell("assert f(1) == 1")
+    test.metadata["nbgrader"] = {"grade_id": "test_f", "locked": True, "points": 1,
+                                 "solution": False, "grade": True}
+    nb.cells += [setup, test]
+    cells = sandbox.judge_cells(nb)
+    assert cells == {"imports": {"kind": "setup", "source": "import numpy as np"},
+                     "test_f": {"kind": "test", "source": "assert f(1) == 1"}}

@@ -39,7 +39,7 @@ from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, List, Unicode
+from traitlets import Dict, Integer, List, Unicode
 
 EVENTS: list[dict] = []
 
@@ -225,17 +225,24 @@ class SealedExecute(GuardedExecute):
     """GuardedExecute whose verdicts come from a judge the learner cannot reach.
 
     The learner's kernel (sandboxed by the kernelspec the worker writes, see
-    :mod:`coursetools.sandbox`) runs answer cells and set-up cells. Test cells
-    run only in a judge process (:mod:`coursetools.judge`), which also runs the
-    set-up cells and reaches the learner's answers through the bridge socket
-    while the learner's kernel serves it. Hidden tests, expected values and the
+    :mod:`coursetools.sandbox`) runs answer cells, set-up cells and any cell a
+    student added. Test cells run only in a judge process
+    (:mod:`coursetools.judge`), which also runs the set-up cells and reaches the
+    learner's answers through the bridge socket while the learner's kernel
+    serves it. Hidden tests, expected values and the
     test helpers never enter the learner's process, and a cell's score is read
-    from what the judge reports.
+    from what the judge reports. The judge runs only the source notebook's own
+    text of its test and set-up cells (``judge_cells``), whatever a submission
+    holds.
     """
 
     judge_names = List(Unicode(), help="Names the answer cells define.").tag(
         config=True
     )
+    judge_cells = Dict(
+        help="grade_id -> {kind: test | setup, source}: what the judge runs, "
+        "from the source notebook (see coursetools.sandbox.judge_cells)."
+    ).tag(config=True)
     bridge_socket = Unicode(help="Unix socket path the judge listens on.").tag(
         config=True
     )
@@ -266,13 +273,14 @@ class SealedExecute(GuardedExecute):
         if not self._booted:
             self._boot()
         nbg = cell.metadata.get("nbgrader", {})
-        if nbg.get("grade") and not nbg.get("solution"):
-            self._judge_cell(cell, index, keep_outputs=True)
+        known = self.judge_cells.get(nbg.get("grade_id") or "")
+        if known and known["kind"] == "test":
+            self._judge_cell(cell, index, known["source"], keep_outputs=True)
             return cell, resources
         cell, resources = super()._run_cell(cell, resources, index)
-        if not nbg.get("solution"):  # set-up code: the judge needs it too
+        if known:  # the assignment's own set-up code: the judge needs it too
             shadow = copy.deepcopy(cell)
-            self._judge_cell(shadow, index, keep_outputs=False)
+            self._judge_cell(shadow, index, known["source"], keep_outputs=False)
             if any(o.output_type == "error" for o in shadow.outputs):
                 error = next(o for o in shadow.outputs if o.output_type == "error")
                 self._event(
@@ -311,7 +319,7 @@ class SealedExecute(GuardedExecute):
         return bool(run_sync(self.km.is_alive)())
 
     # -- one cell in the judge ------------------------------------------------
-    def _judge_cell(self, cell, index: int, keep_outputs: bool) -> None:
+    def _judge_cell(self, cell, index: int, source: str, keep_outputs: bool) -> None:
         alive = self._learner_alive()
         serve_id = None
         if alive:
@@ -319,7 +327,7 @@ class SealedExecute(GuardedExecute):
                 "__course_serve__()", silent=True, store_history=False
             )
         timeout = max(1, int(self.timeout or 60))
-        reply = self._judge.run(cell.source, alive, timeout)
+        reply = self._judge.run(source, alive, timeout)
         if reply is None and alive:
             # A learner's function that never returns: stop it, the judge's
             # call then fails and the judge answers.

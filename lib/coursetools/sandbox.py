@@ -117,6 +117,25 @@ def answer_names(source_nb) -> list[str]:
     return names
 
 
+def judge_cells(source_nb) -> dict[str, dict]:
+    """The cells the judge runs, by grade id, with the source notebook's text.
+
+    Test cells (hidden tests included) and read-only set-up code cells. The
+    judge runs this text, never a submission's: a cell a student added or
+    edited reaches the learner's kernel only.
+    """
+    cells = {}
+    for cell in source_nb.cells:
+        nbg = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not nbg.get("grade_id") or nbg.get("solution"):
+            continue
+        if nbg.get("grade"):
+            cells[nbg["grade_id"]] = {"kind": "test", "source": cell.source}
+        elif nbg.get("locked"):
+            cells[nbg["grade_id"]] = {"kind": "setup", "source": cell.source}
+    return cells
+
+
 def _python_only(source: str) -> str:
     return "\n".join(
         "" if line.lstrip().startswith(("%", "!")) else line

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from coursetools import checks, execute
 from coursetools.feedback import hide_hidden_tests, secret_lines
-from coursetools.sandbox import Sandbox, answer_names
+from coursetools.sandbox import Sandbox, answer_names, judge_cells
 
 
 def autograde_config(root: Path, course: Path, settings: dict, sealed: dict):
@@ -51,6 +51,7 @@ def autograde_config(root: Path, course: Path, settings: dict, sealed: dict):
     extra.KernelManager.ip = str(Path(sealed["comm"]) / "k")
     extra.KernelManager.connection_file = str(Path(sealed["comm"]) / "kernel.json")
     extra.SealedExecute.judge_names = sealed["names"]
+    extra.SealedExecute.judge_cells = sealed["cells"]
     extra.SealedExecute.bridge_socket = str(Path(sealed["comm"]) / "judge.sock")
     extra.SealedExecute.comm_dir = sealed["comm"]
     extra.SealedExecute.judge_log = sealed["log"]
@@ -98,6 +99,7 @@ class Worker:
         sealed = {
             "comm": str(self.sandbox.comm),
             "names": sorted({n for nb in sources for n in answer_names(nb)}),
+            "cells": {k: v for nb in sources for k, v in judge_cells(nb).items()},
             "log": str(work / "judge.log"),
         }
         self.api = NbGraderAPI(
