@@ -27,6 +27,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,7 +259,10 @@ class SealedExecute(GuardedExecute):
         # A fresh connection folder that the sandbox's user may write into
         # until its kernel has made its sockets (see _boot).
         for leftover in Path(self.comm_dir).iterdir():
-            leftover.unlink()
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
         os.chmod(self.comm_dir, 0o777)
         self._judge = _JudgeProcess(
             self.judge_names, self.bridge_socket, self.judge_log, self.judge_memory_mb

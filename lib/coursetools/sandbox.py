@@ -254,7 +254,6 @@ class Sandbox:
         self.base = work / "sandbox"
         self.opt = self.base / "opt"
         self.comm = work / "comm"
-        self.home = self.base / "home"
         self.uid = SANDBOX_UID + slot
         self.release_dir = release_dir
         shutil.rmtree(self.base, ignore_errors=True)
@@ -308,14 +307,17 @@ class Sandbox:
 
     def environment(self) -> dict:
         threads = str(self.settings.get("kernel_threads", 1))
+        # Unsealed, the kernel sees the real disk: its home is in the connection
+        # folder, which is emptied before every notebook.
+        home = LEARNER_HOME if self.sealed else str(self.comm / "home")
         env = {
-            "HOME": LEARNER_HOME,
+            "HOME": home,
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "LANG": "C.UTF-8",
             "PYTHONHASHSEED": "0",
-            "MPLCONFIGDIR": f"{LEARNER_HOME}/.config/matplotlib",
+            "MPLCONFIGDIR": f"{home}/.config/matplotlib",
             "KERAS_BACKEND": "torch",
-            "KERAS_HOME": f"{LEARNER_HOME}/.keras",
+            "KERAS_HOME": f"{home}/.keras",
             "OMP_NUM_THREADS": threads,
             "OPENBLAS_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
