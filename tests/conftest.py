@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
+# nbgrader runs `alembic` from PATH when it makes a gradebook, also in-process:
+# put this interpreter's bin first, as `make test` does, for a bare `pytest` too.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
 
 from coursetools.book import build as build_book  # noqa: E402
 from coursetools.course import assignments, run_nbgrader  # noqa: E402

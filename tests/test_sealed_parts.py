@@ -290,3 +290,19 @@ def test_the_judge_runs_only_the_assignments_own_cells():
     cells = sandbox.judge_cells(nb)
     assert cells == {"imports": {"kind": "setup", "source": "import numpy as np"},
                      "test_f": {"kind": "test", "source": "assert f(1) == 1"}}
+
+
+def test_a_learner_function_that_never_returns_is_a_timeout(pair):
+    import time
+
+    the_judge, learner, _ = pair
+    learner["double"] = lambda x: time.sleep(30)
+    serve = bridge.install(learner, the_judge.listener.getsockname())
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    result = the_judge.run("double(1)", connect=True, timeout=1)
+    assert time.monotonic() - started < 10
+    error = result["outputs"][-1]
+    assert error["ename"] == "CellTimeoutError", error
+    assert "longer than 1 s" in error["evalue"]

@@ -347,8 +347,12 @@ class LearnerServer:
                 func = self.codec.exported[int(message["id"])]
                 args = self.codec.decode(message["args"])
                 kwargs = self.codec.decode(message["kwargs"])
-                with _captured() as printed:
-                    result = func(*args, **kwargs)
+                try:
+                    with _captured() as printed:
+                        result = func(*args, **kwargs)
+                except BaseException as error:  # noqa: BLE001 (sent back, with prints)
+                    return {**describe_error(error), **printed,
+                            "changes": self._safe_changes()}
                 return {
                     "op": "result",
                     "value": self.codec.encode(result),

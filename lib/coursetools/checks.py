@@ -83,6 +83,9 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Flag | None
         return None, Flag("invalid_json", f"{path.name} is not valid JSON (line "
                           f"{error.lineno}, column {error.colno}: {error.msg}); "
                           "not graded")
+    except RecursionError:
+        return None, Flag("invalid_json", f"{path.name} nests its JSON too deeply "
+                          "to be a notebook; not graded")
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return None, Flag("not_a_notebook", f"{path.name} has no list of cells; "
                           "not graded")
@@ -136,7 +139,10 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
     `expected` maps names to the release's grade ids, used to tell renamed
     notebooks apart when several are missing.
     """
-    found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    # A symbolic link could point at any file the grader may read (solutions/).
+    links = sorted(p for p in folder.rglob("*") if p.is_symlink())
+    found = sorted(p for p in folder.glob("*.ipynb")
+                   if not p.name.startswith(".") and not p.is_symlink())
     matched = {name: folder / f"{name}.ipynb" for name in expected
                if (folder / f"{name}.ipynb") in found}
     spare = [p for p in found if p not in matched.values()]
@@ -154,7 +160,8 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                 missing.remove(winners[0])
                 spare.remove(path)
     others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                    if p.is_file() and p not in matched.values()
+                    if p.is_file() and not p.is_symlink()
+                    and p not in matched.values()
                     and p.name != "timestamp.txt"
                     and p.parent.name != ".ipynb_checkpoints")
     # Say what is there instead: a zip, a notebook in a subfolder, a PDF.
@@ -174,6 +181,9 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
     for path in spare:
         flags[None].append(Flag("extra_notebook", f"{path.name} is not part of the "
                                 "assignment; ignored"))
+    for link in links:
+        flags[None].append(Flag("symlink", f"{link.relative_to(folder)} is a "
+                                "symbolic link; links are never followed"))
     for other in others:
         if not other.endswith(".ipynb"):
             flags[None].append(Flag("extra_file", f"{other} was handed in beside the "

@@ -211,7 +211,17 @@ class GuardedExecute(Execute):
         if msg["msg_type"] != "error":
             size = _message_size(msg["content"])
             kept = self._kept.get(cell_index, 0)
-            if kept + size > self.max_output_bytes:
+            room = self.max_output_bytes - kept
+            if size > room and msg["msg_type"] == "stream" and room > 0:
+                # Keep the head of the message that crosses the cap, so the
+                # instructor sees what the output was.
+                text = msg["content"]["text"]
+                msg = {**msg, "content": {**msg["content"], "text": text[:room]}}
+                self._dropped[cell_index] = self._dropped.get(cell_index, 0) + (
+                    len(text) - room
+                )
+                size = room
+            elif size > room:
                 self._dropped[cell_index] = self._dropped.get(cell_index, 0) + size
                 return None
             self._kept[cell_index] = kept + size
@@ -241,8 +251,8 @@ class SealedExecute(GuardedExecute):
         config=True
     )
     judge_cells = Dict(
-        help="grade_id -> {kind: test | setup, source}: what the judge runs, "
-        "from the source notebook (see coursetools.sandbox.judge_cells)."
+        help="'notebook/grade_id' -> {kind: test | setup, source}: what the judge "
+        "runs, from the source notebook (see coursetools.sandbox.judge_cells)."
     ).tag(config=True)
     bridge_socket = Unicode(help="Unix socket path the judge listens on.").tag(
         config=True
@@ -277,7 +287,7 @@ class SealedExecute(GuardedExecute):
         if not self._booted:
             self._boot()
         nbg = cell.metadata.get("nbgrader", {})
-        known = self.judge_cells.get(nbg.get("grade_id") or "")
+        known = self.judge_cells.get(f"{self._notebook}/{nbg.get('grade_id')}")
         if known and known["kind"] == "test":
             self._judge_cell(cell, index, known["source"], keep_outputs=True)
             return cell, resources

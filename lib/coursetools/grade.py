@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import os
 import secrets
@@ -39,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursetools import report
+from coursetools import report, sandbox
 from coursetools.course import (
     SUBMITTED_DIR,
     CourseError,
@@ -146,7 +147,9 @@ def submission_key(
         root / SUBMITTED_DIR / student / assignment,
         root / "solutions" / assignment,
     ):
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        for path in sorted(
+            p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
+        ):
             digest.update(str(path.relative_to(base)).encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -359,9 +362,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     if not students:
         raise CourseError(_no_submissions(root, assignment))
     if not settings.unsafe:
-        from coursetools.sandbox import problem
-
-        why = problem()
+        why = sandbox.problem()
         if why:
             raise CourseError(
                 f"cannot seal the grading here: {why}. Grades made without a "
@@ -412,7 +413,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
             # A grading error is never final: the next run grades them again.
             result["key"] = None if result.get("retryable") else keys[student]
             result["attention"] = report.needs_attention(result)
-            _install_outputs(root, assignment, student, result, out)
+            _install_outputs(root, assignment, student, result, out, notebooks)
             gradebook.merge(db_url, assignment, student, result)
             (state_dir / f"{student}.json").write_text(
                 json.dumps(result, indent=1, default=str)
@@ -424,13 +425,16 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
                 f"({len(summary.graded)}/{len(todo)})"
             )
 
-        n_notebooks = len(list((root / "solutions" / assignment).glob("*.ipynb")))
+        notebooks = [p.stem for p in (root / "solutions" / assignment).glob("*.ipynb")]
+        n_notebooks = len(notebooks)
         worker_settings = {
             **settings.key(),
             "feedback": settings.feedback,
             "template_db": str(scratch / "template.db"),
             "release_dir": str(release_dir / assignment),
             "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, settings.jobs)),
+            "uid_base": sandbox.SANDBOX_UID
+            + sandbox.UIDS_PER_RUN * secrets.randbelow(sandbox.RUN_SLOTS),
         }
         budget = settings.notebook_timeout * max(1, n_notebooks) + 120
         workers_started = time.monotonic()
@@ -471,7 +475,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     return summary
 
 
-def _install_outputs(root, assignment, student, result, out) -> None:
+def _install_outputs(root, assignment, student, result, out, notebooks) -> None:
     """Copy the worker's graded notebooks and feedback into the course folders."""
     dirs = {
         kind: root / kind / student / assignment for kind in ("autograded", "feedback")
@@ -490,19 +494,22 @@ def _install_outputs(root, assignment, student, result, out) -> None:
             shutil.copy(entry["feedback_source"], keep / f"{name}.ipynb")
             entry["feedback_source"] = str(keep / f"{name}.ipynb")
         if not entry.get("graded"):
-            dirs["feedback"].mkdir(parents=True, exist_ok=True)
             reasons = "; ".join(f["message"] for f in entry.get("flags", []))
-            (dirs["feedback"] / f"{name}.html").write_text(
-                "<!DOCTYPE html><html><body><h1>"
-                + name
-                + ": not graded</h1><p>"
-                + _escape(reasons or "The notebook could not be graded.")
-                + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n"
-            )
+            _not_graded_page(dirs["feedback"], name, reasons)
+    for name in notebooks:  # a grading error: no notebook came back at all
+        if name not in result.get("notebooks", {}):
+            _not_graded_page(dirs["feedback"], name, "; ".join(result["errors"]))
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def _not_graded_page(folder: Path, name: str, reasons: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.html").write_text(
+        "<!DOCTYPE html><html><body><h1>"
+        + html.escape(name)
+        + ": not graded</h1><p>"
+        + html.escape(reasons or "The notebook could not be graded.")
+        + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n"
+    )
 
 
 def _remove(folder: Path) -> None:

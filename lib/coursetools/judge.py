@@ -40,6 +40,14 @@ class LearnerGone(RuntimeError):
     """The learner's kernel did not answer (died, hung, or refused to serve)."""
 
 
+class CellTimeoutError(LearnerGone):
+    """A learner's function did not return within the cell's time limit.
+
+    Named as nbclient names a timed-out cell, so that the grader reports it as
+    a timeout (and not as a broken connection).
+    """
+
+
 class Opaque:
     """A learner value that cannot cross; using it says why."""
 
@@ -92,6 +100,7 @@ class Judge:
         self.listener.listen(8)
         self.conn: socket.socket | None = None
         self.gone: str | None = None
+        self.timeout = 60.0  # seconds a call may take; set for each cell
         self.namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
         self.codec = self._new_codec()
 
@@ -139,6 +148,7 @@ class Judge:
             self.gone = "your notebook's kernel did not answer the grader"
             return
         self.conn.settimeout(timeout)
+        self.timeout = timeout
 
     def _sync(self) -> None:
         """Bring the learner's current answers into this namespace."""
@@ -176,6 +186,12 @@ class Judge:
                 if answer["op"] != "callback":
                     return answer
                 self._serve_callback(answer)
+        except TimeoutError:  # a socket timeout: the learner's code is still busy
+            self._drop("your notebook's kernel did not answer in time")
+            raise CellTimeoutError(
+                f"this cell ran longer than {self.timeout:g} s and was stopped; look "
+                "for a loop that never ends, or code far slower than it needs to be"
+            ) from None
         except (OSError, bridge.BridgeError) as error:
             self._drop(f"the connection to your notebook's kernel broke ({error})")
             raise LearnerGone(self.gone) from None

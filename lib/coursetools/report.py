@@ -34,6 +34,7 @@ LABELS = {
     "error_outside_tests": "error outside the tests",
     "stderr": "wrote to stderr (not penalised)",
     "extra_file": "file beside the notebook (ignored)",
+    "symlink": "symbolic link handed in (ignored)",
     "judge_setup_error": "set-up cell failed in the judge",
     "sandbox": "grading sandbox problem",
 }

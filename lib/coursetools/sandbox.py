@@ -35,7 +35,10 @@ HERE = Path(__file__).resolve().parent
 LEARNER_HOME = "/home/learner"
 OPT = "/opt/course"
 TMPFS_BYTES = 256 * 2**20
-SANDBOX_UID = 61000  # + worker number; owns nothing on the machine
+SANDBOX_UID = 61000  # first of the users sandboxes run as; they own nothing
+UIDS_PER_RUN = 64
+RUN_SLOTS = 500  # a run's users are SANDBOX_UID + UIDS_PER_RUN * (one slot) + ...
+SANDBOX_UIDS = range(SANDBOX_UID, SANDBOX_UID + UIDS_PER_RUN * RUN_SLOTS)
 
 
 def bwrap_path() -> str | None:
@@ -254,7 +257,9 @@ class Sandbox:
         self.base = work / "sandbox"
         self.opt = self.base / "opt"
         self.comm = work / "comm"
-        self.uid = SANDBOX_UID + slot
+        # A user of its own per worker, and per run (a run picks a random
+        # base), so no two sandboxes share a process cap.
+        self.uid = int(settings.get("uid_base", SANDBOX_UID)) + slot % UIDS_PER_RUN
         self.release_dir = release_dir
         shutil.rmtree(self.base, ignore_errors=True)
         self.opt.mkdir(parents=True)

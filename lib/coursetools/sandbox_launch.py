@@ -57,7 +57,8 @@ def main() -> None:
         os.setgid(uid)
         os.setuid(uid)
     sys.argv[where] = os.path.join(home, ".connection.json")
-    with open(os.open(sys.argv[where], os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with open(os.open(sys.argv[where], flags, 0o600), "w") as out:
         out.write(connection)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
@@ -71,6 +72,15 @@ def main() -> None:
     import course_bridge  # noqa: F401 (imported now, before any learner code)
     from ipykernel.kernelapp import launch_new_instance
 
+    # Our stdout is the grading worker's answer pipe and our stderr its log:
+    # ipykernel would echo every byte written to fd 1 or 2 (by a subprocess, or
+    # os.write) there, where a "done <student> ..." line could pass for the
+    # worker's. The notebook's outputs reach the grader over the kernel's
+    # sockets only.
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    os.close(quiet)
     sys.argv = ["ipykernel_launcher", *sys.argv[1:]]
     launch_new_instance()
 

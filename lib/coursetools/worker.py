@@ -86,10 +86,11 @@ class Worker:
             for p in sorted(release_dir.glob("*.ipynb"))
         }
         self.secret = set()
-        sources = [
-            nbformat.read(path, as_version=4)
+        by_name = {
+            path.stem: nbformat.read(path, as_version=4)
             for path in sorted((root / "solutions" / assignment).glob("*.ipynb"))
-        ]
+        }
+        sources = list(by_name.values())
         for nb in sources:
             self.secret |= secret_lines(nb)
         self.sandbox = Sandbox(
@@ -99,7 +100,11 @@ class Worker:
         sealed = {
             "comm": str(self.sandbox.comm),
             "names": sorted({n for nb in sources for n in answer_names(nb)}),
-            "cells": {k: v for nb in sources for k, v in judge_cells(nb).items()},
+            "cells": {
+                f"{name}/{grade_id}": cell  # grade ids are unique per notebook only
+                for name, nb in by_name.items()
+                for grade_id, cell in judge_cells(nb).items()
+            },
             "log": str(work / "judge.log"),
         }
         self.api = NbGraderAPI(
@@ -117,7 +122,8 @@ class Worker:
         target.mkdir(parents=True)
         # Only the notebooks and nbgrader's timestamp: any other file a student
         # hands in is flagged by the checks and never reaches the kernel.
-        if (folder / "timestamp.txt").is_file():
+        stamp = folder / "timestamp.txt"
+        if stamp.is_file() and not stamp.is_symlink():
             shutil.copy(folder / "timestamp.txt", target / "timestamp.txt")
         import nbformat
 

@@ -1,0 +1,460 @@
+"""Sealed grading against hostile submissions, all graded in one run.
+
+hostile_catalog.py makes each case from the first notebook of the first
+assignment: tricks that try to pass the tests from inside the kernel, code that
+reads secrets, harms the course or other students, escapes or exhausts the
+machine, files handed in beside the notebook, and answers that delegate to the
+withheld reference. They are graded together with a correct submission, a blank
+one and two classmates with full answers, in a copy of the course whose gradebook
+already holds another student's grades. Then every case must have its expected
+score and flag, and nothing outside the submissions' own results may have
+changed: course files, other students' submissions, results and gradebook rows,
+the repository's library; no process of the run may outlive it, and no line of a
+submission may have run outside the sandbox.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import hostile_catalog
+import nbformat
+import nbtools
+import pytest
+from conftest import ASSIGNMENTS, ROOT
+from coursetools import grade as grade_module
+from coursetools.feedback import secret_lines as hidden_lines
+from coursetools.grade import Settings, grade
+from coursetools.report import issues
+from coursetools.sandbox import SANDBOX_UIDS
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/"),
+]
+
+ASSIGNMENT = ASSIGNMENTS[0] if ASSIGNMENTS else None
+SETTINGS = dict(jobs=2, timeout=10, notebook_timeout=60, memory_mb=2048, quiet=True)
+NEVER = {"grading_error", "sandbox", "judge_setup_error"}  # flags no case may get
+OLD = "ch00_before"  # an assignment graded before, with one student
+ALUMNUS = "alumnus"
+OTHER_KERNEL = "unsealed"
+
+CASES = [
+    "correct", "blank", "classmate_a", "classmate_b",
+    # subverting the tests
+    "hooks", "ast_transformer", "input_transformer", "patch_numpy", "patch_builtins",
+    "withheld_noop", "tracer", "frame_peek", "late_solution", "exit_midway",
+    "judge_takeover", "kernel_choice",
+    # reading secrets
+    "snoop_files", "snoop_processes",
+    # harming others
+    "vandal", "killer", "forger", "lingerer",
+    # escaping and exhausting
+    "network", "fork_bomb", "memory_hog", "memfd_hog", "namespaces", "disk_filler",
+    "huge_output", "loop_graded", "cpu_thread",
+    # files beside the notebook, or instead of it
+    "beside_files", "symlink_solution", "json_bomb",
+    # delegating to the reference
+    "ref_public", "ref_rebuilt", "ref_source",
+]
+# What the sandbox does not stop yet; each needs more than bwrap's options.
+KNOWN_GAPS = {
+    "memfd_hog": "RLIMIT_AS does not count shared memory (memfd, SysV shm, tmpfs "
+                 "in a new namespace): only a memory cgroup per sandbox bounds it",
+    "namespaces": "nothing forbids unshare(CLONE_NEWUSER) in the sandbox: a "
+                  "seccomp filter (bwrap --seccomp) would",
+}
+
+
+def with_known_gaps(students):
+    return [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[s]))
+        if s in KNOWN_GAPS else s
+        for s in students
+    ]
+
+
+@dataclass
+class Run:
+    course: Path
+    tmp: Path
+    canary: Path
+    catalog: hostile_catalog.HostileCatalog
+    cases: dict[str, hostile_catalog.Case]
+    classmates: dict[str, str]
+    summary: object
+    before: dict
+    alumnus_before: list
+    leftovers: list[str]
+    seconds: float
+    sent: list[str]  # students in the order they went to a worker
+    workers: int  # worker processes started
+
+
+def digest(folder: Path) -> dict:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def course_digest(course: Path) -> dict:
+    found = {"nbgrader_config.py": digest(course)["nbgrader_config.py"]}
+    for name in ("solutions", "exercises", "lib", "submitted"):
+        found[name] = digest(course / name)
+    return found
+
+
+def host_ports() -> list[int]:
+    """TCP ports listening on the host, which no sandbox may reach."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)[:20]
+
+
+def add_alumnus(course: Path) -> None:
+    """A gradebook that already holds another assignment's grades."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.add_assignment(OLD)
+        gb.add_notebook("old", OLD)
+        for name in ("old_a", "old_b"):
+            gb.add_grade_cell(name, "old", OLD, max_score=5, cell_type="code")
+        gb.add_student(ALUMNUS, first_name="Ada", last_name="Before")
+        gb.add_submission(OLD, ALUMNUS)
+        for name, auto, manual in (("old_a", 5.0, None), ("old_b", 2.0, 3.5)):
+            found = gb.find_grade(name, "old", OLD, ALUMNUS)
+            found.auto_score, found.manual_score = auto, manual
+        gb.db.commit()
+
+
+def alumnus_rows(course: Path) -> list:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        student = gb.find_student(ALUMNUS)
+        submission = gb.find_submission(OLD, ALUMNUS)
+        rows = [(student.first_name, student.last_name, submission.score)]
+        for nb in submission.notebooks:
+            rows += [(g.name, g.auto_score, g.manual_score, g.extra_credit)
+                     for g in nb.grades]
+        return rows
+
+
+def leftover_processes(marks: list[str]) -> list[str]:
+    """Processes of the run: sandbox users' processes whose mounts or command
+    line name its folders, and any process whose command line does. (The uid
+    alone does not tell: another grading run on the machine uses the same.)"""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace"
+            )
+            status = (entry / "status").read_text()
+            uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+            mounts = ""
+            if uid in SANDBOX_UIDS:
+                mounts = (entry / "mountinfo").read_text()
+        except (OSError, AttributeError):
+            continue  # gone meanwhile
+        if any(m in cmdline or m in mounts for m in marks):
+            found.append(f"pid {entry.name} uid {uid}: {cmdline[:160]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Run:
+    base = tmp_path_factory.mktemp("sealed")
+    course, tmp, canary = base / "course", base / "t", base / "canary"
+    for folder in (course, tmp, canary):
+        folder.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for top in ("solutions", "exercises"):
+        shutil.copytree(ROOT / top / ASSIGNMENT, course / top / ASSIGNMENT)
+    shutil.copytree(ROOT / "lib" / "rnnlib", course / "lib" / "rnnlib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    classmates = {f"classmate_{x}": f"MARKER-{secrets.token_hex(8)}" for x in "ab"}
+    # Another kernel installed for the instructor (a conda env, say): plain
+    # ipykernel, no sandbox. A submission may name it in its metadata.
+    data_dir = base / "jupyter-data"
+    spec = data_dir / "kernels" / OTHER_KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                 "{connection_file}"],
+        "display_name": "Python 3 (another environment)", "language": "python",
+    }))
+    world = hostile_catalog.World(
+        course, ROOT, tmp, canary, ASSIGNMENT, classmates, host_ports(), OTHER_KERNEL,
+        SETTINGS["memory_mb"],
+    )
+    catalog, cases = hostile_catalog.build(world)
+    for case in cases:
+        folder = course / "submitted" / case.student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        for name, data in case.files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        for name, target in case.links.items():
+            (folder / name).symlink_to(target)
+    add_alumnus(course)
+    before = course_digest(course)
+    alumnus_before = alumnus_rows(course)
+
+    # The grader's scratch folders go under `tmp`, so that the run's processes
+    # can be told apart from any other grading on this machine.
+    # Each student sent to a worker, and each worker started, is recorded: a
+    # second attempt or a replaced worker means some submission broke one.
+    saved = {v: os.environ.get(v) for v in ("TMPDIR", "JUPYTER_DATA_DIR")}
+    saved_tempdir = tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(tmp), None
+    os.environ["JUPYTER_DATA_DIR"] = str(data_dir)
+    sent, workers = [], []
+    send, start = grade_module.WorkerProcess.send, grade_module.WorkerProcess.__init__
+
+    def record_send(self, student):
+        sent.append(student)
+        send(self, student)
+
+    def record_start(self, *args, **kwargs):
+        workers.append(args)
+        start(self, *args, **kwargs)
+
+    grade_module.WorkerProcess.send = record_send
+    grade_module.WorkerProcess.__init__ = record_start
+    started = time.monotonic()
+    try:
+        summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
+    finally:
+        grade_module.WorkerProcess.send = send
+        grade_module.WorkerProcess.__init__ = start
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable)
+            else:
+                os.environ[variable] = value
+        tempfile.tempdir = saved_tempdir
+    seconds = time.monotonic() - started
+    deadline = time.monotonic() + 10  # a kernel's sandbox may take a moment to go
+    while (left := leftover_processes([str(tmp), str(course)])) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    return Run(course, tmp, canary, catalog, {c.student: c for c in cases},
+               classmates, summary, before, alumnus_before, left, seconds, sent,
+               len(workers))
+
+
+# -- reading the results ---------------------------------------------------------
+def codes(run: Run, student: str) -> set[str]:
+    path = run.course / "grading" / ASSIGNMENT / "state" / f"{student}.json"
+    return {i["code"] for i in issues(json.loads(path.read_text()))}
+
+
+def graded_notebook(run: Run, student: str) -> dict:
+    """The autograded notebook (no cells when it was not graded)."""
+    folder = run.course / "autograded" / student / ASSIGNMENT
+    path = folder / f"{run.catalog.name}.ipynb"
+    return nbtools.load(path) if path.exists() else {"cells": []}
+
+
+def output_text(nb: dict, tests: bool = True) -> str:
+    """Every output of the notebook's cells (of its non-test cells only)."""
+    parts = []
+    for cell in nb["cells"]:
+        if not tests and nbtools.nbgrader_meta(cell).get("grade"):
+            continue
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                parts.append(_joined(output["text"]))
+            for value in output.get("data", {}).values():
+                parts.append(_joined(value) if isinstance(value, (str, list))
+                             else json.dumps(value))
+            if output.get("output_type") == "error":
+                parts += [output["ename"], output["evalue"], *output["traceback"]]
+    return "\n".join(parts)
+
+
+def _joined(text) -> str:
+    return text if isinstance(text, str) else "".join(text)
+
+
+def feedback_text(run: Run, student: str) -> str:
+    pages = sorted((run.course / "feedback" / student / ASSIGNMENT).glob("*.html"))
+    return "\n".join(
+        html.unescape(re.sub(r"<[^>]+>", "", p.read_text())) for p in pages
+    )
+
+
+def lines_of(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines()}
+
+
+def own_lines(case: hostile_catalog.Case) -> set[str]:
+    """Every line the student handed in: showing them back is no leak."""
+    found = set()
+    for name, data in case.files.items():
+        try:
+            cells = json.loads(data)["cells"] if name.endswith(".ipynb") else []
+        except (ValueError, RecursionError):
+            cells = []  # not a notebook a parser can read
+        for cell in cells:
+            found |= lines_of(nbtools.source(cell))
+    return found
+
+
+# -- each case ---------------------------------------------------------------------
+@pytest.mark.parametrize("student", CASES)
+def test_case_gets_its_score_and_flags(run, student):
+    if student not in run.cases:
+        pytest.skip(f"{student} does not apply to {ASSIGNMENT}")
+    case = run.cases[student]
+    score, max_score = run.summary.scores[student]
+    assert max_score == run.catalog.total
+    assert score == pytest.approx(case.expected_score), (
+        f"{student} scored {score:g}, expected {case.expected_score:g}: {case.why}"
+    )
+    found = codes(run, student)
+    assert case.flags <= found, f"{student} should be flagged {case.flags}: {found}"
+    if case.any_flag:
+        assert case.any_flag & found, f"{student}: one of {case.any_flag}: {found}"
+    assert not found & NEVER, f"{student}: {found & NEVER}"
+
+
+@pytest.mark.parametrize("student", with_known_gaps(CASES))
+def test_case_code_ran_and_printed_what_it_should(run, student):
+    if student not in run.cases:
+        pytest.skip(f"{student} does not apply to {ASSIGNMENT}")
+    case = run.cases[student]
+    text = output_text(graded_notebook(run, student))
+    for needed in case.must_print:
+        assert needed in text, f"{student}: its code did not get to print {needed!r}"
+    for banned in case.must_not_print:
+        assert banned not in text, f"{student} printed {banned!r}: {case.why}"
+    for label, bound in case.bounds.items():
+        values = [float(v) for v in re.findall(rf"^{label} (\d+)", text, re.M)]
+        assert values, f"{student} printed no {label} line"
+        assert max(values) <= bound, f"{student}: {label} {max(values):g} > {bound:g}"
+
+
+# -- nothing else ------------------------------------------------------------------
+def test_no_line_of_a_submission_ran_outside_the_sandbox(run):
+    escaped = sorted(p.name for p in run.canary.iterdir())
+    assert not escaped, f"student code ran outside the sandbox: {escaped}"
+
+
+def test_every_student_is_graded_once_and_the_honest_ones_fully(run):
+    assert not run.summary.not_graded, run.summary.not_graded
+    assert sorted(run.summary.graded) == sorted(run.cases)
+    again = sorted(s for s, n in Counter(run.sent).items() if n > 1)
+    assert not again, f"graded twice (the first attempt failed): {again}"
+    assert run.workers == SETTINGS["jobs"], "a worker was lost and replaced"
+    silent = [s for s in run.cases
+              if not list((run.course / "feedback" / s / ASSIGNMENT).glob("*.html"))]
+    assert not silent, f"no feedback page for {silent}"
+    with (run.course / "grades.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle)]
+    # nbgrader exports a row for every student and assignment in the gradebook.
+    count = Counter(r["student_id"] for r in rows if r["assignment"] == ASSIGNMENT)
+    assert set(count) == {*run.cases, ALUMNUS} and set(count.values()) == {1}, count
+    for student in ("correct", *run.classmates):
+        assert run.summary.scores[student] == (run.catalog.total, run.catalog.total)
+    old = {r["student_id"]: float(r["score"]) for r in rows if r["assignment"] == OLD}
+    assert old.pop(ALUMNUS) == run.alumnus_before[0][2]
+    assert set(old.values()) == {0.0}, old
+
+
+def test_course_files_and_submissions_are_unchanged(run):
+    after = course_digest(run.course)
+    for name, files in run.before.items():
+        assert after[name] == files, f"{name} changed"
+
+
+def test_other_assignments_gradebook_rows_are_unchanged(run):
+    assert alumnus_rows(run.course) == run.alumnus_before
+
+
+def test_no_write_got_through(run):
+    written = []
+    for top in (run.course, ROOT / "lib"):
+        for path in top.rglob("*"):
+            if path.is_file() and hostile_catalog.WROTE.encode() in path.read_bytes():
+                written.append(str(path))
+    for top in (run.course, ROOT):
+        written += [str(p) for p in top.glob("HOSTILE*")]
+    assert not written, f"hostile writes got through: {written}"
+
+
+def test_no_process_of_the_run_outlives_it(run):
+    assert not run.leftovers, "\n".join(run.leftovers)
+
+
+def test_classmates_results_are_their_own(run):
+    for student, marker in run.classmates.items():
+        page = feedback_text(run, student)
+        assert marker in page, f"{student}'s feedback lost its own work"
+        assert hostile_catalog.WROTE not in page
+        assert codes(run, student) == set(), codes(run, student)
+        assert marker in output_text(graded_notebook(run, student))
+
+
+def test_no_secret_reaches_a_students_feedback_or_outputs(run):
+    source = sorted((run.course / "solutions" / ASSIGNMENT).glob("*.ipynb"))[0]
+    hidden = hidden_lines(nbformat.read(source, as_version=4))
+    secret = nbtools.secret_lines(nbtools.load(source))  # solutions too
+    assert hidden and secret - hidden, "the source notebook has nothing secret"
+    leaks = []
+    for student, case in run.cases.items():
+        page = lines_of(feedback_text(run, student))
+        graded = graded_notebook(run, student)
+        shown = lines_of(output_text(graded, tests=False))
+        own = own_lines(case)
+        leaks += [f"{student} feedback: {s}" for s in sorted(page & hidden - own)[:3]]
+        if case.blank:
+            for where, seen in (("feedback", page), ("outputs", shown)):
+                leaked = sorted(seen & secret - own)[:3]
+                leaks += [f"{student} {where}: {s}" for s in leaked]
+        everything = json.dumps(graded) + "\n".join(page)
+        for other, marker in run.classmates.items():
+            if other != student and marker in everything:
+                leaks.append(f"{student} shows {other}'s marker")
+    assert not leaks, "\n".join(leaks)
+
+
+def test_no_submission_holds_up_the_run(run):
+    # A notebook may use its time limit, no more (plus its worker's own work).
+    limit = SETTINGS["notebook_timeout"] + 30
+    slow = {}
+    for student in run.cases:
+        path = run.course / "grading" / ASSIGNMENT / "state" / f"{student}.json"
+        seconds = json.loads(path.read_text()).get("seconds", 0)  # 0: not graded
+        if seconds > limit:
+            slow[student] = seconds
+    assert not slow, f"over {limit} s: {slow} (the whole run: {run.seconds:.0f} s)"
