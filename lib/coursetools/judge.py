@@ -31,6 +31,7 @@ import time
 import traceback
 
 from coursetools import bridge
+from coursetools.sandbox_launch import exit_with_parent
 
 MAX_OUTPUT = 1_000_000
 CELL_FILE = "<test cell>"
@@ -285,20 +286,6 @@ def _error_output(error: BaseException, code: str) -> dict:
     return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": tb}
 
 
-def _exit_with_parent() -> None:
-    """The judge runs in its own session: leave as soon as the grader has gone."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--socket", required=True)
@@ -306,7 +293,7 @@ def main() -> int:
     parser.add_argument("--reply-fd", type=int, required=True)
     parser.add_argument("--accept-timeout", type=float, default=20.0)
     args = parser.parse_args()
-    _exit_with_parent()
+    exit_with_parent()
     reply = os.fdopen(args.reply_fd, "w", buffering=1)
     judge = Judge(args.socket, json.loads(args.names), args.accept_timeout)
 

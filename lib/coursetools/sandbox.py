@@ -286,17 +286,8 @@ class Sandbox:
                 f"raise ImportError({name!r} ' is not available while this exercise "
                 "is graded: the exercise asks for NumPy only')\n"
             )
-        self.reset()
-
-    def reset(self) -> None:
-        """An empty connection folder, writable by the sandbox's user for start-up."""
-        shutil.rmtree(self.comm, ignore_errors=True)
-        self.comm.mkdir(parents=True)
-        self.comm.chmod(0o777)
-
-    def close_comm(self) -> None:
-        """Once the kernel has made its sockets, the sandbox may add no file there."""
-        self.comm.chmod(0o755)
+        # Emptied and opened for each notebook's start-up by SealedExecute.
+        self.comm.mkdir(parents=True, exist_ok=True)
 
     def limits(self) -> dict:
         memory = int(self.settings["memory_mb"]) * 2**20

@@ -20,8 +20,11 @@ import sys
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def _exit_with_parent() -> None:
-    """Leave when whoever started us has gone (bwrap does this too, when used)."""
+def exit_with_parent() -> None:
+    """Leave when whoever started us has gone (bwrap does this too, when used).
+
+    Also used by the judge, which runs in a session of its own.
+    """
     import threading
     import time
 
@@ -68,7 +71,7 @@ def main() -> None:
         shutil.copytree(fonts, config)  # no font-cache rebuild (and its stderr)
     sys.path[:0] = [p for p in extra_path.split(os.pathsep) if p] + [here]
 
-    _exit_with_parent()
+    exit_with_parent()
     import course_bridge  # noqa: F401 (imported now, before any learner code)
     from ipykernel.kernelapp import launch_new_instance
 
