@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import delegation
 import nbtools
 import rnnlib
 
@@ -62,14 +63,12 @@ class Catalog:
 
     def points_of_part(self, function: str) -> float:
         """Points of the test cells after the answer cell that defines function."""
-        lost, inside = 0.0, False
-        for cell in self.solution["cells"]:
-            meta = nbtools.nbgrader_meta(cell)
-            if meta.get("solution"):
-                inside = function in {f.name for f in self.functions(meta["grade_id"])}
-            elif meta.get("grade") and inside:
-                lost += float(meta["points"])
-        return lost
+        parts = delegation.Exercise(self.name, self.solution, self.release)
+        return sum(
+            parts.points(grade_id)
+            for grade_id, _ in parts.parts
+            if function in {f.name for f in parts.functions(grade_id)}
+        )
 
     def functions(self, grade_id: str) -> list[ast.FunctionDef]:
         cell = self.answer(self.solution, grade_id)
