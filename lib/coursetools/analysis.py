@@ -234,8 +234,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     missing = sum(1 for r in graded.values() if any(
         not (r.notebooks.get(nb) and r.notebooks[nb].graded) for nb, _, _ in tests))
     if missing:
-        summary += (f" {missing} graded students have a notebook that is missing "
-                    "or unreadable: they count as 0 on each of its tests.")
+        summary += (f" Graded students with a notebook missing or unreadable: "
+                    f"{missing}; they count as 0 on each of its tests.")
     flagged_rows = [
         [escape(s), f"{scores[s][0]:g}" if s in scores else "—",
          escape("; ".join(sorted({f.label for f in results[s].all_findings()})))]
