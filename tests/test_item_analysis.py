@@ -145,7 +145,7 @@ def test_failures_with_different_numbers_form_one_group(page):
     masked = HOSTILE.replace("(1)", "(#)").replace("(2)", "(#)")
     assert ["1", "33%", masked, HOSTILE] in failures
     assert ["1", "100%", analysis.NO_RESULT, analysis.NO_RESULT] in failures  # fay
-    assert "rnn_cells/test_step_shape (2 pt): 3 students lost points" in html
+    assert "rnn_cells/test_step_shape (2 pt): students who lost points: 3" in html
 
 
 def test_hostile_messages_are_shown_as_text(page):

@@ -1,11 +1,8 @@
-"""Item analysis of one graded assignment: a self-contained HTML page for the
-instructor, beside report.md.
-
-It shows the score histogram, each test cell's pass rate, the most common failure
-messages per test (grouped once numbers are masked), the flagged students and the
-time per test. Figures are matplotlib SVG embedded as data URIs, so the page
-works offline from file:// and runs no script. Everything a student's code could
-have written (failure messages, and to be safe every other name) is HTML-escaped.
+"""Item analysis of one graded assignment, an HTML page beside report.md: the score
+histogram, each test's pass rate, its most common failures (grouped once numbers
+are masked), the flagged students and the time per test. Figures are matplotlib
+SVG in data URIs, so the page works offline from file:// and runs no script; all
+text that a student's code could have written is HTML-escaped, names included.
 """
 
 from __future__ import annotations
@@ -26,37 +23,35 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from coursetools.results import StudentResult
 
 PAGE = "item_analysis.html"
-LOW_PASS_RATE = 0.5  # a test that fewer than half the class passed is highlighted
+LOW_PASS_RATE = 0.5  # tests fewer than half the class passed are highlighted
 TOP_GROUPS = 5  # failure groups shown per test
 SHOWN_CHARS = 300  # longer failure messages are cut for display
 NO_RESULT = "(no result: notebook missing, unreadable or without this cell)"
 NO_MESSAGE = "(lost points without a failure message)"
 # Okabe & Ito's palette, distinguishable with every common colour-vision deficiency.
 BLUE, VERMILLION, ORANGE = "#0072B2", "#D55E00", "#E69F00"
-# Text as paths (no font needed to view), no TeX parsing of "$" in names, and
-# fixed SVG ids so the same results give the same page.
+# Text as paths (no font needed to view it), no TeX parsing of "$" in names, and
+# fixed SVG ids, so the same results give the same page.
 _STYLE = rc_context({"font.size": 11, "svg.fonttype": "path",
-                    "text.parse_math": False, "svg.hashsalt": "item-analysis"})
-# Bracketed runs of numbers (NumPy arrays, lists), array(...) reprs, then numbers.
+                     "text.parse_math": False, "svg.hashsalt": "item-analysis"})
+# array(...) reprs and bracketed runs of numbers (printed arrays, lists); numbers
+# not inside a name (h2, lstm1 stay).
 _ARRAY = re.compile(r"array\(.*?\)|\[[-+\d\s.,eE\[\]]*\d[-+\d\s.,eE\[\]]*\]", re.S)
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 @dataclass
 class ItemStats:
-    """What the class did on one graded cell."""
+    """What the graded students did on one graded cell."""
 
-    notebook: str
-    grade_id: str
-    points: float
+    label: str  # "notebook/grade_id (points pt)"; no notebook when there is one
     full: int = 0
     partial: int = 0
     zero: int = 0
     by_hand: int = 0  # awaiting manual grading: left out of the pass rate
     seconds: list[float] = field(default_factory=list)
     failures: Counter = field(default_factory=Counter)  # pattern -> students
-    examples: dict[str, str] = field(default_factory=dict)  # pattern -> first message
-    label: str = ""  # how the page names the test
+    examples: dict[str, str] = field(default_factory=dict)  # pattern -> 1st message
 
     @property
     def pass_rate(self) -> float | None:
@@ -69,10 +64,9 @@ class ItemStats:
 
 
 def pattern(message: str) -> str:
-    """The message with arrays and numbers masked, so that the same mistake made
-    with different sizes or values falls into one group."""
-    masked = _NUMBER.sub("#", _ARRAY.sub("[…]", message))
-    return " ".join(masked.split())[:SHOWN_CHARS]
+    """The message with arrays and numbers masked, so that one mistake made with
+    different sizes or values falls into one group."""
+    return " ".join(_NUMBER.sub("#", _ARRAY.sub("[…]", message)).split())[:SHOWN_CHARS]
 
 
 def item_stats(results: dict[str, StudentResult],
@@ -80,42 +74,28 @@ def item_stats(results: dict[str, StudentResult],
     """Per-test counts over the students whose grading did not fail; a notebook
     that was not graded counts as zero on each of its tests."""
     several = len({notebook for notebook, _, _ in tests}) > 1
-    items = [ItemStats(nb, grade_id, points, label=(f"{nb}/" if several else "")
-                       + f"{grade_id} ({points:g} pt)")
+    items = [ItemStats((f"{nb}/" if several else "") + f"{grade_id} ({points:g} pt)")
              for nb, grade_id, points in tests]
-    for result in results.values():
-        if result.errors:
-            continue
-        for item in items:
-            notebook = result.notebooks.get(item.notebook)
-            cells = notebook.cells if notebook and notebook.graded else {}
-            cell = cells.get(item.grade_id)
-            if cell and cell.needs_manual_grade:
-                item.by_hand += 1
-                continue
+    for result in (r for r in results.values() if not r.errors):
+        for item, (name, grade_id, _) in zip(items, tests, strict=True):
+            notebook = result.notebooks.get(name)
+            graded = notebook.cells if notebook and notebook.graded else {}
+            cell = graded.get(grade_id)
             if cell and cell.seconds is not None:
                 item.seconds.append(cell.seconds)
-            if cell and cell.score >= cell.max_score:
+            if cell and cell.needs_manual_grade:
+                item.by_hand += 1
+            elif cell and cell.score >= cell.max_score:
                 item.full += 1
-                continue
-            if cell and cell.score > 0:
-                item.partial += 1
             else:
-                item.zero += 1
-            message = NO_RESULT if cell is None else cell.failure or NO_MESSAGE
-            key = pattern(message)
-            item.failures[key] += 1
-            item.examples.setdefault(key, message)
+                if cell and cell.score > 0:
+                    item.partial += 1
+                else:
+                    item.zero += 1
+                message = NO_RESULT if cell is None else cell.failure or NO_MESSAGE
+                item.failures[pattern(message)] += 1
+                item.examples.setdefault(pattern(message), message)
     return items
-
-
-def _tests_seen(results: dict[str, StudentResult]) -> list[tuple[str, str, float]]:
-    seen = {}
-    for result in results.values():
-        for name, notebook in result.notebooks.items():
-            for grade_id, cell in notebook.cells.items():
-                seen.setdefault((name, grade_id), cell.max_score)
-    return [(name, grade_id, points) for (name, grade_id), points in seen.items()]
 
 
 def _figure(fig: Figure, alt: str) -> str:
@@ -127,11 +107,10 @@ def _figure(fig: Figure, alt: str) -> str:
 
 @_STYLE
 def _histogram(totals: list[float], max_points: float) -> str:
-    step = max(1, -(-max_points // 40))  # about one bar per point, at most 41 bars
+    step = max(1, -(-max_points // 40))  # one bar per point, at most 41 bars
     edges = [i * step - step / 2 for i in range(int(max_points // step) + 2)]
     mean, median = statistics.fmean(totals), statistics.median(totals)
-    fig = Figure(figsize=(7, 3.6))
-    ax = fig.add_subplot()
+    ax = (fig := Figure(figsize=(7, 3.6))).add_subplot()
     ax.hist(totals, bins=edges, color=BLUE, edgecolor="white")
     ax.axvline(mean, color=ORANGE, linewidth=2.5, label=f"mean {mean:.1f}")
     ax.axvline(median, color=VERMILLION, linewidth=2.5, linestyle="--",
@@ -144,10 +123,8 @@ def _histogram(totals: list[float], max_points: float) -> str:
 
 
 @_STYLE
-def _pass_rates(items: list[ItemStats]) -> str:
-    rated = [item for item in items if item.pass_rate is not None]
-    fig = Figure(figsize=(6, 0.9 + 0.34 * len(rated)))
-    ax = fig.add_subplot()
+def _pass_rates(rated: list[ItemStats]) -> str:
+    ax = (fig := Figure(figsize=(6, 0.9 + 0.34 * len(rated)))).add_subplot()
     bars = ax.barh([item.label for item in rated], [i.pass_rate for i in rated],
                    color=[VERMILLION if i.most_failed else BLUE for i in rated])
     for bar, item in zip(bars, rated, strict=True):
@@ -163,47 +140,48 @@ def _pass_rates(items: list[ItemStats]) -> str:
 
 def _table(head: list[str], rows: list[list[str]], low: list[bool] | None = None
            ) -> str:
-    """An HTML table; the cells must already be escaped. `low` shades rows."""
-    low = low or [False] * len(rows)
-    body = "".join(('<tr class="low">' if is_low else "<tr>")
+    """An HTML table of cells already escaped; rows where `low` is true shaded."""
+    body = "".join(('<tr class="low">' if low and low[i] else "<tr>")
                    + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for row, is_low in zip(rows, low, strict=True))
-    heads = "".join(f"<th>{escape(h)}</th>" for h in head)
+                   for i, row in enumerate(rows))
+    heads = "".join(f"<th>{h}</th>" for h in head)
     return f"<table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _rates_section(items: list[ItemStats]) -> str:
-    rows = [[escape(item.label),
-             "—" if item.pass_rate is None else f"{item.pass_rate:.0%}",
-             str(item.full), str(item.partial), str(item.zero), str(item.by_hand),
-             f"{statistics.fmean(item.seconds):.2f}" if item.seconds else "—"]
-            for item in items]
-    rated = any(item.pass_rate is not None for item in items)
-    return f'<div class="side">{_pass_rates(items) if rated else ""}' + _table(
+def _rates(items: list[ItemStats]) -> str:
+    rows = [[escape(i.label), "—" if i.pass_rate is None else f"{i.pass_rate:.0%}",
+             str(i.full), str(i.partial), str(i.zero), str(i.by_hand),
+             f"{statistics.fmean(i.seconds):.2f}" if i.seconds else "—"]
+            for i in items]
+    rated = [item for item in items if item.pass_rate is not None]
+    return f'<div class="side">{_pass_rates(rated) if rated else ""}' + _table(
         ["test", "pass rate", "full", "partial", "zero", "by hand", "mean s"],
         rows, [item.most_failed for item in items]) + "</div>"
 
 
-def _failures_section(items: list[ItemStats]) -> str:
+def _failures(items: list[ItemStats]) -> str:
     blocks = []
-    for item in items:
+    for item in (item for item in items if item.failures):
         lost = item.partial + item.zero
         rows = [[str(count), f"{count / lost:.0%}", f"<code>{escape(key)}</code>",
                  f"<code>{escape(_shorten(item.examples[key]))}</code>"]
                 for key, count in item.failures.most_common(TOP_GROUPS)]
-        if rows:
-            blocks.append(f"<h3>{escape(item.label)}: {lost} students "
-                          "lost points</h3>"
-                          + _table(["students", "share", "pattern", "example"], rows))
+        blocks.append(f"<h3>{escape(item.label)}: students who lost points: {lost}"
+                      "</h3>" + _table(["students", "share", "pattern", "example"],
+                                       rows))
     return "".join(blocks) or "<p>No test lost points.</p>"
 
 
-def _time_section(items: list[ItemStats]) -> str:
-    rows = [[escape(item.label), str(len(item.seconds)),
-             f"{statistics.median(item.seconds):.2f}", f"{max(item.seconds):.2f}"]
-            for item in items if item.seconds]
+def _times(items: list[ItemStats]) -> str:
+    rows = [[escape(i.label), str(len(i.seconds)),
+             f"{statistics.median(i.seconds):.2f}", f"{max(i.seconds):.2f}"]
+            for i in items if i.seconds]
     return (_table(["test", "measured", "median s", "max s"], rows) if rows
             else "<p>Not measured.</p>")
+
+
+def _shorten(message: str) -> str:
+    return message if len(message) <= SHOWN_CHARS else message[:SHOWN_CHARS] + " …"
 
 
 def write(folder: Path, assignment: str, results: dict[str, StudentResult],
@@ -215,50 +193,55 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     (notebook, grade id, points) of every graded cell in source order (None: the
     cells found in `results`, in the order first seen).
     """
-    tests = _tests_seen(results) if tests is None else tests
+    if tests is None:
+        seen = {(name, grade_id): cell.max_score for r in results.values()
+                for name, nb in r.notebooks.items()
+                for grade_id, cell in nb.cells.items()}
+        tests = [(name, grade_id, points) for (name, grade_id), points in seen.items()]
     graded = {s: r for s, r in results.items() if not r.errors}
     totals = [scores[s][0] if s in scores else sum(
         c.score for nb in r.notebooks.values() for c in nb.cells.values())
         for s, r in graded.items()]
     max_points = max((m for _, m in scores.values()), default=0.0) or sum(
-        p for _, _, p in tests)
+        points for _, _, points in tests)
     flagged = sorted(s for s, r in results.items() if r.needs_attention())
-    items = item_stats(results, tests)
-
-    summary = (f"{len(graded)} students graded; scores out of {max_points:g} "
-               "points" + (f", mean {statistics.fmean(totals):.1f}, median "
-                           f"{statistics.median(totals):g}" if totals else "")
-               + f"; {len(flagged)} flagged; {len(results) - len(graded)} not "
-               "graded (a grading error: left out of everything below but the "
-               "flagged students).")
     missing = sum(1 for r in graded.values() if any(
         not (r.notebooks.get(nb) and r.notebooks[nb].graded) for nb, _, _ in tests))
+    items = item_stats(results, tests)
+
+    summary = (f"{len(graded)} students graded; scores out of {max_points:g} points"
+               + (f", mean {statistics.fmean(totals):.1f}, median "
+                  f"{statistics.median(totals):g}" if totals else "")
+               + f"; {len(flagged)} flagged; {len(results) - len(graded)} not graded "
+               "(a grading error: left out of everything below but the flagged "
+               "students).")
     if missing:
-        summary += (f" Graded students with a notebook missing or unreadable: "
+        summary += (" Graded students with a notebook missing or unreadable: "
                     f"{missing}; they count as 0 on each of its tests.")
-    flagged_rows = [
-        [escape(s), f"{scores[s][0]:g}" if s in scores else "—",
-         escape("; ".join(sorted({f.label for f in results[s].all_findings()})))]
-        for s in flagged]
+    flagged_rows = [[escape(s), f"{scores[s][0]:g}" if s in scores else "—",
+                     escape("; ".join(sorted({f.label for f in
+                                              results[s].all_findings()})))]
+                    for s in flagged]
     sections = [
         ("summary", "Summary", "Who is counted below.", f"<p>{escape(summary)}</p>"),
         ("histogram", "Score histogram", "How many students (bar height) got "
-         "each score (points); the lines mark the class mean and median.",
+         "each score (points); a bar holds the scores from its left edge up to, "
+         "not including, its right edge; the lines mark the class mean and median.",
          _histogram(totals, max_points) if totals else "<p>No scores.</p>"),
         ("pass-rates", "Pass rate per test", "Share of graded students with full "
          "marks on each test, in notebook order; hatched red bars and shaded rows: "
          f"fewer than {LOW_PASS_RATE:.0%} passed. Cells awaiting a hand grade are "
-         "left out.", _rates_section(items)),
+         "left out.", _rates(items)),
         ("failures", "Most common failures per test", "Messages that differ only "
          "in numbers or arrays (masked as # and […]) form one group; share is of "
          f"the students who lost points on the test; top {TOP_GROUPS} groups.",
-         _failures_section(items)),
+         _failures(items)),
         ("flagged", "Flagged students", "Students whose grading found something "
          "that needs a look (details in report.md).",
          _table(["student", "score", "why"], flagged_rows) if flagged_rows
          else "<p>None.</p>"),
         ("time", "Time per test", "Seconds each test cell ran, over the graded "
-         "students whose time was measured.", _time_section(items)),
+         "students whose time was measured.", _times(items)),
     ]
     toc = "".join(f'<li><a href="#{anchor}">{title}</a></li>'
                   for anchor, title, _, _ in sections)
@@ -275,24 +258,18 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     return path
 
 
-def _shorten(message: str) -> str:
-    return message if len(message) <= SHOWN_CHARS else message[:SHOWN_CHARS] + " …"
-
-
 def link_line(page: Path) -> str:
     """The line of report.md that links the item analysis page beside it."""
-    return (f"Item analysis (score histogram, pass rate and common failures per "
+    return ("Item analysis (score histogram, pass rate and common failures per "
             f"test): [{page.name}]({page.name})")
 
 
 _CSS = """
-body{font:16px/1.45 system-ui,sans-serif;max-width:1400px;margin:1em auto;
-padding:0 1em;color:#222}
-.how{color:#555;font-style:italic}
+body{font:16px/1.45 system-ui,sans-serif;max-width:1400px;margin:1em auto;color:#222}
+.how{color:#555;font-style:italic} img{max-width:100%;height:auto}
 table{border-collapse:collapse;margin:.5em 0;font-size:15px}
 th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}
 tr.low td{background:#fbe3d6;font-weight:600}
 code{white-space:pre-wrap;word-break:break-word;font-size:14px}
 .side{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-img{max-width:100%;height:auto}
 """
