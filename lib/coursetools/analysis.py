@@ -64,9 +64,11 @@ class ItemStats:
 
 
 def pattern(message: str) -> str:
-    """The message with arrays and numbers masked, so that one mistake made with
-    different sizes or values falls into one group."""
-    return " ".join(_NUMBER.sub("#", _ARRAY.sub("[…]", message)).split())[:SHOWN_CHARS]
+    """The start of the message with arrays and numbers masked, so that one mistake
+    made with different sizes or values falls into one group."""
+    # Cut first: on a hostile message the regexes take time quadratic in its length.
+    masked = _NUMBER.sub("#", _ARRAY.sub("[…]", message[:3 * SHOWN_CHARS]))
+    return " ".join(masked.split())[:SHOWN_CHARS]
 
 
 def item_stats(results: dict[str, StudentResult],
@@ -93,8 +95,8 @@ def item_stats(results: dict[str, StudentResult],
                 else:
                     item.zero += 1
                 message = NO_RESULT if cell is None else cell.failure or NO_MESSAGE
-                item.failures[pattern(message)] += 1
-                item.examples.setdefault(pattern(message), message)
+                item.failures[key := pattern(message)] += 1
+                item.examples.setdefault(key, message)
     return items
 
 
@@ -218,7 +220,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     if missing:
         summary += (" Graded students with a notebook missing or unreadable: "
                     f"{missing}; they count as 0 on each of its tests.")
-    flagged_rows = [[escape(s), f"{scores[s][0]:g}" if s in scores else "—",
+    flagged_rows = [[escape(s), "not graded" if results[s].errors else
+                     f"{scores[s][0]:g}" if s in scores else "—",
                      escape("; ".join(sorted({f.label for f in
                                               results[s].all_findings()})))]
                     for s in flagged]
