@@ -259,6 +259,7 @@ def test_page_in_chromium(page, chromium):
           tables: Array.from(document.querySelectorAll('table')).map(
             t => t.getBoundingClientRect().height),
           text: document.body.innerText,
+          loaded: performance.getEntriesByType('resource').map(e => e.name),
         };""")
     with pytest.raises(NoAlertPresentException):
         chromium.switch_to.alert  # noqa: B018 - reading it is the check
@@ -269,6 +270,7 @@ def test_page_in_chromium(page, chromium):
     assert not errors, errors
     assert facts["title"] == "Item analysis: rnn"
     assert facts["scripts"] == 0
+    assert facts["loaded"] == [], "the page loads something from outside itself"
     assert len(facts["images"]) == 2
     assert all(i["complete"] and i["width"] > 0 and i["alt"] for i in facts["images"])
     assert len(facts["tables"]) == 7 and all(h > 0 for h in facts["tables"])

@@ -71,6 +71,10 @@ def pattern(message: str) -> str:
     return " ".join(masked.split())[:SHOWN_CHARS]
 
 
+def _cut(message: str) -> str:
+    return message if len(message) <= SHOWN_CHARS else message[:SHOWN_CHARS] + " …"
+
+
 def item_stats(results: dict[str, StudentResult],
                tests: list[tuple[str, str, float]]) -> list[ItemStats]:
     """Per-test counts over the students whose grading did not fail; a notebook
@@ -81,8 +85,8 @@ def item_stats(results: dict[str, StudentResult],
     for result in (r for r in results.values() if not r.errors):
         for item, (name, grade_id, _) in zip(items, tests, strict=True):
             notebook = result.notebooks.get(name)
-            graded = notebook.cells if notebook and notebook.graded else {}
-            cell = graded.get(grade_id)
+            cells = notebook.cells if notebook and notebook.graded else {}
+            cell = cells.get(grade_id)
             if cell and cell.seconds is not None:
                 item.seconds.append(cell.seconds)
             if cell and cell.needs_manual_grade:
@@ -126,7 +130,7 @@ def _histogram(totals: list[float], max_points: float) -> str:
 
 @_STYLE
 def _pass_rates(rated: list[ItemStats]) -> str:
-    ax = (fig := Figure(figsize=(6, 0.9 + 0.34 * len(rated)))).add_subplot()
+    ax = (fig := Figure(figsize=(5, 0.9 + 0.34 * len(rated)))).add_subplot()
     bars = ax.barh([item.label for item in rated], [i.pass_rate for i in rated],
                    color=[VERMILLION if i.most_failed else BLUE for i in rated])
     for bar, item in zip(bars, rated, strict=True):
@@ -166,7 +170,7 @@ def _failures(items: list[ItemStats]) -> str:
     for item in (item for item in items if item.failures):
         lost = item.partial + item.zero
         rows = [[str(count), f"{count / lost:.0%}", f"<code>{escape(key)}</code>",
-                 f"<code>{escape(_shorten(item.examples[key]))}</code>"]
+                 f"<code>{escape(_cut(item.examples[key]))}</code>"]
                 for key, count in item.failures.most_common(TOP_GROUPS)]
         blocks.append(f"<h3>{escape(item.label)}: students who lost points: {lost}"
                       "</h3>" + _table(["students", "share", "pattern", "example"],
@@ -180,10 +184,6 @@ def _times(items: list[ItemStats]) -> str:
             for i in items if i.seconds]
     return (_table(["test", "measured", "median s", "max s"], rows) if rows
             else "<p>Not measured.</p>")
-
-
-def _shorten(message: str) -> str:
-    return message if len(message) <= SHOWN_CHARS else message[:SHOWN_CHARS] + " …"
 
 
 def write(folder: Path, assignment: str, results: dict[str, StudentResult],
@@ -268,7 +268,7 @@ def link_line(page: Path) -> str:
 
 
 _CSS = """
-body{font:16px/1.45 system-ui,sans-serif;max-width:1400px;margin:1em auto;color:#222}
+body{font:16px/1.45 system-ui,sans-serif;max-width:1400px;margin:auto;padding:1em}
 .how{color:#555;font-style:italic} img{max-width:100%;height:auto}
 table{border-collapse:collapse;margin:.5em 0;font-size:15px}
 th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}
