@@ -6,6 +6,16 @@ nbgrader finds no config and creates a stray gradebook there.
 
 from pathlib import Path
 
+from coursetools.course import (
+    AUTOGRADED_DIR,
+    CELL_TIMEOUT,
+    FEEDBACK_DIR,
+    GRADEBOOK,
+    RELEASE_DIR,
+    SOURCE_DIR,
+    SUBMITTED_DIR,
+)
+
 c = get_config()  # noqa: F821 (injected by traitlets when nbgrader loads this file)
 
 ROOT = Path(__file__).resolve().parent
@@ -13,13 +23,13 @@ ROOT = Path(__file__).resolve().parent
 c.CourseDirectory.root = str(ROOT)
 c.CourseDirectory.course_id = "rnn-course"
 # Instructor notebooks with solutions and hidden tests are the source ...
-c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.source_directory = SOURCE_DIR
 # ... and generate_assignment writes the student notebooks, which are committed.
-c.CourseDirectory.release_directory = "exercises"
-c.CourseDirectory.submitted_directory = "submitted"
-c.CourseDirectory.autograded_directory = "autograded"
-c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = f"sqlite:///{ROOT / 'gradebook.db'}"
+c.CourseDirectory.release_directory = RELEASE_DIR
+c.CourseDirectory.submitted_directory = SUBMITTED_DIR
+c.CourseDirectory.autograded_directory = AUTOGRADED_DIR
+c.CourseDirectory.feedback_directory = FEEDBACK_DIR
+c.CourseDirectory.db_url = f"sqlite:///{ROOT / GRADEBOOK}"
 
 # Generated notebooks carry no outputs, so `exercises/` stays byte-for-byte what
 # generate_assignment writes from `solutions/`.
@@ -30,4 +40,4 @@ c.ClearOutput.enabled = True
 c.OverwriteCells.add_missing_cells = True
 
 # Per-cell limit while autograding; a cell that runs longer is interrupted.
-c.ExecutePreprocessor.timeout = 60
+c.ExecutePreprocessor.timeout = CELL_TIMEOUT

@@ -343,10 +343,11 @@ class HostileCatalog:
             w.repo / "HOSTILE", w.course / "HOSTILE",
         ]
         globs = [
-            f"{w.tmp}/coursetools-grade-*/worker-*/results/*.json",
-            f"{w.tmp}/coursetools-grade-*/template.db",
-            f"{w.tmp}/coursetools-grade-*/worker-*/course/gradebook.db",
-            f"{w.tmp}/coursetools-grade-*/worker-*/comm/*",
+            f"{w.tmp}/coursetools-grader-*/course/gradebook.db",
+            f"{w.tmp}/coursetools-grader-*/course/submitted/*/*/*.ipynb",
+            f"{w.tmp}/coursetools-grader-*/course/autograded/*/*/*.ipynb",
+            f"{w.tmp}/coursetools-grader-*/release/*.ipynb",
+            f"{w.tmp}/coursetools-grader-*/comm/*",
             f"{w.course}/submitted/*/{a}/*.ipynb",
         ]
         vandal = VANDAL.format(

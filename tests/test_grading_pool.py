@@ -1,86 +1,96 @@
-"""The grading pool's accounting, with fake workers: every student exactly once.
+"""The grading pool's accounting, with fake jobs: every student exactly once.
 
-A student counts as graded only when the worker that was sent them answers
-with their token; a failed attempt is retried once; after that the failure is
-the student's result, marked retryable (never cached as final).
+A student counts as graded only when the job that was sent them returns their
+own result with their token; a failed attempt (a dead worker process, an
+exception, a forged or mistaken answer, a grading error) is retried once; after
+that the failure is the student's result, marked retryable (never cached as
+final). Runs on the real local pool (spawned processes), so a worker that dies
+breaks the pool for real and the pool must replace it.
 """
 
 from __future__ import annotations
 
-import sys
-import textwrap
+import os
+from pathlib import Path
 
 import pytest
 from coursetools import grade as grade_module
+from coursetools.results import StudentResult
+from coursetools.worker import Job
 
-FAKE_WORKER = textwrap.dedent(
-    """
-    import argparse, json, os, sys
-    from pathlib import Path
-    parser = argparse.ArgumentParser()
-    for flag in ("--root", "--work", "--assignment", "--settings"):
-        parser.add_argument(flag)
-    args = parser.parse_args()
-    results = Path(args.work) / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    marks = Path(os.environ["FAKE_MARKS"])
-    print("ready", flush=True)
-    for line in sys.stdin:
-        student, token = line.split()
-        attempt = len(list(marks.glob(student + ".*"))) + 1
-        (marks / f"{student}.{attempt}").touch()
-        result = {"student": student, "notebooks": {}, "errors": [], "token": token}
-        if student == "forger":  # claims to have graded someone else
-            print(f"done good {token}", flush=True)
-            continue
-        if student == "silent" or (student == "flaky" and attempt == 1):
-            sys.exit(3)
-        if student == "wrong_token":
-            result["token"] = "0" * 32
-        if student == "error":
-            result["errors"] = ["nbgrader failed"]
-        (results / f"{student}.json").write_text(json.dumps(result))
-        print(f"done {student} {token}", flush=True)
-    """
-)
+
+def fake_work(context: dict, job: Job) -> StudentResult:
+    """Grades nobody; behaves as the student's name says."""
+    marks = Path(context["marks"])
+    attempt = len(list(marks.glob(job.student + ".*"))) + 1
+    (marks / f"{job.student}.{attempt}").touch()
+    result = StudentResult(job.student, "a1", token=job.token,
+                           worker=f"fake:{os.getpid()}")
+    if job.student == "forger":  # answers for someone else
+        result.student = "good"
+    if job.student == "silent" or (job.student == "flaky" and attempt == 1):
+        os._exit(3)  # the worker process dies mid-job
+    if job.student == "wrong_token":
+        result.token = "0" * 32
+    if job.student == "error":
+        result.errors = ["nbgrader failed"]
+    if job.student == "raises":
+        raise RuntimeError("the worker broke")
+    return result
 
 
 @pytest.fixture
-def pool(tmp_path, monkeypatch):
-    script = tmp_path / "fake_worker.py"
-    script.write_text(FAKE_WORKER)
+def pool(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
-    monkeypatch.setenv("FAKE_MARKS", str(marks))
-    monkeypatch.setattr(grade_module, "WORKER_COMMAND", [sys.executable, str(script)])
-    seen: dict[str, list[dict]] = {}
 
     def run(students, jobs=2):
-        not_graded = grade_module.run_workers(
-            tmp_path, "a1", students, {}, 60, tmp_path / "scratch",
-            lambda s, r: seen.setdefault(s, []).append(r), jobs, tmp_path / "log",
-        )
-        return seen, not_graded, marks
+        seen: dict[str, list[StudentResult]] = {}
+        settings = grade_module.Settings(jobs=jobs)
+        context = {"marks": str(marks)}
+        with grade_module.executor(settings, context) as (made, slots, shared):
+            not_graded = grade_module.run_jobs(
+                made, slots, students, shared,
+                lambda student, token: Job(student, token, {}, {}),
+                lambda r: seen.setdefault(r.student, []).append(r), work=fake_work)
+        attempts = {s: len(list(marks.glob(s + ".*"))) for s in students}
+        return seen, not_graded, attempts
 
-    (tmp_path / "scratch").mkdir()
     return run
 
 
 def test_every_student_comes_back_exactly_once(pool):
-    students = ["good", "forger", "silent", "flaky", "wrong_token", "error", "good2"]
-    seen, not_graded, marks = pool(students)
+    students = ["good", "forger", "silent", "flaky", "wrong_token", "error",
+                "raises", "good2"]
+    seen, not_graded, attempts = pool(students)
     assert sorted(seen) == sorted(students) and not not_graded
     assert all(len(results) == 1 for results in seen.values()), seen
     for student in ("good", "good2", "flaky"):
-        assert seen[student][0]["errors"] == [] and "retryable" not in seen[student][0]
-    for student in ("forger", "silent", "wrong_token", "error"):
-        assert seen[student][0].get("retryable") is True, student
-        assert seen[student][0]["errors"], student
-    attempts = {s: len(list(marks.glob(s + ".*"))) for s in students}
-    assert attempts == {"good": 1, "good2": 1, "flaky": 2, "forger": 2,
-                        "silent": 2, "wrong_token": 2, "error": 2}
+        result = seen[student][0]
+        assert result.errors == [] and not result.retryable, student
+    for student in ("forger", "silent", "wrong_token", "error", "raises"):
+        result = seen[student][0]
+        assert result.retryable is True and result.errors, student
+        assert result.attempts == 2, student
+    assert seen["error"][0].errors == ["nbgrader failed"]
+    assert "another job" in seen["forger"][0].errors[0]
+    assert "stopped unexpectedly" in seen["silent"][0].errors[0]
+    assert "RuntimeError: the worker broke" in seen["raises"][0].errors[0]
+    # A dying worker breaks the jobs running beside it too: those run again,
+    # alone, and only a failure alone counts. The student whose job kills its
+    # worker is tried twice alone; nobody else loses an attempt to it.
+    assert attempts["silent"] in (2, 3)  # runs: once beside others, twice alone
+    for student in ("good", "good2", "wrong_token", "error", "raises", "forger"):
+        assert seen[student][0].attempts == (1 if student.startswith("good") else 2)
+    assert seen["flaky"][0].attempts in (1, 2)  # 2 only if it first ran alone
 
 
-def test_a_forged_line_does_not_grade_its_victim(pool):
+def test_a_forged_answer_does_not_grade_its_victim(pool):
     seen, _, _ = pool(["forger"], jobs=1)
-    assert "good" not in seen
+    assert "good" not in seen and seen["forger"][0].retryable
+
+
+def test_one_worker_grades_everyone_in_turn(pool):
+    seen, not_graded, attempts = pool([f"s{i}" for i in range(5)], jobs=1)
+    assert not not_graded and attempts == {f"s{i}": 1 for i in range(5)}
+    assert len({r[0].worker for r in seen.values()}) == 1

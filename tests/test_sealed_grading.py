@@ -38,7 +38,7 @@ from conftest import ASSIGNMENTS, ROOT
 from coursetools import grade as grade_module
 from coursetools.feedback import secret_lines as hidden_lines
 from coursetools.grade import Settings, grade
-from coursetools.report import issues
+from coursetools.results import StudentResult
 from coursetools.sandbox import SANDBOX_UIDS
 
 pytestmark = [
@@ -101,8 +101,6 @@ class Run:
     alumnus_before: list
     leftovers: list[str]
     seconds: float
-    sent: list[str]  # students in the order they went to a worker
-    workers: int  # worker processes started
 
 
 def digest(folder: Path) -> dict:
@@ -230,31 +228,14 @@ def run(tmp_path_factory) -> Run:
 
     # The grader's scratch folders go under `tmp`, so that the run's processes
     # can be told apart from any other grading on this machine.
-    # Each student sent to a worker, and each worker started, is recorded: a
-    # second attempt or a replaced worker means some submission broke one.
     saved = {v: os.environ.get(v) for v in ("TMPDIR", "JUPYTER_DATA_DIR")}
     saved_tempdir = tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(tmp), None
     os.environ["JUPYTER_DATA_DIR"] = str(data_dir)
-    sent, workers = [], []
-    send, start = grade_module.WorkerProcess.send, grade_module.WorkerProcess.__init__
-
-    def record_send(self, student):
-        sent.append(student)
-        send(self, student)
-
-    def record_start(self, *args, **kwargs):
-        workers.append(args)
-        start(self, *args, **kwargs)
-
-    grade_module.WorkerProcess.send = record_send
-    grade_module.WorkerProcess.__init__ = record_start
     started = time.monotonic()
     try:
         summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
     finally:
-        grade_module.WorkerProcess.send = send
-        grade_module.WorkerProcess.__init__ = start
         for variable, value in saved.items():
             if value is None:
                 os.environ.pop(variable)
@@ -268,14 +249,13 @@ def run(tmp_path_factory) -> Run:
     ):
         time.sleep(0.5)
     return Run(course, tmp, canary, catalog, {c.student: c for c in cases},
-               classmates, summary, before, alumnus_before, left, seconds, sent,
-               len(workers))
+               classmates, summary, before, alumnus_before, left, seconds)
 
 
 # -- reading the results ---------------------------------------------------------
 def codes(run: Run, student: str) -> set[str]:
     path = run.course / "grading" / ASSIGNMENT / "state" / f"{student}.json"
-    return {i["code"] for i in issues(json.loads(path.read_text()))}
+    return {f.code for f in StudentResult.from_json(path.read_text()).all_findings()}
 
 
 def graded_notebook(run: Run, student: str) -> dict:
@@ -373,9 +353,10 @@ def test_no_line_of_a_submission_ran_outside_the_sandbox(run):
 def test_every_student_is_graded_once_and_the_honest_ones_fully(run):
     assert not run.summary.not_graded, run.summary.not_graded
     assert sorted(run.summary.graded) == sorted(run.cases)
-    again = sorted(s for s, n in Counter(run.sent).items() if n > 1)
+    again = sorted(s for s, n in run.summary.attempts.items() if n > 1)
     assert not again, f"graded twice (the first attempt failed): {again}"
-    assert run.workers == SETTINGS["jobs"], "a worker was lost and replaced"
+    # The pool's processes graded everyone: none died and was replaced.
+    assert len(run.summary.workers) == SETTINGS["jobs"], run.summary.workers
     silent = [s for s in run.cases
               if not list((run.course / "feedback" / s / ASSIGNMENT).glob("*.html"))]
     assert not silent, f"no feedback page for {silent}"

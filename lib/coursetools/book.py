@@ -6,23 +6,11 @@ the same command: `jupyter-book build -n -W --keep-going`, warnings as errors.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-
-def build_env(root: Path) -> dict[str, str]:
-    """The Makefile's environment, for callers that did not come through make."""
-    bin_dir = str(Path(sys.executable).parent)
-    return dict(
-        os.environ,
-        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        KERAS_BACKEND="torch",
-        KERAS_HOME=str(root / ".keras"),
-        PYTHONHASHSEED="0",
-        OPENBLAS_NUM_THREADS="1",
-    )
+from coursetools.course import course_env
 
 
 def build(root: Path, output: Path) -> subprocess.CompletedProcess:
@@ -38,5 +26,5 @@ def build(root: Path, output: Path) -> subprocess.CompletedProcess:
         "--keep-going",
     ]
     return subprocess.run(
-        command, capture_output=True, text=True, env=build_env(root), cwd=root
+        command, capture_output=True, text=True, env=course_env(root), cwd=root
     )

@@ -1,19 +1,17 @@
-"""Check a submission before grading and build the normalised copy that is graded.
+"""Read a submission defensively, before nbgrader sees it, and record every repair.
 
-Students hand in whatever their editor wrote. This module reads each notebook
-defensively and repairs what can be repaired without guessing, against the source
-notebook (``solutions/``) and its release (what the student was given):
+Students hand in whatever their editor wrote. Here, in the grading parent:
 
 - unreadable files (not UTF-8, invalid JSON, not a notebook) are reported, not graded;
 - a renamed notebook is matched to the expected name when that is unambiguous;
-- duplicated graded cells keep one copy (the last, as nbgrader does);
-- nbgrader metadata that was stripped is put back by ``grade_id``-free matching:
-  first by identical content, then by position between cells that still match;
-- cell types, locked cells, test cells and points are restored from the release;
-- deleted read-only cells (instructions, imports, tests) are put back in place.
+- links and other files handed in are reported and never given to the notebook;
+- nbgrader metadata that was stripped is put back where the match is unambiguous.
 
-Every repair is a :class:`Flag`, shown to the instructor in the report. The
-student's file is never written: :func:`check_submission` returns new notebooks.
+In the worker, nbgrader's own sanitize step does the rest, through the two
+subclasses at the end of this module that record each repair as a finding:
+duplicated cells (``DeduplicateIds``), changed cell types, settings, points and
+edited read-only cells, deleted cells (``OverwriteCells``). The student's file is
+never written: :func:`check_submission` returns new notebooks.
 """
 
 from __future__ import annotations
@@ -21,28 +19,15 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
+from nbgrader.preprocessors import DeduplicateIds, OverwriteCells
+from traitlets import Dict
 
-
-@dataclass
-class Flag:
-    code: str  # short machine-readable kind, e.g. "renamed"
-    message: str  # one line for a human
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message}
-
-
-@dataclass
-class CheckedNotebook:
-    name: str  # expected notebook name, without .ipynb
-    submitted_as: str | None  # file name found in the submission, if any
-    notebook: nbformat.NotebookNode | None  # normalised notebook, None = not gradable
-    flags: list[Flag] = field(default_factory=list)
+from coursetools.execute import record
+from coursetools.results import Finding
 
 
 def text_of(cell) -> str:
@@ -69,32 +54,32 @@ def is_locked_cell(m: dict) -> bool:
 
 
 # -- reading ------------------------------------------------------------------
-def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Flag | None]:
+def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | None]:
     """A valid v4 notebook rebuilt from `path`, or None and the reason."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        return None, Flag("not_utf8", f"{path.name} is not UTF-8 text "
+        return None, Finding("not_utf8", f"{path.name} is not UTF-8 text "
                           f"(byte {error.start}: {error.reason}); not graded")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        return None, Flag("invalid_json", f"{path.name} is not valid JSON (line "
+        return None, Finding("invalid_json", f"{path.name} is not valid JSON (line "
                           f"{error.lineno}, column {error.colno}: {error.msg}); "
                           "not graded")
     except RecursionError:
-        return None, Flag("invalid_json", f"{path.name} nests its JSON too deeply "
+        return None, Finding("invalid_json", f"{path.name} nests its JSON too deeply "
                           "to be a notebook; not graded")
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        return None, Flag("not_a_notebook", f"{path.name} has no list of cells; "
+        return None, Finding("not_a_notebook", f"{path.name} has no list of cells; "
                           "not graded")
     try:
         if data.get("nbformat", 4) != 4:
             data = nbformat.convert(nbformat.from_dict(data), 4)
         return rebuild(data), None
     except Exception as error:  # noqa: BLE001 (any malformed structure)
-        return None, Flag("not_a_notebook", f"{path.name} is not a readable "
+        return None, Finding("not_a_notebook", f"{path.name} is not a readable "
                           f"notebook ({type(error).__name__}: {error}); not graded")
 
 
@@ -133,7 +118,7 @@ def gids_of(path: Path) -> set[str]:
         return set()
 
 
-def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list[Flag]]:
+def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list]:
     """Map each expected notebook name to a submitted file (or None).
 
     `expected` maps names to the release's grade ids, used to tell renamed
@@ -147,7 +132,7 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                if (folder / f"{name}.ipynb") in found}
     spare = [p for p in found if p not in matched.values()]
     missing = [name for name in expected if name not in matched]
-    flags: dict[str | None, list[Flag]] = {None: []}
+    findings = []
     if len(missing) == 1 and len(spare) == 1:
         matched[missing[0]] = spare.pop()
     elif missing and spare:
@@ -170,74 +155,40 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
         seen = f" (found instead: {', '.join(others[:5])}"
         seen += ", ...)" if len(others) > 5 else ")"
     for name in expected:
-        flags[name] = []
         path = matched.get(name)
         if path is None:
-            flags[name].append(Flag("missing_notebook", f"{name}.ipynb was not "
-                                    f"handed in{seen}"))
+            findings.append(Finding("missing_notebook", f"{name}.ipynb was not "
+                                    f"handed in{seen}", name))
             matched[name] = None
         elif path.name != f"{name}.ipynb":
-            flags[name].append(Flag("renamed", f"{path.name} graded as {name}.ipynb"))
-    for path in spare:
-        flags[None].append(Flag("extra_notebook", f"{path.name} is not part of the "
-                                "assignment; ignored"))
-    for link in links:
-        flags[None].append(Flag("symlink", f"{link.relative_to(folder)} is a "
-                                "symbolic link; links are never followed"))
-    for other in others:
-        if not other.endswith(".ipynb"):
-            flags[None].append(Flag("extra_file", f"{other} was handed in beside the "
-                                    "notebook; grading never gives it to the notebook"))
-    return {n: matched[n] for n in expected}, flags
+            findings.append(Finding("renamed", f"{path.name} graded as {name}.ipynb",
+                                    name))
+    findings += [Finding("extra_notebook", f"{path.name} is not part of the "
+                         "assignment; ignored") for path in spare]
+    findings += [Finding("symlink", f"{link.relative_to(folder)} is a symbolic link; "
+                         "links are never followed") for link in links]
+    findings += [Finding("extra_file", f"{other} was handed in beside the notebook; "
+                         "grading never gives it to the notebook")
+                 for other in others if not other.endswith(".ipynb")]
+    return {n: matched[n] for n in expected}, findings
 
 
-# -- repairing cells ----------------------------------------------------------
-def check_notebook(nb, release, flags: list[Flag]):
-    """Repair `nb` (a rebuilt copy) against `release`; append flags; return it."""
+# -- restoring stripped metadata (nbgrader has no such repair) ----------------
+def restore_stripped(nb, release, findings: list[Finding], name: str) -> None:
+    """Give cells without nbgrader metadata their grade id where unambiguous.
+
+    An editor or a careless copy can drop the metadata; nbgrader would then grade
+    the cell as missing. Matched first by identical content, then by position
+    between cells that still match, with the same number and types in the gap.
+    """
     ref = {grade_id(c): c for c in release.cells if grade_id(c)}
-    order = [grade_id(c) for c in release.cells if grade_id(c)]
-    cells = _drop_unknown_and_duplicates(nb.cells, ref, flags)
-    _restore_stripped(cells, release, ref, flags)
-    cells = [_restore_cell(c, ref[grade_id(c)], flags) if grade_id(c) else c
-             for c in cells]
-    nb.cells = _put_back_missing(cells, ref, order, flags)
-    return nb
-
-
-def _drop_unknown_and_duplicates(cells, ref, flags):
-    seen, kept = set(), []
-    for cell in reversed(cells):  # nbgrader keeps the last copy too
-        gid = grade_id(cell)
-        if gid is None:
-            if meta(cell):
-                cell.metadata.pop("nbgrader")
-        elif gid not in ref:
-            flags.append(Flag("unknown_cell", f"cell {gid!r} is not in the assignment;"
-                              " graded as an ordinary cell"))
-            cell.metadata.pop("nbgrader")
-        elif gid in seen:
-            if is_locked_cell(meta(ref[gid])):
-                flags.append(Flag("duplicated_cell", f"read-only cell {gid!r} appears "
-                                  "more than once; the extra copy was removed"))
-                continue
-            flags.append(Flag("duplicated_cell", f"answer cell {gid!r} appears more "
-                              "than once; the last copy is the answer, the others "
-                              "run as ordinary cells before it"))
-            cell.metadata.pop("nbgrader")
-        seen.add(gid)
-        kept.append(cell)
-    return kept[::-1]
-
-
-def _restore_stripped(cells, release, ref, flags) -> None:
-    """Give cells without nbgrader metadata their grade id where unambiguous."""
-    present = {grade_id(c) for c in cells if grade_id(c)}
+    present = {grade_id(c) for c in nb.cells if grade_id(c)}
     missing = [g for g in ref if g not in present]
     if not missing:
         return
+    cells = nb.cells
     plain = [c for c in cells if not grade_id(c)]
     restored = []
-    # 1. identical content, unique on both sides
     by_text = {}
     for gid in missing:
         by_text.setdefault(normalised_text(ref[gid]), []).append(gid)
@@ -247,14 +198,13 @@ def _restore_stripped(cells, release, ref, flags) -> None:
         if len(gids) == 1 and len(twins) == 1 and normalised_text(cell):
             _set_meta(cell, ref[gids[0]])
             restored.append(gids[0])
-    # 2. by position between cells that match, same number and types in the gap
+
     def key(cell):
         gid = grade_id(cell)
         return f"id:{gid}" if gid else f"text:{normalised_text(cell)}"
 
-    rel_keys = [key(c) for c in release.cells]
-    sub_keys = [key(c) for c in cells]
-    matcher = difflib.SequenceMatcher(None, rel_keys, sub_keys, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [key(c) for c in release.cells],
+                                      [key(c) for c in cells], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag not in ("replace", "insert", "delete"):
             continue
@@ -269,80 +219,142 @@ def _restore_stripped(cells, release, ref, flags) -> None:
                 _set_meta(h, w)
                 restored.append(grade_id(w))
     if restored:
-        flags.append(Flag("metadata_restored", f"nbgrader metadata was missing from "
-                          f"{len(restored)} cell(s); restored from the release"))
+        findings.append(Finding("metadata_restored", "nbgrader metadata was missing "
+                                f"from {len(restored)} cell(s); restored from the "
+                                "release", name))
 
 
 def _set_meta(cell, ref_cell) -> None:
     cell.metadata["nbgrader"] = copy.deepcopy(meta(ref_cell))
 
 
-def _restore_cell(cell, ref_cell, flags):
-    gid, want = grade_id(cell), meta(ref_cell)
-    if cell.cell_type != ref_cell.cell_type:
-        flags.append(Flag("cell_type_changed", f"cell {gid!r} was changed from "
-                          f"{ref_cell.cell_type} to {cell.cell_type}; changed back"))
-        maker = new_code_cell if ref_cell.cell_type == "code" else new_markdown_cell
-        cell = maker(source=text_of(cell), metadata=copy.deepcopy(cell.metadata))
-    got = meta(cell)
-    if want.get("grade") and got.get("points") != want.get("points"):
-        flags.append(Flag("points_changed", f"points of {gid!r} changed from "
-                          f"{want.get('points')} to {got.get('points')}; restored"))
-    elif any(bool(got.get(k)) != bool(want.get(k)) for k in ("grade", "solution",
-                                                             "locked")):
-        flags.append(Flag("metadata_changed", f"nbgrader settings of {gid!r} were "
-                          "changed; restored"))
-    cell.metadata["nbgrader"] = copy.deepcopy(want)
-    if is_locked_cell(want) and normalised_text(cell) != normalised_text(ref_cell):
-        kind = "test cell" if want.get("grade") else "read-only cell"
-        flags.append(Flag("tampered", f"{kind} {gid!r} was edited; the original is "
-                          "graded"))
-        cell.source = text_of(ref_cell)
-    return cell
+# -- nbgrader's own repairs, recorded -----------------------------------------
+def reference_cells(release) -> dict[str, dict]:
+    """grade id -> the released cell's type, source and nbgrader metadata."""
+    return {grade_id(c): {"cell_type": c.cell_type, "source": text_of(c),
+                          "nbgrader": dict(meta(c))}
+            for c in release.cells if grade_id(c)}
 
 
-def _put_back_missing(cells, ref, order, flags):
-    present = {grade_id(c) for c in cells if grade_id(c)}
-    for pos, gid in enumerate(order):
-        if gid in present:
-            continue
-        want = meta(ref[gid])
-        if not is_locked_cell(want):
-            flags.append(Flag("answer_missing", f"answer cell {gid!r} is missing; "
-                              "nothing was put in its place"))
-            continue
-        before = [g for g in order[:pos] if g in present]
-        at = 0
-        if before:
-            at = 1 + max(i for i, c in enumerate(cells) if grade_id(c) == before[-1])
-        cell = copy.deepcopy(ref[gid])
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        cells.insert(at, cell)
-        present.add(gid)
-        kind = "test cell" if want.get("grade") else "read-only cell"
-        flags.append(Flag("cell_deleted", f"{kind} {gid!r} was deleted; put back"))
-    return cells
+class RecordedDeduplicateIds(DeduplicateIds):
+    """nbgrader's DeduplicateIds (the last copy counts), each repair a finding."""
+
+    def preprocess_cell(self, cell, resources, index):
+        gid = grade_id(cell)
+        if gid and gid in self.grade_ids:
+            record(resources, "duplicated_cell", f"cell {gid!r} appears more than "
+                   "once; the last copy is graded, the others run as ordinary cells")
+        return super().preprocess_cell(cell, resources, index)
+
+
+class RecordedOverwriteCells(OverwriteCells):
+    """nbgrader's OverwriteCells against the release, each repair a finding.
+
+    On top of nbgrader's checks (cell type, locked, points, checksum) it drops
+    grade ids the assignment does not have (nbgrader leaves a graded cell
+    without an id, which later steps cannot score), puts the release's nbgrader
+    settings back, and puts back every deleted read-only cell in place:
+    nbgrader's ``add_missing_grade_cells`` restores test cells only and fails
+    when the cell before a deleted one is not an answer or a test.
+    """
+
+    release_cells = Dict(help="notebook -> grade id -> reference_cells() entry").tag(
+        config=True)
+
+    def preprocess(self, nb, resources):
+        self._resources = resources
+        self._ref = self.release_cells.get(resources["nbgrader"]["notebook"], {})
+        return super().preprocess(nb, resources)
+
+    def report_change(self, name, attr, old, new):
+        if attr == "cell_type":
+            record(self._resources, "cell_type_changed", f"cell {name!r} was changed "
+                   f"from {old} to {new}; changed back")
+        elif attr == "points":
+            record(self._resources, "points_changed", f"points of {name!r} changed "
+                   f"from {old:g} to {new:g}; restored")
+
+    def preprocess_cell(self, cell, resources, index):
+        gid = grade_id(cell)
+        if gid is None:
+            cell.metadata.pop("nbgrader", None)
+            return cell, resources
+        want = self._ref.get(gid)
+        if want is None:
+            record(resources, "unknown_cell", f"cell {gid!r} is not in the "
+                   "assignment; graded as an ordinary cell")
+            cell.metadata.pop("nbgrader")
+            return cell, resources
+        got, wanted = meta(cell), want["nbgrader"]
+        locked = is_locked_cell(wanted)
+        if locked and normalised_text(cell) != normalised_text(want):
+            kind = "test cell" if wanted.get("grade") else "read-only cell"
+            record(resources, "tampered", f"{kind} {gid!r} was edited; the "
+                   "original is graded", cell)
+        if any(bool(got.get(k)) != bool(wanted.get(k))
+               for k in ("grade", "solution", "locked")):
+            record(resources, "metadata_changed", f"nbgrader settings of {gid!r} "
+                   "were changed; restored", cell)
+        points = got.get("points")
+        if wanted.get("grade") and (isinstance(points, bool) or
+                                    not isinstance(points, int | float)):
+            record(resources, "points_changed", f"points of {gid!r} changed from "
+                   f"{wanted.get('points')} to {points!r}; restored")
+            points = wanted.get("points")
+        cell.metadata["nbgrader"] = {**copy.deepcopy(wanted), "points": points}
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        cell.metadata["nbgrader"] = {**copy.deepcopy(wanted),
+                                     "checksum": meta(cell).get("checksum")}
+        return cell, resources
+
+    def add_missing_grade_cells(self, nb, resources):
+        order = list(self._ref)
+        present = {grade_id(c) for c in nb.cells if grade_id(c)}
+        for position, gid in enumerate(order):
+            if gid in present:
+                continue
+            want = self._ref[gid]
+            if not is_locked_cell(want["nbgrader"]):
+                record(resources, "answer_missing", f"answer cell {gid!r} is "
+                       "missing; nothing was put in its place")
+                continue
+            before = [g for g in order[:position] if g in present]
+            at = 0
+            if before:
+                at = 1 + max(i for i, c in enumerate(nb.cells)
+                             if grade_id(c) == before[-1])
+            source = self.gradebook.find_source_cell(gid, self.notebook_id,
+                                                     self.assignment_id)
+            maker = new_code_cell if want["cell_type"] == "code" else new_markdown_cell
+            cell = maker(source=source.source,
+                         metadata={"nbgrader": {**copy.deepcopy(want["nbgrader"]),
+                                                "checksum": source.checksum}})
+            nb.cells.insert(at, cell)
+            present.add(gid)
+            kind = "test cell" if want["nbgrader"].get("grade") else "read-only cell"
+            record(resources, "cell_deleted", f"{kind} {gid!r} was deleted; put back")
+        return nb, resources
 
 
 # -- a whole submission -------------------------------------------------------
 def check_submission(folder: Path, releases: dict[str, nbformat.NotebookNode]):
-    """Check every expected notebook of one student's submission folder."""
+    """Check every expected notebook of one student's submission folder.
+
+    Returns the checked notebooks (None where nothing can be graded) and the
+    findings, each naming its notebook ("" for the submission as a whole).
+    """
     expected = {n: {grade_id(c) for c in nb.cells if grade_id(c)}
                 for n, nb in releases.items()}
-    matched, file_flags = match_files(folder, expected)
-    results = []
+    matched, findings = match_files(folder, expected)
+    notebooks = {}
     for name, path in matched.items():
-        flags = list(file_flags[name])
+        notebooks[name] = None
         if path is None:
-            results.append(CheckedNotebook(name, None, None, flags))
             continue
         nb, problem = read_notebook(path)
         if problem:
-            results.append(CheckedNotebook(name, path.name, None, flags + [problem]))
+            findings.append(Finding(problem.code, problem.message, name))
             continue
-        nb = check_notebook(nb, releases[name], flags)
-        results.append(CheckedNotebook(name, path.name, nb, flags))
-    if results:
-        results[0].flags.extend(file_flags[None])
-    return results
+        restore_stripped(nb, releases[name], findings, name)
+        notebooks[name] = nb
+    return notebooks, {n: (p.name if p else None) for n, p in matched.items()}, findings

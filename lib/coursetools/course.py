@@ -7,9 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The course's folders and files, as nbgrader_config.py names them too.
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "exercises"
 SUBMITTED_DIR = "submitted"
+AUTOGRADED_DIR = "autograded"
+FEEDBACK_DIR = "feedback"
+GRADEBOOK = "gradebook.db"
+GRADES_CSV = "grades.csv"
+REPORT_DIR = "grading"  # grading/<assignment>/report.md, item_analysis.html, state/
+
+CELL_TIMEOUT = 60  # seconds a cell may run while grading, unless told otherwise
 
 
 class CourseError(RuntimeError):
@@ -60,16 +68,21 @@ def resolve_assignment(root: Path, name: str) -> str:
     raise CourseError(f"{name!r} matches several assignments: {', '.join(matches)}")
 
 
-def nbgrader_env() -> dict[str, str]:
-    """The environment nbgrader needs: this interpreter's bin folder first on PATH.
+def course_env(root: Path) -> dict[str, str]:
+    """The Makefile's environment, for commands started from Python.
 
-    nbgrader starts `alembic` from PATH when it creates a gradebook, and the
-    notebooks' `python3` kernel must be this interpreter's.
+    This interpreter's bin folder comes first on PATH: nbgrader starts `alembic`
+    from PATH, and notebooks' `python3` kernel must be this interpreter's.
     """
-    env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    return env
+    return dict(
+        os.environ,
+        PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        KERAS_BACKEND="torch",
+        KERAS_HOME=str(root / ".keras"),
+        PYTHONHASHSEED="0",
+        OPENBLAS_NUM_THREADS="1",
+    )
 
 
 def run_nbgrader(
@@ -80,7 +93,7 @@ def run_nbgrader(
     result = subprocess.run(
         command,
         cwd=root,
-        env=nbgrader_env(),
+        env=course_env(root),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,8 +15,10 @@ every byte a runaway ``print`` loop emits. :class:`GuardedExecute` replaces
   test cell (errors still do: they are ``error`` outputs, not stderr);
 - keeps at most ``max_output_bytes`` of output per cell (errors are always kept).
 
-Every such event is appended to :data:`EVENTS`, which the worker reads after each
-notebook. Skipped cells get an ``error`` output, so they score zero.
+Every such event is a finding in ``resources["coursetools"]``, with each test's
+running time; :class:`KeepFindings`, last in each of nbgrader's pipelines, saves
+them in the notebook's metadata, where the worker reads them. Skipped cells get
+an ``error`` output, so they score zero.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ import nbformat
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Dict, Integer, List, Unicode
-
-EVENTS: list[dict] = []
 
 
 def _error_output(ename: str, evalue: str):
@@ -82,19 +82,12 @@ class GuardedExecute(Execute):
         1_000_000, help="Output kept per cell; the rest is dropped (errors are kept)."
     ).tag(config=True)
 
-    def _event(self, kind: str, cell, detail: str) -> None:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None
-        EVENTS.append(
-            {
-                "kind": kind,
-                "notebook": self._notebook,
-                "cell": grade_id,
-                "detail": detail,
-            }
-        )
+    def _event(self, code: str, cell, message: str) -> None:
+        record(self._resources, code, message, cell)
 
     def preprocess(self, nb, resources=None, km=None):
-        self._notebook = (resources or {}).get("nbgrader", {}).get("notebook")
+        self._resources = resources = resources if resources is not None else {}
+        self._notebook = resources.get("nbgrader", {}).get("notebook")
         self._base_timeout = self.timeout
         self._deadline = monotonic() + self.notebook_timeout
         self._stop_reason = None
@@ -124,6 +117,7 @@ class GuardedExecute(Execute):
         limited_by_budget = remaining < self._base_timeout
         self.timeout = max(1, int(min(self._base_timeout, remaining)))
         self.error_on_timeout = _timeout_reply(self.timeout)
+        started = monotonic()
         try:
             cell, resources = self._run_cell(cell, resources, index)
         except DeadKernelError:
@@ -140,6 +134,10 @@ class GuardedExecute(Execute):
             cell.outputs.append(_error_output("CellTimeoutError", str(error)[:200]))
         finally:
             self.timeout = self._base_timeout
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                seconds = _store(resources)["seconds"]
+                seconds[grade_id] = round(monotonic() - started, 3)
 
         if self._stop_reason is None and _has_error(cell, "CellTimeoutError"):
             self._event(
@@ -230,6 +228,126 @@ class GuardedExecute(Execute):
 
 def _has_error(cell, ename: str) -> bool:
     return any(o.output_type == "error" and o.ename == ename for o in cell.outputs)
+
+
+# -- findings, through nbconvert's resources -----------------------------------
+def _store(resources: dict) -> dict:
+    store = resources.setdefault("coursetools", {})
+    store.setdefault("findings", [])
+    store.setdefault("seconds", {})
+    return store
+
+
+def record(resources: dict, code: str, message: str, cell=None) -> None:
+    """Note a finding about the notebook being processed (cell: the cell, if any)."""
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id") if cell else None
+    _store(resources)["findings"].append(
+        {"code": code, "message": message, "cell": grade_id})
+
+
+class KeepFindings(NbGraderPreprocessor):
+    """Last in a pipeline: save its findings in the notebook, for the next step.
+
+    nbgrader runs the sanitize and the autograde pipelines as two conversions,
+    each with fresh resources; the notebook is what goes from one to the next.
+    """
+
+    def preprocess(self, nb, resources):
+        found = _store(resources)
+        kept = nb.metadata.setdefault("coursetools", {})
+        kept["findings"] = kept.get("findings", []) + found["findings"]
+        kept["seconds"] = {**kept.get("seconds", {}), **found["seconds"]}
+        return nb, resources
+
+
+# -- what a graded notebook shows ----------------------------------------------
+QUIET_ERRORS = {  # reported by other findings, or not an anomaly at all
+    "CellNotRun", "CellTimeoutError", "DeadKernelError", "KeyboardInterrupt",
+    "NotImplementedError",  # an unanswered stub
+}
+
+
+def output_findings(nb, notebook: str) -> list:
+    """Errors outside the tests, and calls of the withheld reference."""
+    from coursetools.results import Finding
+
+    found = []
+    for index, cell in enumerate(nb.cells):
+        nbg = cell.metadata.get("nbgrader", {})
+        for output in cell.get("outputs", []):
+            if output.output_type != "error":
+                continue
+            if output.ename == "ReferenceWithheldError":
+                found.append(Finding("reference_called", output.evalue[:160], notebook,
+                                     nbg.get("grade_id")))
+            elif not nbg.get("grade") and output.ename not in QUIET_ERRORS and (
+                    not output.ename.endswith("MemoryError")):
+                found.append(Finding("error_outside_tests",
+                                     f"{output.ename}: {output.evalue}"[:160], notebook,
+                                     nbg.get("grade_id") or f"cell {index}"))
+    return found
+
+
+def cell_failures(nb) -> dict[str, str]:
+    """grade id -> "Name: message" of the first error each graded cell shows."""
+    failures = {}
+    for cell in nb.cells:
+        nbg = cell.metadata.get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if nbg.get("grade") and errors:
+            failures[nbg["grade_id"]] = f"{errors[0].ename}: {errors[0].evalue}"[:500]
+    return failures
+
+
+def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
+                     **sealed):
+    """The course's nbgrader_config.py, pointed at a scratch course and hardened.
+
+    `sealed` holds SealedExecute's judge_names, judge_cells and judge_log, and
+    the release's cells for the repairs (``checks.RecordedOverwriteCells``).
+    """
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import DeduplicateIds, OverwriteCells
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from coursetools import checks
+    from coursetools.course import (
+        AUTOGRADED_DIR,
+        FEEDBACK_DIR,
+        SOURCE_DIR,
+        SUBMITTED_DIR,
+    )
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    extra = Config()
+    extra.CourseDirectory.root = str(course)
+    extra.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    extra.CourseDirectory.source_directory = SOURCE_DIR
+    extra.CourseDirectory.submitted_directory = SUBMITTED_DIR
+    extra.CourseDirectory.autograded_directory = AUTOGRADED_DIR
+    extra.CourseDirectory.feedback_directory = FEEDBACK_DIR
+    extra.Execute.timeout = settings["timeout"]
+    extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
+    extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
+    # The learner's kernel talks over Unix sockets in its connection folder:
+    # it has no network, so no TCP port could reach it.
+    extra.KernelManager.transport = "ipc"
+    extra.KernelManager.ip = str(comm / "k")
+    extra.KernelManager.connection_file = str(comm / "kernel.json")
+    extra.SealedExecute.bridge_socket = str(comm / "judge.sock")
+    extra.SealedExecute.comm_dir = str(comm)
+    extra.RecordedOverwriteCells.release_cells = sealed.pop("release_cells")
+    for name, value in sealed.items():
+        setattr(extra.SealedExecute, name, value)
+    swaps = {Execute: SealedExecute, DeduplicateIds: checks.RecordedDeduplicateIds,
+             OverwriteCells: checks.RecordedOverwriteCells}
+    for pipeline in ("sanitize_preprocessors", "autograde_preprocessors"):
+        default = Autograde.class_traits()[pipeline].default()
+        setattr(extra.Autograde, pipeline,
+                [swaps.get(p, p) for p in default] + [KeepFindings])
+    config.merge(extra)
+    return config
 
 
 class SealedExecute(GuardedExecute):

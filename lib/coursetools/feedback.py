@@ -49,6 +49,7 @@ def secret_lines(source_nb, min_length: int = 12) -> set[str]:
 def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
     """A copy of an autograded notebook that is safe to show its student."""
     nb = copy.deepcopy(graded_nb)
+    nb.metadata.pop("coursetools", None)  # the grader's findings are for instructors
     released = {grade_id(c): c for c in release_nb.cells if grade_id(c)}
     for cell in nb.cells:
         ref = released.get(grade_id(cell))

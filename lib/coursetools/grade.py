@@ -2,65 +2,76 @@
 
 Usage::
 
-    python -m coursetools.grade ASSIGNMENT [--jobs 2] [--timeout 60]
-        [--notebook-timeout 300] [--memory-mb 2048] [--students a,b] [--force]
-        [--no-feedback]
+    python -m coursetools.grade ASSIGNMENT [--jobs 2] [--scheduler tcp://host:8786]
+        [--timeout 60] [--notebook-timeout 300] [--memory-mb 2048]
+        [--students a,b] [--force] [--no-feedback] [--unsafe] [--report-only]
 
 (or ``make grade ASSIGNMENT=ch02``; a unique prefix names the assignment).
 
 Submissions are read from ``submitted/<student>/<assignment>/`` and never
-modified. For each student the grader checks and repairs a copy of the notebooks
-(:mod:`coursetools.checks`), autogrades it in a worker process with its own
-scratch gradebook (:mod:`coursetools.worker`), merges the scores into
-``gradebook.db`` from this process only, copies the graded notebook to
-``autograded/`` and the feedback (hidden tests removed) to ``feedback/``. At the
-end it exports every score to ``grades.csv`` and writes
-``grading/<assignment>/report.md`` and ``report.csv``.
+modified. Each student is one job (:func:`coursetools.worker.run`) on a pool:
+``--jobs`` local processes (``concurrent.futures``), or the workers of a Dask
+cluster (``--scheduler``), which serves the same futures interface. Each job
+gets the checked notebooks (:mod:`coursetools.checks`) and returns a
+:class:`~coursetools.results.StudentResult`; this process alone writes the
+gradebook, ``autograded/``, ``feedback/`` (hidden tests removed), ``grades.csv``,
+and ``grading/<assignment>/`` (``report.md``, ``report.csv``,
+``item_analysis.html`` and one state file per student).
 
 A student whose submission, source notebooks and settings are unchanged since
 their last grading is skipped (``--force`` regrades), so an interrupted run is
-resumed by running the same command again.
+resumed by running the same command again. ``--report-only`` redraws the report
+and the item analysis from the gradebook and the state files.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import contextlib
 import hashlib
 import html
 import json
+import multiprocessing
 import os
 import secrets
-import selectors
 import shutil
-import signal
-import subprocess
+import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from coursetools import report, sandbox
+import nbformat
+
+from coursetools import analysis, checks, gradebook, report, sandbox, worker
 from coursetools.course import (
+    AUTOGRADED_DIR,
+    CELL_TIMEOUT,
+    FEEDBACK_DIR,
+    GRADEBOOK,
+    GRADES_CSV,
+    REPORT_DIR,
+    SOURCE_DIR,
     SUBMITTED_DIR,
     CourseError,
     find_root,
-    nbgrader_env,
     resolve_assignment,
     run_nbgrader,
 )
+from coursetools.results import StudentResult
 
-GRADES_CSV = "grades.csv"
-REPORT_DIR = "grading"
-# How a worker is started (a test swaps in a fake one).
-WORKER_COMMAND = [sys.executable, "-m", "coursetools.worker"]
-VERSION = "3"  # bump when grading changes in a way that should regrade everyone
+VERSION = "4"  # bump when grading changes in a way that should regrade everyone
+ATTEMPTS = 2  # a student whose grading fails is tried once more, then reported
 
 
 @dataclass
 class Settings:
-    jobs: int = 2
-    timeout: int = 60  # per cell, seconds
+    jobs: int = 2  # local worker processes (ignored with a scheduler)
+    scheduler: str | None = None  # a Dask scheduler's address, e.g. tcp://host:8786
+    timeout: int = CELL_TIMEOUT  # per cell, seconds
     notebook_timeout: int = 300  # per notebook, seconds
     memory_mb: int = 2048  # address-space cap of each kernel
     max_output_bytes: int = 1_000_000  # output kept per cell
@@ -69,15 +80,21 @@ class Settings:
     students: list[str] | None = None
     quiet: bool = False
     unsafe: bool = False  # grade without a sandbox (the report says so)
+    report_only: bool = False
 
     def key(self) -> dict:
+        """The settings a grade depends on: changing one regrades everyone."""
+        names = ("timeout", "notebook_timeout", "memory_mb", "max_output_bytes",
+                 "unsafe")
+        return {**{n: getattr(self, n) for n in names}, "version": VERSION}
+
+    def for_worker(self, notebooks: int) -> dict:
         return {
-            "timeout": self.timeout,
-            "notebook_timeout": self.notebook_timeout,
-            "memory_mb": self.memory_mb,
-            "max_output_bytes": self.max_output_bytes,
-            "unsafe": self.unsafe,
-            "version": VERSION,
+            **self.key(),
+            "feedback": self.feedback,
+            "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, self.jobs)),
+            # A safety net above the notebooks' own limits.
+            "budget": self.notebook_timeout * max(1, notebooks) + 120,
         }
 
 
@@ -87,24 +104,129 @@ class Summary:
     graded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     attention: list[str] = field(default_factory=list)
-    report_md: Path | None = None
-    report_csv: Path | None = None
-    grades_csv: Path | None = None
+    not_graded: dict[str, str] = field(default_factory=dict)  # student -> why
+    attempts: dict[str, int] = field(default_factory=dict)
+    workers: set[str] = field(default_factory=set)  # host:pid of each that graded
     scores: dict = field(default_factory=dict)
+    report_md: Path | None = None
+    grades_csv: Path | None = None
     seconds: float = 0.0  # the whole run
-    grading_seconds: float = 0.0  # workers only: without registration and export
-    not_graded: dict = field(default_factory=dict)  # student -> why
+    grading_seconds: float = 0.0  # the pool only: without registration and export
     unsafe: bool = False
 
 
+# -- the pool -----------------------------------------------------------------
+@contextlib.contextmanager
+def executor(settings: Settings, context):
+    """An executor, how many jobs it runs at once, and the context to send.
+
+    Local processes are started fresh (spawn), never forked from this one, and
+    are made again if one dies. On a Dask cluster (``distributed.Client``, the
+    same futures interface) the context goes to every worker once; each worker
+    runs one job at a time in its own sandbox, as a local process does.
+    """
+    if settings.scheduler:
+        from distributed import Client
+
+        with Client(settings.scheduler, timeout=30) as client:
+            slots = sum(client.nthreads().values())
+            if not slots:
+                raise CourseError(f"the Dask cluster at {settings.scheduler} has no "
+                                  "workers: start some with `dask worker`")
+            shared = client.scatter(context, broadcast=True)
+            yield client.get_executor(pure=False, retries=0), slots, shared
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=spawn)), \
+            settings.jobs, context
+
+
+def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result,
+             work=worker.run) -> dict[str, str]:
+    """Grade each student once; call ``on_result(result)`` as each comes back.
+
+    `pool` is an executor, or a function that makes one (a local process pool
+    is made again if a worker process dies). Each attempt carries a fresh
+    random token; a result counts only with its own student and token and no
+    grading error. A failed attempt is tried once more; after that the failure
+    is the student's result, marked ``retryable`` so that it is never cached as
+    final. Returns {student: why} for anyone the pool could not finish.
+    """
+    make = None if isinstance(pool, cf.Executor) else pool
+    current = [make() if make else pool]
+    queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
+    # When a worker process dies, every job running in that pool fails with it,
+    # and only one of them can be the cause: each is tried again alone, and
+    # only a failure alone counts as an attempt.
+    suspects: set[str] = set()
+
+    def submit(student: str) -> None:
+        attempts[student] += 1
+        job = make_job(student, secrets.token_hex(16))
+        future = current[0].submit(work, context, job)
+        running[future] = (job, current[0])
+
+    def finish(job, result: StudentResult | None, why: str | None) -> None:
+        if why is None and result.errors:
+            why = result.errors[-1]
+        if why is not None and attempts[job.student] < ATTEMPTS:
+            queue.append(job.student)
+            return
+        if why is not None:
+            genuine = result is not None and result.errors and why == result.errors[-1]
+            result = result if genuine else StudentResult.failed(
+                job.student, result.assignment if result else "", why)
+            result.retryable = True
+        result.attempts = attempts[job.student]
+        on_result(result)
+
+    try:
+        while queue or running:
+            while queue and len(running) < 2 * slots:
+                if suspects & ({queue[0]} | {j.student for j, _ in running.values()}):
+                    if not running:
+                        submit(queue.pop(0))
+                    break
+                submit(queue.pop(0))
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                job, used = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    if make and used is current[0]:  # replace the broken pool once
+                        used.shutdown(wait=False, cancel_futures=True)
+                        current[0] = make()
+                    if job.student in suspects:  # it ran alone: its own failure
+                        finish(job, None, "the grading worker stopped unexpectedly")
+                    else:
+                        attempts[job.student] -= 1
+                        suspects.add(job.student)
+                        queue.append(job.student)
+                    continue
+                except Exception as error:  # noqa: BLE001 (a worker lost: retry)
+                    finish(job, None, f"the grading worker failed: "
+                                      f"{type(error).__name__}: {error}"[:300])
+                    continue
+                why = None
+                if not isinstance(result, StudentResult) or (
+                    (result.student, result.token) != (job.student, job.token)
+                ):
+                    why = "the worker answered for another job"
+                    result = None
+                finish(job, result, why)
+    finally:
+        if make:
+            current[0].shutdown(wait=True, cancel_futures=True)
+    return {s: "the grader stopped before grading it"
+            for s in students if attempts[s] == 0}
+
+
+# -- the whole run ------------------------------------------------------------
 def students_with_submission(root: Path, assignment: str) -> list[str]:
     """Student ids that have a submitted/<student>/<assignment>/ folder."""
-    submitted = root / SUBMITTED_DIR
-    if not submitted.is_dir():
-        return []
-    return sorted(
-        p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir()
-    )
+    return sorted(p.parent.name for p in (root / SUBMITTED_DIR).glob(f"*/{assignment}")
+                  if p.is_dir())
 
 
 def _no_submissions(root: Path, assignment: str) -> str:
@@ -112,240 +234,31 @@ def _no_submissions(root: Path, assignment: str) -> str:
     want = f"{SUBMITTED_DIR}/<student>/{assignment}/<notebook>.ipynb"
     submitted = root / SUBMITTED_DIR
     if not submitted.is_dir():
-        return (
-            f"no {SUBMITTED_DIR}/ folder in {root}: put each submission in {want} "
-            f"(`nbgrader collect {assignment}` does it on a JupyterHub)"
-        )
-    found = sorted(
-        str(p.relative_to(submitted)) for p in submitted.glob("*/*") if p.is_dir()
-    )
+        return (f"no {SUBMITTED_DIR}/ folder in {root}: put each submission in "
+                f"{want} (`nbgrader collect {assignment}` does it on a JupyterHub)")
+    found = sorted(str(p.relative_to(submitted)) for p in submitted.glob("*/*")
+                   if p.is_dir())
     message = f"no submissions of {assignment}: expected {want} under {root}"
     if found:
-        message += (
-            f"; {SUBMITTED_DIR}/ holds {', '.join(found[:5])}"
-            + (", ..." if len(found) > 5 else "")
-            + f" (the folder must be named {assignment} in full)"
-        )
+        message += (f"; {SUBMITTED_DIR}/ holds {', '.join(found[:5])}"
+                    + (", ..." if len(found) > 5 else "")
+                    + f" (the folder must be named {assignment} in full)")
     return message
 
 
-def _misnamed_folders(root: Path, assignment: str) -> list[str]:
-    """submitted/<student>/<short name>/ folders, e.g. ch01 for ch01_..."""
-    return sorted(
-        f"{SUBMITTED_DIR}/{p.parent.name}/{p.name}/"
-        for p in (root / SUBMITTED_DIR).glob("*/*")
-        if p.is_dir() and p.name != assignment and assignment.startswith(p.name)
-    )
-
-
-def submission_key(
-    root: Path, assignment: str, student: str, settings: Settings
-) -> str:
+def submission_key(root: Path, assignment: str, student: str,
+                   settings: Settings) -> str:
     """Hash of what determines a grade: the files handed in, the source, settings."""
     digest = hashlib.sha256(json.dumps(settings.key(), sort_keys=True).encode())
-    for base in (
-        root / SUBMITTED_DIR / student / assignment,
-        root / "solutions" / assignment,
-    ):
-        for path in sorted(
-            p for p in base.rglob("*") if p.is_file() and not p.is_symlink()
-        ):
+    for base in (root / SUBMITTED_DIR / student / assignment,
+                 root / SOURCE_DIR / assignment):
+        for path in sorted(p for p in base.rglob("*")
+                           if p.is_file() and not p.is_symlink()):
             digest.update(str(path.relative_to(base)).encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-# -- workers ------------------------------------------------------------------
-class WorkerProcess:
-    """One `python -m coursetools.worker`, fed one student at a time."""
-
-    def __init__(
-        self, root: Path, work: Path, assignment: str, worker_settings: dict, log: Path
-    ):
-        self.work = work
-        work.mkdir(parents=True)
-        command = [
-            *WORKER_COMMAND,
-            "--root",
-            str(root),
-            "--work",
-            str(work),
-            "--assignment",
-            assignment,
-            "--settings",
-            json.dumps(worker_settings),
-        ]
-        self.log = log.open("a")
-        # Unbuffered bytes: the selector watches the pipe itself, so no line may
-        # wait in a Python-side buffer (a worker's "ready" and its first "done"
-        # can arrive in one read when the first student is graded at once).
-        self.proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            bufsize=0,
-            env=nbgrader_env(),
-            cwd=work,
-            start_new_session=True,
-        )
-        self.student: str | None = None
-        self.started = 0.0
-        self._pending = b""
-
-    def send(self, student: str) -> None:
-        self.student, self.started = student, time.monotonic()
-        self.token = secrets.token_hex(16)
-        self.proc.stdin.write(f"{student} {self.token}\n".encode())
-
-    def read_lines(self) -> list[str] | None:
-        """The complete lines the worker has written so far; None once it exited."""
-        data = os.read(self.proc.stdout.fileno(), 65536)
-        if not data:
-            return None
-        *lines, self._pending = (self._pending + data).split(b"\n")
-        return [line.decode(errors="replace") for line in lines]
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            self.kill()
-        self.log.close()
-
-    def kill(self) -> None:
-        """Stop the worker and every kernel it started."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
-
-
-def run_workers(
-    root, assignment, todo, worker_settings, budget, scratch, on_result, jobs, log
-):
-    """Grade `todo` with `jobs` workers; call on_result(student, result) per student.
-
-    Each student goes out with a fresh random token and counts as graded only
-    when the worker that was sent them answers ``done <student> <token>`` and
-    the result file carries the same token. A student whose grading fails
-    (a worker died or timed out, or the result is missing or forged) is tried
-    once more; after that the failure is their result, marked ``retryable``
-    so that it is never cached as final. Returns {student: why} for anyone
-    who could not be graded.
-    """
-    queue = list(todo)
-    attempts = {student: 0 for student in todo}
-    finished: set[str] = set()
-    selector = selectors.DefaultSelector()
-    serial = 0
-
-    def spawn():
-        nonlocal serial
-        serial += 1
-        settings = {**worker_settings, "slot": serial}
-        worker = WorkerProcess(
-            root, scratch / f"worker-{serial}", assignment, settings, log
-        )
-        selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
-        return worker
-
-    def feed(worker):
-        if queue:
-            student = queue.pop(0)
-            attempts[student] += 1
-            worker.send(student)
-        else:
-            worker.student = None
-            selector.unregister(worker.proc.stdout)
-            worker.close()
-
-    def give_up_or_retry(student, why):
-        if attempts[student] < 2:
-            queue.append(student)
-            return
-        finished.add(student)
-        on_result(
-            student,
-            {
-                "student": student,
-                "assignment": assignment,
-                "notebooks": {},
-                "errors": [why],
-                "retryable": True,
-            },
-        )
-
-    def failed(worker, why):
-        student = worker.student
-        selector.unregister(worker.proc.stdout)
-        worker.kill()
-        if student is not None:
-            give_up_or_retry(student, why)
-        if queue:
-            feed(spawn())
-
-    def accept(worker, line):
-        parts = line.split()
-        if len(parts) != 3 or parts[0] != "done" or worker.student is None:
-            return False
-        student, token = parts[1], parts[2]
-        if student != worker.student or token != worker.token:
-            return False
-        path = worker.work / "results" / f"{student}.json"
-        result = _load(path)
-        if result is None or result.get("token") != token:
-            return False
-        result.pop("token", None)
-        if result.get("errors") and attempts[student] < 2:
-            queue.append(student)  # a grading error: once more, from scratch
-        else:
-            finished.add(student)
-            if result.get("errors"):
-                result["retryable"] = True
-            on_result(student, result)
-        worker.student = None
-        return True
-
-    for _ in range(min(jobs, len(queue))):
-        feed(spawn())
-    try:
-        while selector.get_map():
-            for key, _ in selector.select(timeout=1.0):
-                worker = key.data
-                lines = worker.read_lines()
-                if lines is None:  # the worker exited
-                    failed(
-                        worker,
-                        "the grading worker stopped unexpectedly "
-                        f"(exit code {worker.proc.poll()})",
-                    )
-                    continue
-                for line in lines:
-                    if line.startswith("done "):
-                        if accept(worker, line):
-                            feed(worker)
-                        else:
-                            failed(worker, f"the worker answered {line[:80]!r}")
-                            break
-            for key in list(selector.get_map().values()):
-                worker = key.data
-                if worker.student and time.monotonic() - worker.started > budget:
-                    failed(
-                        worker, f"grading took longer than {budget} s and was stopped"
-                    )
-    finally:
-        for key in list(selector.get_map().values()):
-            key.data.kill()
-    why = "the grader stopped before grading it"
-    return {student: why for student in todo if student not in finished}
-
-
-# -- the whole run ------------------------------------------------------------
 def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summary:
     """Grade `assignment` under course folder `root`; return what happened."""
     settings = settings or Settings()
@@ -356,160 +269,155 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         unknown = sorted(set(settings.students) - set(students))
         if unknown:
             raise CourseError(
-                f"no submission of {assignment} from: {', '.join(unknown)}"
-            )
+                f"no submission of {assignment} from: {', '.join(unknown)}")
         students = [s for s in students if s in settings.students]
     if not students:
         raise CourseError(_no_submissions(root, assignment))
-    if not settings.unsafe:
-        why = sandbox.problem()
-        if why:
-            raise CourseError(
-                f"cannot seal the grading here: {why}. Grades made without a "
-                "sandbox are not protected from hostile submissions; to grade "
-                "anyway, run again with --unsafe (make grade GRADE_ARGS=--unsafe)"
-            )
-    strays = _misnamed_folders(root, assignment)
-    if strays:
-        say(
-            f"warning: not graded, the folder must be named {assignment}: "
-            + ", ".join(strays)
-        )
-    from coursetools import gradebook
-
     out = root / REPORT_DIR / assignment
-    state_dir = out / "state"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (out / "workers.log").write_text("")
-    db_path = root / "gradebook.db"
-    db_url = f"sqlite:///{db_path}"
-    summary = Summary(assignment)
-
-    with tempfile.TemporaryDirectory(prefix="coursetools-grade-") as tmp:
-        scratch = Path(tmp)
-        release_dir = scratch / "release"
-        gradebook.register(root, assignment, release_dir)
-        gradebook.snapshot(db_path, scratch / "template.db")
-
-        keys = {s: submission_key(root, assignment, s, settings) for s in students}
-        todo = []
-        for student in students:
-            state = _load(state_dir / f"{student}.json")
-            if (
-                not settings.force
-                and state
-                and state.get("key") == keys[student]
-                and gradebook.has_submission(db_url, assignment, student)
-            ):
-                summary.skipped.append(student)
-            else:
-                todo.append(student)
-        say(
-            f"{assignment}: {len(students)} submission(s), {len(todo)} to grade, "
-            f"{len(summary.skipped)} unchanged since last graded (skipped)"
-        )
-
-        def on_result(student, result):
-            # A grading error is never final: the next run grades them again.
-            result["key"] = None if result.get("retryable") else keys[student]
-            result["attention"] = report.needs_attention(result)
-            _install_outputs(root, assignment, student, result, out, notebooks)
-            gradebook.merge(db_url, assignment, student, result)
-            (state_dir / f"{student}.json").write_text(
-                json.dumps(result, indent=1, default=str)
-            )
-            summary.graded.append(student)
-            mark = "!" if result["attention"] else " "
-            say(
-                f"  {mark} {student:<24} {result.get('seconds', 0):6.1f} s "
-                f"({len(summary.graded)}/{len(todo)})"
-            )
-
-        notebooks = [p.stem for p in (root / "solutions" / assignment).glob("*.ipynb")]
-        n_notebooks = len(notebooks)
-        worker_settings = {
-            **settings.key(),
-            "feedback": settings.feedback,
-            "template_db": str(scratch / "template.db"),
-            "release_dir": str(release_dir / assignment),
-            "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, settings.jobs)),
-            "uid_base": sandbox.SANDBOX_UID
-            + sandbox.UIDS_PER_RUN * secrets.randbelow(sandbox.RUN_SLOTS),
-        }
-        budget = settings.notebook_timeout * max(1, n_notebooks) + 120
-        workers_started = time.monotonic()
-        if todo:
-            summary.not_graded = run_workers(
-                root,
-                assignment,
-                todo,
-                worker_settings,
-                budget,
-                scratch,
-                on_result,
-                settings.jobs,
-                out / "workers.log",
-            )
-        summary.grading_seconds = time.monotonic() - workers_started
-
-    summary.grades_csv = root / GRADES_CSV
-    run_nbgrader(root, "export", f"--to={summary.grades_csv}")
-    results = {
-        s: _load(state_dir / f"{s}.json") or {}
-        for s in students_with_submission(root, assignment)
-    }
+    summary = Summary(assignment, unsafe=settings.unsafe)
+    db_url = f"sqlite:///{root / GRADEBOOK}"
+    if not settings.report_only:
+        _grade_students(root, assignment, students, settings, summary, say)
+        summary.grades_csv = root / GRADES_CSV
+        run_nbgrader(root, "export", f"--to={summary.grades_csv}")
+    elif not (root / GRADEBOOK).exists():
+        raise CourseError(f"no {GRADEBOOK} in {root}: grade {assignment} first")
+    results = {}
+    for path in sorted((out / "state").glob("*.json")):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            results[path.stem] = StudentResult.from_json(path.read_text())
     summary.scores = gradebook.scores(db_url, assignment)
-    summary.unsafe = settings.unsafe
-    summary.report_md, summary.report_csv = report.write(
-        out,
-        assignment,
-        results,
-        summary.scores,
-        gradebook.seconds_late(db_url, assignment),
-        unsafe=settings.unsafe,
-        not_graded=summary.not_graded,
-    )
-    summary.attention = sorted(s for s, r in results.items() if r.get("attention"))
+    summary.report_md = report.write(
+        out, assignment, results, summary.scores,
+        gradebook.seconds_late(db_url, assignment), unsafe=settings.unsafe,
+        not_graded=summary.not_graded)
+    analysis.write(out, assignment, results, summary.scores,
+                   graded_cells(root, assignment))
+    summary.attention = sorted(s for s, r in results.items() if r.needs_attention())
     summary.seconds = time.monotonic() - started
     _print_summary(summary, say)
     return summary
 
 
-def _install_outputs(root, assignment, student, result, out, notebooks) -> None:
-    """Copy the worker's graded notebooks and feedback into the course folders."""
-    dirs = {
-        kind: root / kind / student / assignment for kind in ("autograded", "feedback")
-    }
-    for folder in [*dirs.values(), out / "feedback-src" / student]:
+def graded_cells(root: Path, assignment: str) -> list[tuple[str, str, float]]:
+    """(notebook, grade id, points) of every graded cell, in the source's order."""
+    found = []
+    for path in sorted((root / SOURCE_DIR / assignment).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            nbg = cell.metadata.get("nbgrader", {})
+            if nbg.get("grade"):
+                found.append((path.stem, nbg["grade_id"], float(nbg["points"])))
+    return found
+
+
+def _grade_students(root, assignment, students, settings, summary, say) -> None:
+    if not settings.unsafe and (why := sandbox.problem()):
+        raise CourseError(
+            f"cannot seal the grading here: {why}. Grades made without a sandbox are "
+            "not protected from hostile submissions; to grade anyway, run again "
+            "with --unsafe (make grade GRADE_ARGS=--unsafe)")
+    strays = sorted(f"{SUBMITTED_DIR}/{p.parent.name}/{p.name}/"
+                    for p in (root / SUBMITTED_DIR).glob("*/*")
+                    if p.is_dir() and p.name != assignment
+                    and assignment.startswith(p.name))
+    if strays:
+        say(f"warning: not graded, the folder must be named {assignment}: "
+            + ", ".join(strays))
+    out = root / REPORT_DIR / assignment
+    (out / "state").mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{root / GRADEBOOK}"
+    with tempfile.TemporaryDirectory(prefix="coursetools-grade-") as scratch:
+        release_dir = Path(scratch) / "release"
+        gradebook.register(root, assignment, release_dir)
+        with sqlite3.connect(root / GRADEBOOK) as src, \
+                sqlite3.connect(Path(scratch) / "template.db") as copy:
+            src.backup(copy)  # a consistent copy: the workers' starting gradebook
+        template = (Path(scratch) / "template.db").read_bytes()
+        releases = {p.stem: p.read_text()
+                    for p in sorted((release_dir / assignment).glob("*.ipynb"))}
+    keys = {s: submission_key(root, assignment, s, settings) for s in students}
+    todo = []
+    for student in students:
+        state = worker.load_json(out / "state" / f"{student}.json")
+        if (not settings.force and state and state.get("key") == keys[student]
+                and gradebook.has_submission(db_url, assignment, student)):
+            summary.skipped.append(student)
+        else:
+            todo.append(student)
+    say(f"{assignment}: {len(students)} submission(s), {len(todo)} to grade, "
+        f"{len(summary.skipped)} unchanged since last graded (skipped)")
+    if not todo:
+        return
+    context = worker.Context(
+        run_id=secrets.token_hex(8), root=str(root), assignment=assignment,
+        settings=settings.for_worker(len(releases)),
+        source_digest=worker.source_digest(root, assignment),
+        template_db=template, releases=releases)
+    release_nbs = {n: nbformat.reads(t, as_version=4) for n, t in releases.items()}
+
+    def make_job(student: str, token: str) -> worker.Job:
+        folder = root / SUBMITTED_DIR / student / assignment
+        notebooks, submitted_as, findings = checks.check_submission(folder,
+                                                                    release_nbs)
+        stamp = folder / "timestamp.txt"
+        return worker.Job(
+            student, token,
+            {n: nbformat.writes(nb) if nb is not None else None
+             for n, nb in notebooks.items()},
+            submitted_as, findings,
+            stamp.read_text(errors="replace")[:100]
+            if stamp.is_file() and not stamp.is_symlink() else None)
+
+    def on_result(result: StudentResult) -> None:
+        # A grading error is never final: the next run grades them again.
+        result.key = None if result.retryable else keys[result.student]
+        _install_outputs(root, assignment, result)
+        gradebook.merge(db_url, assignment, result)
+        (out / "state" / f"{result.student}.json").write_text(result.to_json())
+        summary.graded.append(result.student)
+        if result.retryable:
+            summary.not_graded[result.student] = result.errors[-1]
+        summary.attempts[result.student] = result.attempts
+        if result.worker:
+            summary.workers.add(result.worker)
+        mark = "!" if result.needs_attention() else " "
+        say(f"  {mark} {result.student:<24} {result.seconds:6.1f} s "
+            f"({len(summary.graded)}/{len(todo)})")
+
+    pool_started = time.monotonic()
+    with executor(settings, context) as (pool, slots, shared):
+        summary.not_graded.update(
+            run_jobs(pool, slots, todo, shared, make_job, on_result))
+    summary.grading_seconds = time.monotonic() - pool_started
+
+
+def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None:
+    """Write the files a worker made into autograded/ and feedback/."""
+    student = result.student
+    dirs = {kind: root / kind / student / assignment
+            for kind in (AUTOGRADED_DIR, FEEDBACK_DIR)}
+    keep = root / REPORT_DIR / assignment / "feedback-src" / student
+    for folder in [*dirs.values(), keep]:
         _remove(folder)
-    for name, entry in result.get("notebooks", {}).items():
-        for kind, key in (("autograded", "autograded"), ("feedback", "feedback")):
-            if entry.get(key):
-                dirs[kind].mkdir(parents=True, exist_ok=True)
-                shutil.copy(entry[key], dirs[kind] / Path(entry[key]).name)
-                entry[key] = str(dirs[kind] / Path(entry[key]).name)
-        if entry.get("feedback_source"):
-            keep = out / "feedback-src" / student
-            keep.mkdir(parents=True, exist_ok=True)
-            shutil.copy(entry["feedback_source"], keep / f"{name}.ipynb")
-            entry["feedback_source"] = str(keep / f"{name}.ipynb")
-        if not entry.get("graded"):
-            reasons = "; ".join(f["message"] for f in entry.get("flags", []))
-            _not_graded_page(dirs["feedback"], name, reasons)
-    for name in notebooks:  # a grading error: no notebook came back at all
-        if name not in result.get("notebooks", {}):
-            _not_graded_page(dirs["feedback"], name, "; ".join(result["errors"]))
+    for name, entry in result.notebooks.items():
+        for folder, text, suffix in ((dirs[AUTOGRADED_DIR], entry.autograded, "ipynb"),
+                                     (dirs[FEEDBACK_DIR], entry.feedback_html, "html"),
+                                     (keep, entry.feedback_source, "ipynb")):
+            if text is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{name}.{suffix}").write_text(text)
+        if not entry.graded:
+            reasons = "; ".join(f.message for f in entry.findings) or "; ".join(
+                result.errors)
+            _not_graded_page(dirs[FEEDBACK_DIR], name, reasons)
 
 
 def _not_graded_page(folder: Path, name: str, reasons: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.html").write_text(
-        "<!DOCTYPE html><html><body><h1>"
-        + html.escape(name)
-        + ": not graded</h1><p>"
+        f"<!DOCTYPE html><html><body><h1>{html.escape(name)}: not graded</h1><p>"
         + html.escape(reasons or "The notebook could not be graded.")
-        + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n"
-    )
+        + "</p><p>Score: 0. Please contact your instructor.</p></body></html>\n")
 
 
 def _remove(folder: Path) -> None:
@@ -519,27 +427,16 @@ def _remove(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 def _print_summary(summary: Summary, say) -> None:
     values = [s for s, _ in summary.scores.values()]
     top = max((m for _, m in summary.scores.values()), default=0)
     mean = sum(values) / len(values) if values else 0
-    say(
-        f"graded {len(summary.graded)}, skipped {len(summary.skipped)} in "
-        f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}"
-    )
+    say(f"graded {len(summary.graded)}, skipped {len(summary.skipped)} in "
+        f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}")
     if summary.attention:
-        say(
-            f"{len(summary.attention)} student(s) need a look: "
+        say(f"{len(summary.attention)} student(s) need a look: "
             f"{', '.join(summary.attention[:10])}"
-            + (" ..." if len(summary.attention) > 10 else "")
-        )
+            + (" ..." if len(summary.attention) > 10 else ""))
     else:
         say("no student needs a look")
     for student, why in sorted(summary.not_graded.items()):
@@ -548,61 +445,52 @@ def _print_summary(summary: Summary, say) -> None:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")
     say(f"report:   {summary.report_md}")
-    say(f"grades:   {summary.grades_csv}")
-    say(f"feedback: feedback/<student>/{summary.assignment}/")
+    say(f"analysis: {summary.report_md.with_name(analysis.PAGE)}")
+    if summary.grades_csv:
+        say(f"grades:   {summary.grades_csv}")
+    say(f"feedback: {FEEDBACK_DIR}/<student>/{summary.assignment}/")
 
 
 def parse_args(argv: list[str]) -> tuple[str, Settings]:
+    defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="python -m coursetools.grade",
         description="Autograde submitted/<student>/<assignment>/, write feedback "
-        "without hidden tests, export grades.csv and a report.",
-    )
+        "without hidden tests, export grades.csv, a report and an item analysis.")
     parser.add_argument("assignment", help="assignment name or unique prefix (ch01)")
-    parser.add_argument(
-        "--jobs", "-j", type=int, default=2, help="students graded at once (default 2)"
-    )
-    parser.add_argument(
-        "--timeout", type=int, default=60, help="seconds per cell (default 60)"
-    )
-    parser.add_argument(
-        "--notebook-timeout",
-        type=int,
-        default=300,
-        help="seconds per notebook in total (default 300)",
-    )
-    parser.add_argument(
-        "--memory-mb",
-        type=int,
-        default=2048,
-        help="memory (address space) cap per kernel, MB (default 2048)",
-    )
+    parser.add_argument("--jobs", "-j", type=int, default=defaults.jobs,
+                        help=f"local worker processes (default {defaults.jobs})")
+    parser.add_argument("--scheduler", default=os.environ.get("SCHEDULER") or None,
+                        help="grade on a Dask cluster: its scheduler's address, e.g. "
+                        "tcp://host:8786 (default: $SCHEDULER, else local processes)")
+    parser.add_argument("--timeout", type=int, default=defaults.timeout,
+                        help=f"seconds per cell (default {defaults.timeout})")
+    parser.add_argument("--notebook-timeout", type=int,
+                        default=defaults.notebook_timeout,
+                        help="seconds per notebook in total "
+                        f"(default {defaults.notebook_timeout})")
+    parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb,
+                        help="memory (address space) cap per kernel, MB "
+                        f"(default {defaults.memory_mb})")
     parser.add_argument("--students", help="comma-separated ids (default: everyone)")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="regrade students whose submission did not change",
-    )
-    parser.add_argument(
-        "--no-feedback", action="store_true", help="skip the HTML feedback"
-    )
-    parser.add_argument(
-        "--unsafe",
-        action="store_true",
-        help="grade without a sandbox where none can be made (the report says "
-        "that the grades are not protected)",
-    )
+    parser.add_argument("--force", action="store_true",
+                        help="regrade students whose submission did not change")
+    parser.add_argument("--no-feedback", action="store_true",
+                        help="skip the HTML feedback")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="grade without a sandbox where none can be made (the "
+                        "report says that the grades are not protected)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only redraw report.md and item_analysis.html from the "
+                        "gradebook and the saved results")
     args = parser.parse_args(argv)
-    settings = Settings(
-        jobs=max(1, args.jobs),
-        timeout=args.timeout,
-        notebook_timeout=args.notebook_timeout,
-        memory_mb=args.memory_mb,
-        feedback=not args.no_feedback,
-        force=args.force,
-        unsafe=args.unsafe,
-        students=[s for s in args.students.split(",") if s] if args.students else None,
-    )
+    names = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    settings = Settings(**values)
+    settings.jobs = max(1, settings.jobs)
+    settings.feedback = not args.no_feedback
+    settings.students = [s for s in args.students.split(",") if s] \
+        if args.students else None
     return args.assignment, settings
 
 
@@ -610,11 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     name, settings = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         root = find_root()
-        summary = grade(root, resolve_assignment(root, name), settings)
+        grade(root, resolve_assignment(root, name), settings)
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    del summary
     return 0
 
 

@@ -7,7 +7,6 @@ regrade: only automatic scores, comments, late penalties and flags are replaced.
 
 from __future__ import annotations
 
-import sqlite3
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from coursetools.course import run_nbgrader
+from coursetools.results import StudentResult
 
 
 def register(root: Path, assignment: str, release_dir: Path) -> None:
@@ -27,32 +27,28 @@ def register(root: Path, assignment: str, release_dir: Path) -> None:
                  f"--CourseDirectory.release_directory={release_dir}")
 
 
-def snapshot(db_path: Path, copy_path: Path) -> None:
-    """A consistent copy of an sqlite file (the workers' starting gradebook)."""
-    with sqlite3.connect(db_path) as src, sqlite3.connect(copy_path) as dst:
-        src.backup(dst)
-
-
-def merge(db_url: str, assignment: str, student: str, result: dict) -> None:
+def merge(db_url: str, assignment: str, result: StudentResult) -> None:
     """Write one student's result into the gradebook (a row even when ungraded)."""
     with warnings.catch_warnings(), Gradebook(db_url) as gb:
         # nbgrader's add_submission trips SQLAlchemy's autoflush warnings: harmless
         warnings.simplefilter("ignore", SAWarning)
-        gb.update_or_create_student(student)
-        kwargs = {"timestamp": result["timestamp"]} if result.get("timestamp") else {}
-        submission = gb.update_or_create_submission(assignment, student, **kwargs)
+        gb.update_or_create_student(result.student)
+        kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
+        submission = gb.update_or_create_submission(assignment, result.student,
+                                                    **kwargs)
+        flagged = result.needs_attention()
         for notebook in submission.notebooks:
-            entry = result.get("notebooks", {}).get(notebook.name, {})
-            grades = entry.get("grades", {}) if entry.get("graded") else {}
+            entry = result.notebooks.get(notebook.name)
+            cells = entry.cells if entry is not None and entry.graded else {}
             for grade in notebook.grades:
-                got = grades.get(grade.name)
-                grade.auto_score = got["auto_score"] if got else 0.0
-                grade.needs_manual_grade = bool(got and got["needs_manual_grade"])
-            comments = entry.get("comments", {})
+                got = cells.get(grade.name)
+                grade.auto_score = got.score if got else 0.0
+                grade.needs_manual_grade = bool(got and got.needs_manual_grade)
+            comments = entry.comments if entry is not None else {}
             for comment in notebook.comments:
                 comment.auto_comment = comments.get(comment.name)
-            notebook.late_submission_penalty = entry.get("late_penalty")
-            notebook.flagged = bool(result.get("attention"))
+            notebook.late_submission_penalty = entry.late_penalty if entry else None
+            notebook.flagged = flagged
         gb.db.commit()
 
 

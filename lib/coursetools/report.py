@@ -5,78 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-# What a code means, in the words the report uses. Codes not listed here are
-# shown as they are. INFO codes are listed but do not need a look.
-LABELS = {
-    "not_utf8": "not UTF-8 (not graded)",
-    "invalid_json": "invalid JSON (not graded)",
-    "not_a_notebook": "not a notebook (not graded)",
-    "missing_notebook": "notebook missing",
-    "extra_notebook": "extra notebook ignored",
-    "renamed": "renamed notebook",
-    "duplicated_cell": "duplicated graded cell",
-    "unknown_cell": "unknown graded cell",
-    "metadata_restored": "nbgrader metadata restored",
-    "cell_type_changed": "cell type changed",
-    "points_changed": "points changed (overwritten)",
-    "metadata_changed": "cell settings changed (overwritten)",
-    "tampered": "read-only/test cell edited (overwritten)",
-    "cell_deleted": "deleted cell put back",
-    "answer_missing": "answer cell missing",
-    "grading_error": "grading error",
-    "timeout": "cell timeout",
-    "unresponsive": "kernel ignored interrupt",
-    "notebook_timeout": "notebook time limit",
-    "kernel_died": "kernel died",
-    "memory": "memory cap hit",
-    "huge_output": "huge output truncated",
-    "reference_called": "called the withheld reference",
-    "error_outside_tests": "error outside the tests",
-    "stderr": "wrote to stderr (not penalised)",
-    "extra_file": "file beside the notebook (ignored)",
-    "symlink": "symbolic link handed in (ignored)",
-    "judge_setup_error": "set-up cell failed in the judge",
-    "sandbox": "grading sandbox problem",
-}
-INFO = {"stderr"}
-
-
-def issues(result: dict) -> list[dict]:
-    """Every flag and event of a result, each {"code", "notebook", "message"}."""
-    found = []
-    for name, entry in result.get("notebooks", {}).items():
-        for flag in entry.get("flags", []):
-            found.append(
-                {"code": flag["code"], "notebook": name, "message": flag["message"]}
-            )
-        for event in entry.get("events", []):
-            where = f" (cell {event['cell']})" if event.get("cell") else ""
-            found.append(
-                {
-                    "code": event["kind"],
-                    "notebook": name,
-                    "message": event["detail"] + where,
-                }
-            )
-    for error in result.get("errors", []):
-        found.append(
-            {
-                "code": "grading_error",
-                "notebook": "",
-                "message": error.splitlines()[-1] if error else "unknown",
-            }
-        )
-    return _dedupe(found)
-
-
-def _dedupe(found: list[dict]) -> list[dict]:
-    seen, unique = set(), []
-    for item in found:
-        key = (item["code"], item["notebook"], item["message"])
-        if key not in seen:
-            seen.add(key)
-            unique.append(item)
-    return unique
+from coursetools import analysis
+from coursetools.results import StudentResult
 
 
 def _duration(seconds: float) -> str:
@@ -87,20 +17,16 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
-def needs_attention(result: dict) -> bool:
-    return any(i["code"] not in INFO for i in issues(result))
-
-
 def write(
     folder: Path,
     assignment: str,
-    results: dict[str, dict],
+    results: dict[str, StudentResult],
     scores: dict[str, tuple[float, float]],
     late: dict[str, float] | None = None,
     unsafe: bool = False,
     not_graded: dict[str, str] | None = None,
-) -> tuple[Path, Path]:
-    """report.md (attention list first) and report.csv; return both paths.
+) -> Path:
+    """report.md (attention list first) and report.csv; return report.md's path.
 
     `late` maps students to seconds past their due date (extensions included);
     lateness is noted, not flagged: the late-submission plugin sets its cost.
@@ -111,8 +37,8 @@ def write(
     for student in sorted(results):
         result = results[student]
         score, max_score = scores.get(student, (0.0, 0.0))
-        found = issues(result)
-        labels = sorted({LABELS.get(i["code"], i["code"]) for i in found})
+        found = result.all_findings()
+        labels = sorted({f.label for f in found})
         if late.get(student):
             labels.append(f"late by {_duration(late[student])}")
         rows.append(
@@ -120,14 +46,9 @@ def write(
                 "student": student,
                 "score": score,
                 "max_score": max_score,
-                "needs_attention": "yes" if needs_attention(result) else "no",
+                "needs_attention": "yes" if result.needs_attention() else "no",
                 "issues": "; ".join(labels),
-                "details": " | ".join(
-                    f"{i['notebook']}: {i['message']}"
-                    if i["notebook"]
-                    else i["message"]
-                    for i in found
-                ),
+                "details": " | ".join(f.text() for f in found),
             }
         )
     csv_path = folder / "report.csv"
@@ -168,6 +89,8 @@ def write(
         if rows
         else "No submissions.",
         "",
+        analysis.link_line(folder / analysis.PAGE),
+        "",
     ]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
@@ -186,4 +109,4 @@ def write(
     ]
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
-    return md_path, csv_path
+    return md_path

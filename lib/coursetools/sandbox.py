@@ -35,10 +35,10 @@ HERE = Path(__file__).resolve().parent
 LEARNER_HOME = "/home/learner"
 OPT = "/opt/course"
 TMPFS_BYTES = 256 * 2**20
-SANDBOX_UID = 61000  # first of the users sandboxes run as; they own nothing
-UIDS_PER_RUN = 64
-RUN_SLOTS = 500  # a run's users are SANDBOX_UID + UIDS_PER_RUN * (one slot) + ...
-SANDBOX_UIDS = range(SANDBOX_UID, SANDBOX_UID + UIDS_PER_RUN * RUN_SLOTS)
+# The users sandboxes run as: they own nothing, and each grading process on a
+# machine holds one of them (claim_uid) so that no two sandboxes share a user.
+SANDBOX_UIDS = range(61000, 61000 + 32000)
+UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
 
 
 def bwrap_path() -> str | None:
@@ -250,16 +250,14 @@ class Sandbox:
     """Everything a worker needs to start learners' kernels sealed (or not)."""
 
     def __init__(self, root: Path, work: Path, source_nbs, release_dir: Path,
-                 settings: dict, slot: int):
+                 settings: dict):
         self.root, self.work, self.settings = root, work, settings
         self.sealed = not settings.get("unsafe", False)
         self.bwrap = bwrap_path() if self.sealed else None
         self.base = work / "sandbox"
         self.opt = self.base / "opt"
         self.comm = work / "comm"
-        # A user of its own per worker, and per run (a run picks a random
-        # base), so no two sandboxes share a process cap.
-        self.uid = int(settings.get("uid_base", SANDBOX_UID)) + slot % UIDS_PER_RUN
+        self.uid, self._uid_lock = claim_uid()
         self.release_dir = release_dir
         shutil.rmtree(self.base, ignore_errors=True)
         self.opt.mkdir(parents=True)
@@ -365,6 +363,31 @@ class Sandbox:
         if not self.sealed:
             kernel["env"] = self.environment()
         (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
+
+
+def claim_uid() -> tuple[int, int]:
+    """A sandbox user no other process on this machine holds, and its lock.
+
+    The lock is an flock on a file per user, held for the process's life, so a
+    user is free again as soon as its process ends, however it ends. Tried from
+    a random start, so that concurrent runs rarely contend.
+    """
+    import fcntl
+    import os
+    import secrets
+
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    start = secrets.randbelow(len(SANDBOX_UIDS))
+    for step in range(len(SANDBOX_UIDS)):
+        uid = SANDBOX_UIDS[(start + step) % len(SANDBOX_UIDS)]
+        fd = os.open(UID_LOCKS / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise RuntimeError(f"every sandbox user in {SANDBOX_UIDS} is in use")
 
 
 def _is_root() -> bool:

@@ -1,313 +1,281 @@
-"""A grading worker: grades the students named on its stdin, one at a time.
+"""Grade one student per job, in whichever process the pool runs the job.
 
-Started by :mod:`coursetools.grade`, one per ``--jobs``. Each worker owns a
-scratch nbgrader course (its own copy of the gradebook, its own kernelspec) so
-workers never share an sqlite file; the parent merges their results into the real
-gradebook, one writer at a time. One nbgrader process grades many students,
-which saves the application start-up on every notebook.
+:func:`run` is what :mod:`coursetools.grade` submits, one call per student, to a
+``concurrent.futures`` process pool or a Dask cluster. A job carries everything
+grading needs that is not in the course repository (the checked notebooks, the
+release, a copy of the assignment's gradebook), and the result carries back
+every file grading made, so a worker on another machine needs only the same
+course checkout and virtual environment, never the instructor's disk.
 
-Protocol: the parent writes a student id per line; the worker answers
-``done <student>`` on stdout once ``<work>/results/<student>.json`` is written.
+Each process keeps one :class:`Grader` per run: its own scratch nbgrader course
+(a gradebook copy, so no two processes write one sqlite file), its own sandbox
+user, and nbgrader's API, made once and reused for every student it grades.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import os
 import shutil
-import sys
+import socket
+import tempfile
+import threading
 import time
 import traceback
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursetools import checks, execute
+from coursetools.course import (
+    AUTOGRADED_DIR,
+    FEEDBACK_DIR,
+    SOURCE_DIR,
+    SUBMITTED_DIR,
+    CourseError,
+    find_root,
+)
 from coursetools.feedback import hide_hidden_tests, secret_lines
+from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
 from coursetools.sandbox import Sandbox, answer_names, judge_cells
 
-
-def autograde_config(root: Path, course: Path, settings: dict, sealed: dict):
-    """The course's nbgrader_config.py, pointed at the scratch course and hardened."""
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    extra = Config()
-    extra.CourseDirectory.root = str(course)
-    extra.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    extra.CourseDirectory.source_directory = "solutions"
-    extra.CourseDirectory.submitted_directory = "submitted"
-    extra.CourseDirectory.autograded_directory = "autograded"
-    extra.CourseDirectory.feedback_directory = "feedback"
-    extra.OverwriteCells.add_missing_cells = True
-    extra.Execute.timeout = settings["timeout"]
-    extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
-    extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
-    # The learner's kernel talks over Unix sockets in its connection folder:
-    # it has no network, so no TCP port could reach it.
-    extra.KernelManager.transport = "ipc"
-    extra.KernelManager.ip = str(Path(sealed["comm"]) / "k")
-    extra.KernelManager.connection_file = str(Path(sealed["comm"]) / "kernel.json")
-    extra.SealedExecute.judge_names = sealed["names"]
-    extra.SealedExecute.judge_cells = sealed["cells"]
-    extra.SealedExecute.bridge_socket = str(Path(sealed["comm"]) / "judge.sock")
-    extra.SealedExecute.comm_dir = sealed["comm"]
-    extra.SealedExecute.judge_log = sealed["log"]
-    pipeline = [
-        execute.SealedExecute if p is Execute else p
-        for p in Autograde.class_traits()["autograde_preprocessors"].default()
-    ]
-    extra.Autograde.autograde_preprocessors = pipeline
-    config.merge(extra)
-    return config
+FEEDBACK_SOURCE_DIR = "feedback-src"  # the scratch course's hidden-tests-free copies
 
 
-class Worker:
-    def __init__(self, root: Path, work: Path, assignment: str, settings: dict):
+@dataclass(frozen=True)
+class Context:
+    """What every job of one grading run shares."""
+
+    run_id: str  # a process keeps one Grader per run
+    root: str  # the course checkout (a remote worker uses its own)
+    assignment: str
+    settings: dict  # Settings.for_worker()
+    source_digest: str  # of solutions/<assignment>/: a worker's copy must match
+    template_db: bytes  # the gradebook with the assignment registered
+    releases: dict[str, str]  # notebook name -> the student version, JSON
+
+
+@dataclass(frozen=True)
+class Job:
+    student: str
+    token: str  # fresh for every attempt; the result must carry it back
+    notebooks: dict[str, str | None]  # name -> checked JSON; None: not gradable
+    submitted_as: dict[str, str | None]
+    findings: list[Finding] = field(default_factory=list)  # from coursetools.checks
+    timestamp: str | None = None
+
+
+def source_digest(root: Path, assignment: str) -> str:
+    digest = hashlib.sha256()
+    base = root / SOURCE_DIR / assignment
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+# -- the pool's entry point ---------------------------------------------------
+_graders: dict[str, Grader] = {}
+_one_at_a_time = threading.Lock()  # a Dask worker with several threads: queue
+
+
+def run(context: Context, job: Job) -> StudentResult:
+    """Grade one student; every failure becomes the result, never an exception."""
+    with _one_at_a_time:
+        started = time.monotonic()
+        watchdog = threading.Timer(context.settings["budget"], _stop_children)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            grader = _graders.get(context.run_id)
+            if grader is None:
+                for old in _graders.values():
+                    old.close()
+                _graders.clear()
+                grader = _graders[context.run_id] = Grader(context)
+            result = grader.grade(job)
+        except Exception:  # noqa: BLE001 (one bad submission must not stop others)
+            result = StudentResult.failed(
+                job.student, context.assignment, _last_lines(traceback.format_exc())
+            )
+        finally:
+            watchdog.cancel()
+        result.token = job.token
+        result.worker = f"{socket.gethostname()}:{os.getpid()}"
+        result.seconds = round(time.monotonic() - started, 2)
+        return result
+
+
+def _stop_children() -> None:
+    """The job ran past its budget: end its kernels, so that nbclient gives up.
+
+    If even that does not end the job within a minute, end the process: the
+    pool sees a dead worker and tries the student once more elsewhere.
+    """
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    threading.Timer(60, os._exit, args=(70,)).start()
+
+
+# -- one process's grader ------------------------------------------------------
+class Grader:
+    def __init__(self, context: Context):
         import nbformat
         from nbgrader.apps import NbGraderAPI
 
-        self.root, self.work, self.assignment = root, work, assignment
-        self.settings = settings
-        self.course = work / "course"
-        self.course.mkdir(parents=True, exist_ok=True)
-        (self.course / "solutions").mkdir(exist_ok=True)
-        link = self.course / "solutions" / assignment
-        if not link.exists():
-            link.symlink_to(root / "solutions" / assignment)
-        shutil.copy(settings["template_db"], self.course / "gradebook.db")
-        self.results = work / "results"
-        self.results.mkdir(exist_ok=True)
-        release_dir = Path(settings["release_dir"])
-        self.releases = {
-            p.stem: nbformat.read(p, as_version=4)
-            for p in sorted(release_dir.glob("*.ipynb"))
-        }
-        self.secret = set()
-        by_name = {
-            path.stem: nbformat.read(path, as_version=4)
-            for path in sorted((root / "solutions" / assignment).glob("*.ipynb"))
-        }
-        sources = list(by_name.values())
-        for nb in sources:
-            self.secret |= secret_lines(nb)
-        self.sandbox = Sandbox(
-            root, work, sources, release_dir, settings, int(settings.get("slot", 0))
-        )
-        self.sandbox.kernelspec(work / "jupyter")
-        sealed = {
-            "comm": str(self.sandbox.comm),
-            "names": sorted({n for nb in sources for n in answer_names(nb)}),
-            "cells": {
-                f"{name}/{grade_id}": cell  # grade ids are unique per notebook only
-                for name, nb in by_name.items()
-                for grade_id, cell in judge_cells(nb).items()
-            },
-            "log": str(work / "judge.log"),
-        }
-        self.api = NbGraderAPI(
-            config=autograde_config(root, self.course, settings, sealed)
-        )
-
-    # -- one student ----------------------------------------------------------
-    def grade(self, student: str) -> dict:
-        started = time.monotonic()
-        for sub in ("submitted", "autograded", "feedback", "feedback-src"):
-            shutil.rmtree(self.course / sub / student, ignore_errors=True)
-        folder = self.root / "submitted" / student / self.assignment
-        checked = checks.check_submission(folder, self.releases)
-        target = self.course / "submitted" / student / self.assignment
-        target.mkdir(parents=True)
-        # Only the notebooks and nbgrader's timestamp: any other file a student
-        # hands in is flagged by the checks and never reaches the kernel.
-        stamp = folder / "timestamp.txt"
-        if stamp.is_file() and not stamp.is_symlink():
-            shutil.copy(folder / "timestamp.txt", target / "timestamp.txt")
-        import nbformat
-
-        for c in checked:
-            if c.notebook is not None:
-                nbformat.write(c.notebook, target / f"{c.name}.ipynb")
-
-        result = {
-            "student": student,
-            "assignment": self.assignment,
-            "notebooks": {},
-            "errors": [],
-        }
-        execute.EVENTS.clear()
-        if any(c.notebook is not None for c in checked):
-            outcome = self.api.autograde(
-                self.assignment, student, force=True, create=True
+        self.context = context
+        self.assignment = assignment = context.assignment
+        self.settings = settings = context.settings
+        root = Path(context.root)
+        if not (root / SOURCE_DIR / assignment).is_dir():
+            root = find_root()  # another machine: its own checkout
+        if source_digest(root, assignment) != context.source_digest:
+            raise CourseError(
+                f"{root / SOURCE_DIR / assignment} on {socket.gethostname()} differs "
+                "from the instructor's: give every worker the same course commit"
             )
+        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.work, True)
+        self.course = self.work / "course"
+        (self.course / SOURCE_DIR).mkdir(parents=True)
+        source = root / SOURCE_DIR / assignment
+        (self.course / SOURCE_DIR / assignment).symlink_to(source)
+        (self.course / "gradebook.db").write_bytes(context.template_db)
+        release_dir = self.work / "release"
+        release_dir.mkdir()
+        self.releases = {}
+        for name, text in context.releases.items():
+            (release_dir / f"{name}.ipynb").write_text(text)
+            self.releases[name] = nbformat.reads(text, as_version=4)
+        sources = {
+            path.stem: nbformat.read(path, as_version=4)
+            for path in sorted((root / SOURCE_DIR / assignment).glob("*.ipynb"))
+        }
+        self.secret = set().union(*(secret_lines(nb) for nb in sources.values()))
+        self.sandbox = Sandbox(root, self.work, list(sources.values()), release_dir,
+                               settings)
+        # The kernel that nbclient starts is the sandboxed one written here.
+        self.sandbox.kernelspec(self.work / "jupyter")
+        os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(settings["kernel_threads"])
+        config = execute.autograde_config(
+            root, self.course, settings, self.sandbox.comm,
+            judge_names=sorted({n for nb in sources.values()
+                                for n in answer_names(nb)}),
+            judge_cells={f"{name}/{grade_id}": cell  # grade ids: unique per notebook
+                         for name, nb in sources.items()
+                         for grade_id, cell in judge_cells(nb).items()},
+            judge_log=str(self.work / "judge.log"),
+            release_cells={name: checks.reference_cells(nb)
+                           for name, nb in self.releases.items()},
+        )
+        self.api = NbGraderAPI(config=config)
+
+    def close(self) -> None:
+        self._cleanup()
+
+    def grade(self, job: Job) -> StudentResult:
+
+        student = job.student
+        for sub in (SUBMITTED_DIR, AUTOGRADED_DIR, FEEDBACK_DIR, FEEDBACK_SOURCE_DIR):
+            shutil.rmtree(self.course / sub / student, ignore_errors=True)
+        target = self.course / SUBMITTED_DIR / student / self.assignment
+        target.mkdir(parents=True)
+        if job.timestamp:
+            (target / "timestamp.txt").write_text(job.timestamp)
+        for name, text in job.notebooks.items():
+            if text is not None:
+                (target / f"{name}.ipynb").write_text(text)
+        result = StudentResult(student, self.assignment,
+                               findings=[f for f in job.findings if not f.notebook])
+        for name in self.releases:
+            result.notebooks[name] = NotebookResult(
+                name, job.submitted_as.get(name),
+                findings=[f for f in job.findings if f.notebook == name])
+        if any(text is not None for text in job.notebooks.values()):
+            outcome = self.api.autograde(self.assignment, student, force=True,
+                                         create=True)
             if not outcome["success"]:
-                result["errors"].append(_last_lines(outcome.get("error", "")))
-        events = list(execute.EVENTS)
-        self._collect_grades(student, checked, events, result)
-        if self.settings.get("feedback", True):
-            self._feedback(student, checked, result)
-        result["seconds"] = round(time.monotonic() - started, 2)
+                result.errors.append(_last_lines(outcome.get("error", "")))
+        self._collect(job, result)
+        if self.settings["feedback"]:
+            self._feedback(student, result)
         return result
 
-    def _collect_grades(self, student, checked, events, result) -> None:
+    def _collect(self, job: Job, result: StudentResult) -> None:
+        import nbformat
         from nbgrader.api import Gradebook, MissingEntry
 
-        autograded = self.course / "autograded" / student / self.assignment
+        autograded = self.course / AUTOGRADED_DIR / job.student / self.assignment
         with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
             try:
-                submission = gb.find_submission(self.assignment, student)
-                timestamp = submission.timestamp
+                submission = gb.find_submission(self.assignment, job.student)
             except MissingEntry:
-                submission, timestamp = None, None
-            result["timestamp"] = timestamp.isoformat() if timestamp else None
-            for c in checked:
-                entry = {
-                    "submitted_as": c.submitted_as,
-                    "flags": [f.as_dict() for f in c.flags],
-                    "events": [e for e in events if e.get("notebook") == c.name],
-                    "graded": False,
-                    "grades": {},
-                    "comments": {},
-                }
-                path = autograded / f"{c.name}.ipynb"
-                if c.notebook is not None and submission is not None and path.exists():
-                    nb = gb.find_submission_notebook(c.name, self.assignment, student)
-                    entry["graded"] = True
-                    entry["late_penalty"] = nb.late_submission_penalty
-                    entry["grades"] = {
-                        g.name: {
-                            "auto_score": g.auto_score,
-                            "max_score": g.max_score,
-                            "needs_manual_grade": g.needs_manual_grade,
-                        }
-                        for g in nb.grades
-                    }
-                    entry["comments"] = {m.name: m.auto_comment for m in nb.comments}
-                    entry["autograded"] = str(path)
-                    entry["events"] += _output_events(path)
-                elif c.notebook is not None:
-                    entry["flags"].append(
-                        {
-                            "code": "grading_error",
-                            "message": "the notebook could not be graded",
-                        }
-                    )
-                result["notebooks"][c.name] = entry
+                submission = None
+            if submission is not None and submission.timestamp:
+                result.timestamp = submission.timestamp.isoformat()
+            for name, entry in result.notebooks.items():
+                path = autograded / f"{name}.ipynb"
+                if job.notebooks.get(name) is None:
+                    continue
+                if submission is None or not path.exists():
+                    entry.findings.append(Finding(
+                        "grading_error", "the notebook could not be graded", name))
+                    continue
+                nb = nbformat.read(path, as_version=4)
+                found = nb.metadata.get("coursetools", {})
+                entry.findings += [Finding(**f, notebook=name)
+                                   for f in found.get("findings", [])]
+                entry.findings += execute.output_findings(nb, name)
+                failures = execute.cell_failures(nb)
+                record = gb.find_submission_notebook(name, self.assignment, job.student)
+                entry.graded = True
+                entry.late_penalty = record.late_submission_penalty
+                entry.cells = {
+                    g.name: CellResult(
+                        g.auto_score or 0.0, g.max_score, bool(g.needs_manual_grade),
+                        failures.get(g.name) if (g.auto_score or 0) < g.max_score
+                        else None, found.get("seconds", {}).get(g.name))
+                    for g in record.grades}
+                entry.comments = {c.name: c.auto_comment for c in record.comments}
+                entry.autograded = path.read_text()
 
-    def _feedback(self, student, checked, result) -> None:
+    def _feedback(self, student: str, result: StudentResult) -> None:
         import nbformat
         from nbgrader.utils import temp_attrs
 
-        source = self.course / "feedback-src" / student / self.assignment
-        made = False
-        for name, entry in result["notebooks"].items():
-            if not entry["graded"]:
-                continue
-            graded = nbformat.read(entry["autograded"], as_version=4)
-            safe = hide_hidden_tests(graded, self.releases[name], self.secret)
+        source = self.course / FEEDBACK_SOURCE_DIR / student / self.assignment
+        graded = {n: e for n, e in result.notebooks.items() if e.graded}
+        for name, entry in graded.items():
+            notebook = nbformat.reads(entry.autograded, as_version=4)
+            safe = hide_hidden_tests(notebook, self.releases[name], self.secret)
             source.mkdir(parents=True, exist_ok=True)
             nbformat.write(safe, source / f"{name}.ipynb")
-            entry["feedback_source"] = str(source / f"{name}.ipynb")
-            made = True
-        if not made:
+            entry.feedback_source = (source / f"{name}.ipynb").read_text()
+        if not graded:
             return
-        with temp_attrs(self.api.coursedir, autograded_directory="feedback-src"):
+        with temp_attrs(self.api.coursedir, autograded_directory=FEEDBACK_SOURCE_DIR):
             outcome = self.api.generate_feedback(self.assignment, student, force=True)
         if not outcome["success"]:
-            result["errors"].append(
-                "feedback: " + _last_lines(outcome.get("error", ""))
-            )
-        out = self.course / "feedback" / student / self.assignment
-        for name, entry in result["notebooks"].items():
-            html = out / f"{name}.html"
-            if html.exists():
-                entry["feedback"] = str(html)
-
-
-def _output_events(path: Path) -> list[dict]:
-    """What the graded notebook's outputs say: errors outside tests, withheld calls."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    found = []
-    quiet = {
-        "CellNotRun",
-        "CellTimeoutError",
-        "DeadKernelError",
-        "MemoryError",
-        "NotImplementedError",  # an unanswered stub is not an anomaly
-        "KeyboardInterrupt",
-    }  # the interrupt after a timeout, reported as such
-    for index, cell in enumerate(nb.cells):
-        nbg = cell.metadata.get("nbgrader", {})
-        for output in cell.get("outputs", []):
-            if output.output_type != "error":
-                continue
-            if output.ename == "ReferenceWithheldError":
-                found.append(
-                    {
-                        "kind": "reference_called",
-                        "cell": nbg.get("grade_id"),
-                        "detail": output.evalue[:160],
-                    }
-                )
-            elif (
-                not nbg.get("grade")
-                and output.ename not in quiet
-                and not output.ename.endswith("MemoryError")
-            ):
-                where = nbg.get("grade_id") or f"cell {index}"
-                found.append(
-                    {
-                        "kind": "error_outside_tests",
-                        "cell": where,
-                        "detail": f"{output.ename}: {output.evalue}"[:160],
-                    }
-                )
-    return found
+            result.errors.append("feedback: " + _last_lines(outcome.get("error", "")))
+        pages = self.course / FEEDBACK_DIR / student / self.assignment
+        for name, entry in graded.items():
+            if (pages / f"{name}.html").exists():
+                entry.feedback_html = (pages / f"{name}.html").read_text()
 
 
 def _last_lines(text: str, n: int = 6) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--work", required=True, type=Path)
-    parser.add_argument("--assignment", required=True)
-    parser.add_argument("--settings", required=True, help="JSON")
-    args = parser.parse_args()
-    settings = json.loads(args.settings)
-    os.environ["JUPYTER_PATH"] = str(args.work / "jupyter")
-    threads = str(settings.get("kernel_threads", 1))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = threads
-    os.chdir(args.work)
-    worker = Worker(args.root, args.work, args.assignment, settings)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        parts = line.split()
-        if len(parts) != 2:
-            continue
-        student, token = parts
-        try:
-            result = worker.grade(student)
-        except Exception:  # noqa: BLE001 (one bad submission must not stop others)
-            result = {
-                "student": student,
-                "assignment": args.assignment,
-                "notebooks": {},
-                "errors": [_last_lines(traceback.format_exc())],
-            }
-        result["token"] = token
-        path = worker.results / f"{student}.json"
-        path.write_text(json.dumps(result, indent=1, default=str))
-        print(f"done {student} {token}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,151 @@
+"""What grading finds, as one typed model from the worker to the gradebook and report.
+
+A :class:`Finding` is anything an instructor may need to know (a repaired cell, a
+timeout, a file handed in beside the notebook); a :class:`StudentResult` is one
+student's whole grading: scores per graded cell, findings per notebook, and the
+files the worker made. The worker returns it, the pool checks it, the gradebook
+and the report read it, and it is saved (without the files) as
+``grading/<assignment>/state/<student>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+# What a code means, in the words the report uses; codes in INFO are shown but
+# do not need a look.
+LABELS = {
+    "not_utf8": "not UTF-8 (not graded)",
+    "invalid_json": "invalid JSON (not graded)",
+    "not_a_notebook": "not a notebook (not graded)",
+    "missing_notebook": "notebook missing",
+    "extra_notebook": "extra notebook ignored",
+    "renamed": "renamed notebook",
+    "duplicated_cell": "duplicated graded cell",
+    "unknown_cell": "unknown graded cell",
+    "metadata_restored": "nbgrader metadata restored",
+    "cell_type_changed": "cell type changed",
+    "points_changed": "points changed (overwritten)",
+    "metadata_changed": "cell settings changed (overwritten)",
+    "tampered": "read-only/test cell edited (overwritten)",
+    "cell_deleted": "deleted cell put back",
+    "answer_missing": "answer cell missing",
+    "grading_error": "grading error",
+    "timeout": "cell timeout",
+    "unresponsive": "kernel ignored interrupt",
+    "notebook_timeout": "notebook time limit",
+    "kernel_died": "kernel died",
+    "memory": "memory cap hit",
+    "huge_output": "huge output truncated",
+    "reference_called": "called the withheld reference",
+    "error_outside_tests": "error outside the tests",
+    "stderr": "wrote to stderr (not penalised)",
+    "extra_file": "file beside the notebook (ignored)",
+    "symlink": "symbolic link handed in (ignored)",
+    "judge_setup_error": "set-up cell failed in the judge",
+    "sandbox": "grading sandbox problem",
+}
+INFO = {"stderr"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # machine-readable kind, a key of LABELS
+    message: str  # one line for a human
+    notebook: str = ""  # notebook name without .ipynb; "" for the whole submission
+    cell: str | None = None  # grade id, or "cell 7" for a cell without one
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.code, self.code)
+
+    def text(self) -> str:
+        where = f" (cell {self.cell})" if self.cell else ""
+        return f"{self.notebook}: {self.message}{where}" if self.notebook else (
+            self.message + where
+        )
+
+
+@dataclass
+class CellResult:
+    """One graded cell of one student's notebook."""
+
+    score: float
+    max_score: float
+    needs_manual_grade: bool = False
+    failure: str | None = None  # "AssertionError: ..." when the test lost points
+    seconds: float | None = None  # how long the test ran, when measured
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    submitted_as: str | None = None  # file name in the submission, if any
+    graded: bool = False
+    cells: dict[str, CellResult] = field(default_factory=dict)  # by grade id
+    comments: dict[str, str | None] = field(default_factory=dict)
+    late_penalty: float | None = None
+    findings: list[Finding] = field(default_factory=list)
+    # Made by the worker and written into the course folders by the parent; not
+    # kept in the state file.
+    autograded: str | None = None  # the graded notebook, JSON text
+    feedback_html: str | None = None
+    feedback_source: str | None = None  # the notebook the feedback shows
+
+    FILES = ("autograded", "feedback_html", "feedback_source")
+
+
+@dataclass
+class StudentResult:
+    student: str
+    assignment: str
+    token: str = ""  # the job's token: a result is accepted only with its job's
+    notebooks: dict[str, NotebookResult] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # the grader failed, not them
+    findings: list[Finding] = field(default_factory=list)  # the submission as a whole
+    timestamp: str | None = None
+    seconds: float = 0.0
+    worker: str = ""  # host:pid of the process that graded
+    attempts: int = 1
+    retryable: bool = False  # a grading error: never cached as final
+    key: str | None = None  # hash of what the grade depends on (None: regrade)
+
+    @classmethod
+    def failed(cls, student: str, assignment: str, why: str) -> StudentResult:
+        return cls(student, assignment, errors=[why], retryable=True)
+
+    def all_findings(self) -> list[Finding]:
+        """Every finding of the submission and its notebooks, each once."""
+        found = list(self.findings)
+        for notebook in self.notebooks.values():
+            found += notebook.findings
+        found += [Finding("grading_error", (e.splitlines() or ["unknown"])[-1])
+                  for e in self.errors]
+        return list(dict.fromkeys(found))
+
+    def needs_attention(self) -> bool:
+        return any(f.code not in INFO for f in self.all_findings())
+
+    def without_files(self) -> StudentResult:
+        notebooks = {
+            name: NotebookResult(**{
+                f.name: None if f.name in NotebookResult.FILES
+                else getattr(nb, f.name) for f in fields(NotebookResult)})
+            for name, nb in self.notebooks.items()
+        }
+        return StudentResult(**{**self.__dict__, "notebooks": notebooks})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self.without_files()), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> StudentResult:
+        data = json.loads(text)
+        notebooks = {}
+        for name, nb in data.pop("notebooks", {}).items():
+            nb["cells"] = {g: CellResult(**c) for g, c in nb.get("cells", {}).items()}
+            nb["findings"] = [Finding(**f) for f in nb.get("findings", [])]
+            notebooks[name] = NotebookResult(**nb)
+        data["findings"] = [Finding(**f) for f in data.get("findings", [])]
+        return cls(**data, notebooks=notebooks)
