@@ -18,6 +18,7 @@ export PYTHONHASHSEED := 0
 export OPENBLAS_NUM_THREADS := 1
 
 ASSIGNMENT ?=
+SCHEDULER ?=
 
 .PHONY: install book test grade exercises clean help
 
@@ -26,7 +27,9 @@ help:
 	@echo "make test                  install (once) and run every test"
 	@echo "make exercises             regenerate exercises/ from solutions/ (nbgrader)"
 	@echo "make grade ASSIGNMENT=ch01 autograde submitted/*/<assignment>/, feedback, grades.csv,"
-	@echo "                           grading/<assignment>/report.md (GRADE_ARGS=\"--force ...\")"
+	@echo "                           grading/<assignment>/report.md and item_analysis.html"
+	@echo "                           (GRADE_ARGS=\"--force ...\"; SCHEDULER=tcp://host:8786"
+	@echo "                           grades on a Dask cluster)"
 	@echo "make clean                 remove the book build and the venv (never grades)"
 
 install: $(STAMP)
@@ -53,7 +56,8 @@ exercises: install
 
 grade: install
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=<name, e.g. ch01>"; exit 2; }
-	$(BIN)/python -m coursetools.grade $(ASSIGNMENT) $(GRADE_ARGS)
+	$(BIN)/python -m coursetools.grade $(ASSIGNMENT) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(GRADE_ARGS)
 
 # Build products and the venv only: submissions, the gradebook and grades are an
 # instructor's data and are never deleted by make.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -28,6 +29,8 @@ from traitlets import Dict
 
 from coursetools.execute import record
 from coursetools.results import Finding
+
+VALID_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's cell id pattern
 
 
 def text_of(cell) -> str:
@@ -86,21 +89,31 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
 def rebuild(data: dict) -> nbformat.NotebookNode:
     """A fresh, schema-valid notebook with the cells' types, sources and metadata.
 
-    Outputs are dropped (grading clears them anyway) and cell ids are new, so
-    duplicated or malformed ids cannot make nbformat reject the notebook.
+    Outputs are dropped (grading clears them anyway). A cell keeps its id when
+    it is valid and unique; otherwise it gets one from its position, so that a
+    duplicated or malformed id cannot make nbformat reject the notebook and the
+    same file always grades to the same notebook.
     """
     makers = {"code": new_code_cell, "markdown": new_markdown_cell, "raw": new_raw_cell}
     nb = new_notebook()
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         nb.metadata.update(copy.deepcopy(metadata))
-    for cell in data["cells"]:
+    used = set()
+    for index, cell in enumerate(data["cells"]):
         if not isinstance(cell, dict):
             continue
         maker = makers.get(cell.get("cell_type"), new_raw_cell)
         cell_meta = cell.get("metadata")
         cell_meta = copy.deepcopy(cell_meta) if isinstance(cell_meta, dict) else {}
-        nb.cells.append(maker(source=text_of(cell), metadata=cell_meta))
+        made = maker(source=text_of(cell), metadata=cell_meta)
+        given = cell.get("id")
+        made.id = given if isinstance(given, str) and VALID_ID.fullmatch(given) else (
+            f"cell-{index}")
+        while made.id in used:
+            made.id = f"cell-{index}-{len(used)}"[:64]
+        used.add(made.id)
+        nb.cells.append(made)
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError:
