@@ -74,7 +74,7 @@ def scheduler(workers: int):
 
 
 def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
-    """(whole run, grading phase) in seconds."""
+    """Seconds: the whole run, its grading phase, the parent's share per student."""
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp, \
             scheduler(workers) as address:
         course = Path(tmp)
@@ -83,7 +83,8 @@ def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
         settings = Settings(jobs=jobs, quiet=True, unsafe=unsafe, scheduler=address)
         summary = grade(course, assignment, settings)
         assert not summary.not_graded, summary.not_graded
-        return time.monotonic() - started, summary.grading_seconds
+        return time.monotonic() - started, summary.grading_seconds, \
+            summary.parent_seconds / count
 
 
 def main() -> int:
@@ -100,12 +101,13 @@ def main() -> int:
     rates = {}
     for label in args.runs.split(","):
         jobs, workers, unsafe = RUNS[label]
-        seconds, grading = run(assignment, args.count, jobs, workers, unsafe)
+        seconds, grading, parent = run(assignment, args.count, jobs, workers, unsafe)
         rates[label] = args.count * notebooks / grading * 60
         cost = (workers or jobs) * grading / (args.count * notebooks)
         print(f"{label:>7}: {seconds:6.1f} s ({seconds - grading:4.1f} s fixed + "
               f"{grading:5.1f} s grading): {rates[label]:5.1f} notebooks/min, "
-              f"{cost:.2f} worker-seconds per notebook", flush=True)
+              f"{cost:.2f} worker-seconds per notebook; the parent {parent:.3f} s per "
+              "student", flush=True)
     for name, (a, b, target) in {
         "2 workers / 1 worker": ("two", "one", ">= 1.9"),
         "Dask LocalCluster / local pool": ("dask", "two", ">= 0.85"),
@@ -114,7 +116,7 @@ def main() -> int:
         if a in rates and b in rates:
             print(f"{name}: {rates[a] / rates[b]:.2f} (target {target})")
     if args.hundred:
-        seconds, grading = run(assignment, 100, 2, 0, False)
+        seconds, grading, _ = run(assignment, 100, 2, 0, False)
         print(f"100 submissions, 2 workers: {seconds:.0f} s = {seconds / 60:.2f} min "
               f"(target <= 3 min; {grading:.0f} s grading)")
     return 0

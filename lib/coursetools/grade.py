@@ -112,6 +112,7 @@ class Summary:
     grades_csv: Path | None = None
     seconds: float = 0.0  # the whole run
     grading_seconds: float = 0.0  # the pool only: without registration and export
+    parent_seconds: float = 0.0  # of grading_seconds: checks and merges, one at a time
     unsafe: bool = False
 
 
@@ -356,10 +357,12 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
     release_nbs = {n: nbformat.reads(t, as_version=4) for n, t in releases.items()}
 
     def make_job(student: str, token: str) -> worker.Job:
+        started = time.monotonic()
         folder = root / SUBMITTED_DIR / student / assignment
         notebooks, submitted_as, findings = checks.check_submission(folder,
                                                                     release_nbs)
         stamp = folder / "timestamp.txt"
+        summary.parent_seconds += time.monotonic() - started
         return worker.Job(
             student, token,
             {n: nbformat.writes(nb) if nb is not None else None
@@ -369,6 +372,7 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
             if stamp.is_file() and not stamp.is_symlink() else None)
 
     def on_result(result: StudentResult) -> None:
+        started = time.monotonic()
         # A grading error is never final: the next run grades them again.
         result.key = None if result.retryable else keys[result.student]
         _install_outputs(root, assignment, result)
@@ -380,6 +384,7 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
         summary.attempts[result.student] = result.attempts
         if result.worker:
             summary.workers.add(result.worker)
+        summary.parent_seconds += time.monotonic() - started
         mark = "!" if result.needs_attention() else " "
         say(f"  {mark} {result.student:<24} {result.seconds:6.1f} s "
             f"({len(summary.graded)}/{len(todo)})")

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,7 +128,11 @@ class Grader:
     def __init__(self, context: Context):
         import nbformat
         from nbgrader.apps import NbGraderAPI
+        from sqlalchemy.exc import SAWarning
 
+        # nbgrader's autograde trips SQLAlchemy's autoflush warnings: harmless,
+        # and this process's stderr is the instructor's terminal.
+        warnings.simplefilter("ignore", SAWarning)
         self.context = context
         self.assignment = assignment = context.assignment
         self.settings = settings = context.settings
