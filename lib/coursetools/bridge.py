@@ -23,6 +23,7 @@ import base64
 import builtins
 import contextlib
 import io
+import itertools
 import json
 import socket
 import struct
@@ -81,23 +82,19 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
 class Codec:
     """Encodes and decodes values; functions become handles in ``exported``.
 
-    ``wrap_remote(handle)`` builds the local stand-in for a function that lives
-    on the other side; ``handle_of(obj)`` returns the other side's handle of a
-    stand-in, so a function that goes back home arrives as itself. Arrays that
-    came in are remembered with their handle so that in-place changes can be
-    sent back (:meth:`changed_arrays`).
+    ``wrap_remote(handle, name)`` builds the local stand-in for a function that
+    lives on the other side, usually a :class:`RemoteFunction`; a stand-in sent
+    back crosses as its handle, so a function that goes back home arrives as
+    itself. Arrays that came in are remembered with their handle so that
+    in-place changes can be sent back (:meth:`changed_arrays`).
     """
 
-    def __init__(self, wrap_remote, handle_of=lambda obj: None):
-        self.wrap_remote, self.handle_of = wrap_remote, handle_of
+    def __init__(self, wrap_remote):
+        self.wrap_remote = wrap_remote
         self.exported: dict[int, object] = {}
         self.sent_arrays: dict[int, np.ndarray] = {}
         self.received_arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._next = 1
-
-    def _new_id(self) -> int:
-        self._next += 1
-        return self._next
+        self._ids = itertools.count(2)
 
     def encode(self, value, depth: int = 0):
         if depth > MAX_DEPTH:
@@ -119,7 +116,7 @@ class Codec:
         if isinstance(value, np.ndarray):
             if value.dtype.kind not in ARRAY_KINDS:
                 raise NotPlainData(f"an array of dtype {value.dtype}")
-            key = self._new_id()
+            key = next(self._ids)
             self.sent_arrays[key] = value
             return {"t": "nd", "id": key, **_array_fields(value)}
         if isinstance(value, np.dtype) or (
@@ -145,11 +142,10 @@ class Codec:
                     raise NotPlainData(f"a dict key {key!r} (only str and int cross)")
                 pairs.append([self.encode(key), self.encode(item, depth + 1)])
             return {"t": "dict", "v": pairs}
+        if isinstance(value, RemoteFunction):
+            return {"t": "home", "id": value._key}
         if callable(value):
-            home = self.handle_of(value)
-            if home is not None:
-                return {"t": "home", "id": home}
-            key = self._new_id()
+            key = next(self._ids)
             self.exported[key] = value
             return {"t": "fn", "id": key, "name": getattr(value, "__name__", "?")}
         raise NotPlainData(
@@ -295,18 +291,27 @@ class LearnerError(RuntimeError):
     """An exception of a type that is not a builtin, raised by learner code."""
 
 
-# -- the learner's side ----------------------------------------------------------
-class _Callback:
-    """A judge function, called from the learner's code."""
+class RemoteFunction:
+    """Stands for a function on the other side: calling it calls it there."""
 
-    def __init__(self, server: LearnerServer, key: int, name: str):
-        self._server, self._key, self.__name__ = server, key, name
+    whose = "remote"  # whose function it is, for its repr
+
+    def __init__(self, call, key: int, name: str):
+        self._call, self._key, self.__name__ = call, key, name
+        self.__qualname__ = name
 
     def __call__(self, *args, **kwargs):
-        return self._server.call_judge(self._key, args, kwargs)
+        return self._call(self._key, args, kwargs)
 
     def __repr__(self) -> str:
-        return f"<course function {self.__name__}>"
+        return f"<{self.whose} function {self.__name__}>"
+
+
+# -- the learner's side ----------------------------------------------------------
+class _Callback(RemoteFunction):
+    """A judge function, called from the learner's code."""
+
+    whose = "course"
 
 
 class LearnerServer:
@@ -314,15 +319,9 @@ class LearnerServer:
 
     def __init__(self, namespace: dict):
         self.namespace = namespace
-        self.codec = Codec(self._callback, self._handle_of)
+        self.codec = Codec(lambda key, name: _Callback(self.call_judge, key, name))
         self.swaps: list[tuple[dict, dict]] = []
         self.sock = None
-
-    def _callback(self, key, name):
-        return _Callback(self, key, name)
-
-    def _handle_of(self, obj):
-        return obj._key if isinstance(obj, _Callback) else None
 
     def serve(self, path: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

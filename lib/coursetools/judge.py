@@ -27,7 +27,6 @@ import json
 import os
 import socket
 import sys
-import time
 import traceback
 
 from coursetools import bridge
@@ -68,18 +67,10 @@ class Opaque:
         return f"<{self._name}: cannot be graded, {self._why}>"
 
 
-class LearnerFunction:
+class LearnerFunction(bridge.RemoteFunction):
     """A function of the learner's, called in the learner's kernel."""
 
-    def __init__(self, judge: Judge, key: int, name: str):
-        self._judge, self._key, self.__name__ = judge, key, name
-        self.__qualname__ = name
-
-    def __call__(self, *args, **kwargs):
-        return self._judge.call(self._key, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<your function {self.__name__}>"
+    whose = "your"
 
 
 class _NoIPython:
@@ -106,10 +97,7 @@ class Judge:
         self.codec = self._new_codec()
 
     def _new_codec(self) -> bridge.Codec:
-        return bridge.Codec(
-            lambda key, name: LearnerFunction(self, key, name),
-            lambda obj: obj._key if isinstance(obj, LearnerFunction) else None,
-        )
+        return bridge.Codec(lambda key, name: LearnerFunction(self.call, key, name))
 
     # -- one cell -------------------------------------------------------------
     def run(self, code: str, connect: bool, timeout: float) -> dict:
@@ -173,8 +161,7 @@ class Judge:
         if self.conn is not None:
             with contextlib.suppress(OSError, bridge.BridgeError):
                 bridge.send(self.conn, {"op": "end"})
-            self.conn.close()
-            self.conn = None
+        self._drop(self.gone)
 
     # -- calls into the learner ----------------------------------------------
     def _exchange(self, message: dict) -> dict:
@@ -197,7 +184,7 @@ class Judge:
             self._drop(f"the connection to your notebook's kernel broke ({error})")
             raise LearnerGone(self.gone) from None
 
-    def _drop(self, why: str) -> None:
+    def _drop(self, why: str | None) -> None:
         self.gone = why
         if self.conn is not None:
             self.conn.close()
@@ -308,13 +295,8 @@ def main() -> int:
             continue
         if command.get("op") != "run":
             continue
-        started = time.monotonic()
-        result = judge.run(
-            str(command["code"]),
-            bool(command.get("connect", True)),
-            float(command.get("timeout", 60)),
-        )
-        result["seconds"] = round(time.monotonic() - started, 3)
+        result = judge.run(str(command["code"]), bool(command.get("connect", True)),
+                           float(command.get("timeout", 60)))
         reply.write(json.dumps(result) + "\n")
     return 0
 

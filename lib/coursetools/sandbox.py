@@ -161,11 +161,9 @@ def _bound_names(node: ast.stmt) -> list[str]:
 
 def course_settings(source_nb) -> dict:
     """The notebook's ``metadata.course``: withhold and hide_packages lists."""
-    settings = dict(source_nb.metadata.get("course", {}))
-    return {
-        "withhold": [str(n) for n in settings.get("withhold", [])],
-        "hide_packages": [str(n) for n in settings.get("hide_packages", [])],
-    }
+    settings = source_nb.metadata.get("course", {})
+    return {key: [str(n) for n in settings.get(key, [])]
+            for key in ("withhold", "hide_packages")}
 
 
 def withheld_names(source_nbs) -> tuple[set[str], set[str]]:
@@ -203,15 +201,14 @@ def build_learner_lib(package: Path, target: Path, bare: set[str], dotted: set[s
         body = []
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and hits(node.name):
-                body.extend(_stub(node.name, package.name))
-                replaced.append(f"{module}.{node.name}")
+                names = [node.name]
+            elif isinstance(node, ast.Assign) and _assigns_withheld(node, hits):
+                names = _targets(node)
+            else:
+                body.append(node)
                 continue
-            if isinstance(node, ast.Assign) and _assigns_withheld(node, hits):
-                for name in _targets(node):
-                    body.extend(_stub(name, package.name))
-                    replaced.append(f"{module}.{name}")
-                continue
-            body.append(node)
+            body += [stmt for name in names for stmt in _stub(name, package.name)]
+            replaced += [f"{module}.{name}" for name in names]
         tree.body = body
         (target / path.name).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return replaced

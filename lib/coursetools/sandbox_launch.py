@@ -16,6 +16,8 @@ import os
 import resource
 import shutil
 import sys
+import threading
+import time
 
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -25,9 +27,6 @@ def exit_with_parent() -> None:
 
     Also used by the judge, which runs in a session of its own.
     """
-    import threading
-    import time
-
     parent = os.getppid()
 
     def watch() -> None:
@@ -43,8 +42,9 @@ def main() -> None:
     limits = json.loads(os.environ.pop("COURSE_LIMITS", "{}"))
     uid = int(os.environ.pop("COURSE_UID", "-1"))
     extra_path = os.environ.pop("COURSE_PYTHONPATH", "")
+    drop_to_uid = uid > 0 and os.getuid() == 0
     for name, value in limits.items():
-        if name == "RLIMIT_NPROC" and not (uid > 0 and os.getuid() == 0):
+        if name == "RLIMIT_NPROC" and not drop_to_uid:
             continue  # only enforced for a non-root user; see the docstring
         resource.setrlimit(getattr(resource, name), (value, value))
     # The connection file belongs to the grader (mode 600): read it while we
@@ -54,7 +54,7 @@ def main() -> None:
         connection = handle.read()
     home = os.environ.get("HOME", "/tmp")
     os.makedirs(home, exist_ok=True)
-    if uid > 0 and os.getuid() == 0:
+    if drop_to_uid:
         os.chown(home, uid, uid)
         os.setgroups([])
         os.setgid(uid)
