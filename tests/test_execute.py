@@ -1,0 +1,253 @@
+"""coursetools.execute: findings through resources, and GuardedExecute on a kernel.
+
+The kernel is the virtual environment's own python3 (ipykernel), not the grading
+sandbox: these tests check what GuardedExecute does with a cell's outputs and
+time, not the sandbox around the kernel. Two notebooks run, one kernel each; the
+checks that cannot disturb each other share the first.
+"""
+
+from __future__ import annotations
+
+import pytest
+from coursetools.execute import (
+    GuardedExecute,
+    KeepFindings,
+    _store,
+    cell_failures,
+    output_findings,
+    record,
+)
+from coursetools.results import Finding
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+
+def code(source: str, grade_id: str | None = None, grade: bool = False,
+         outputs=()):
+    metadata = {}
+    if grade_id:
+        metadata = {"nbgrader": {"grade_id": grade_id, "grade": grade,
+                                 "solution": not grade, "locked": grade,
+                                 "points": 1}}
+    cell = new_code_cell(source, metadata=metadata)
+    cell.outputs = list(outputs)
+    return cell
+
+
+def error(ename: str, evalue: str = "oops"):
+    return new_output("error", ename=ename, evalue=evalue,
+                      traceback=[f"{ename}: {evalue}"])
+
+
+def codes(resources) -> list[str]:
+    return [f["code"] for f in resources["coursetools"]["findings"]]
+
+
+# -- findings through resources -----------------------------------------------
+def test_store_creates_the_lists_once_and_keeps_what_is_there():
+    resources = {}
+    store = _store(resources)
+    assert store == {"findings": [], "seconds": {}}
+    store["findings"].append("x")
+    assert _store(resources)["findings"] == ["x"]
+
+
+def test_record_names_the_cell_by_grade_id_or_not_at_all():
+    resources = {"nbgrader": {"notebook": "nb"}}
+    record(resources, "timeout", "slow", code("x", "answer_1"))
+    record(resources, "stderr", "noisy", code("x"))
+    record(resources, "sandbox", "no cell")
+    assert resources["coursetools"]["findings"] == [
+        {"code": "timeout", "message": "slow", "cell": "answer_1"},
+        {"code": "stderr", "message": "noisy", "cell": None},
+        {"code": "sandbox", "message": "no cell", "cell": None},
+    ]
+
+
+def test_keep_findings_accumulates_across_the_two_pipelines():
+    """sanitize and autograde each get fresh resources; the notebook carries on."""
+    nb = new_notebook(cells=[code("x = 1")])
+    sanitize = {}
+    record(sanitize, "tampered", "edited")
+    _store(sanitize)["seconds"]["test_a"] = 1.0
+    nb, _ = KeepFindings().preprocess(nb, sanitize)
+    autograde = {}
+    record(autograde, "timeout", "slow")
+    _store(autograde)["seconds"].update({"test_a": 2.0, "test_b": 3.0})
+    nb, _ = KeepFindings().preprocess(nb, autograde)
+    kept = nb.metadata["coursetools"]
+    assert [f["code"] for f in kept["findings"]] == ["tampered", "timeout"]
+    # the later measurement of a test wins
+    assert kept["seconds"] == {"test_a": 2.0, "test_b": 3.0}
+
+
+def test_keep_findings_without_findings_still_leaves_empty_lists():
+    nb, _ = KeepFindings().preprocess(new_notebook(), {})
+    assert nb.metadata["coursetools"] == {"findings": [], "seconds": {}}
+
+
+# -- reading a graded notebook --------------------------------------------------
+def test_cell_failures_gives_the_first_error_of_each_graded_cell():
+    nb = new_notebook(cells=[
+        code("t1", "test_1", grade=True,
+             outputs=[error("AssertionError", "first"), error("ValueError")]),
+        code("t2", "test_2", grade=True, outputs=[new_output(
+            "stream", name="stdout", text="fine\n")]),
+        code("a", "answer", outputs=[error("TypeError")]),  # not a test
+        code("t3", "test_3", grade=True, outputs=[error("E", "v" * 1000)]),
+    ])
+    failures = cell_failures(nb)
+    assert set(failures) == {"test_1", "test_3"}
+    assert failures["test_1"] == "AssertionError: first"
+    assert failures["test_3"] == ("E: " + "v" * 1000)[:500]
+
+
+def test_output_findings_reports_errors_outside_tests_and_reference_calls():
+    withheld = "the reference implementation is withheld " + "x" * 200
+    nb = new_notebook(cells=[
+        new_markdown_cell("intro"),
+        code("a", "answer_1", outputs=[error("ReferenceWithheldError", withheld)]),
+        code("b", outputs=[error("ValueError", "bad")]),
+        code("c", "answer_2", outputs=[error("TypeError", "no")]),
+        code("t", "test_1", grade=True, outputs=[error("AssertionError")]),
+        code("d", outputs=[error("NotImplementedError")]),
+        code("e", outputs=[error("CellTimeoutError")]),
+        code("f", outputs=[error("MemoryError")]),
+        code("g", outputs=[error("OutOfMemoryError")]),
+        code("h", outputs=[error("CellNotRun"), error("DeadKernelError")]),
+    ])
+    assert output_findings(nb, "nb") == [
+        Finding("reference_called", withheld[:160], "nb", "answer_1"),
+        Finding("error_outside_tests", "ValueError: bad", "nb", "cell 2"),
+        Finding("error_outside_tests", "TypeError: no", "nb", "answer_2"),
+    ]
+
+
+def test_a_reference_call_inside_a_test_is_still_reported():
+    nb = new_notebook(cells=[
+        code("t", "test_1", grade=True,
+             outputs=[error("ReferenceWithheldError", "withheld")])])
+    assert output_findings(nb, "nb") == [
+        Finding("reference_called", "withheld", "nb", "test_1")]
+
+
+# -- GuardedExecute on a real kernel --------------------------------------------
+def run(nb, **traits):
+    executor = GuardedExecute(kernel_name="python3", **traits)
+    resources = {"nbgrader": {"notebook": "nb"}}
+    nb, resources = executor.preprocess(nb, resources)
+    return nb, resources, executor
+
+
+CELLS = {  # index -> what the cell does
+    0: "import sys, time",
+    1: "sys.stderr.write('careful\\n')",
+    2: "while True:\n    pass",
+    3: "print('after the loop')",
+    4: "print('A' * 600)\nsys.stdout.flush()\ntime.sleep(0.2)\nprint('B' * 600)",
+    5: "raise MemoryError('big')",
+    6: "time.sleep(0.3)",  # a graded test
+    7: "import os\nos._exit(1)",
+    8: "print('never')",
+}
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    nb = new_notebook(cells=[
+        code(src, "test_slow", grade=True) if i == 6 else code(src)
+        for i, src in CELLS.items()])
+    nb, resources, _ = run(nb, timeout=2, notebook_timeout=120,
+                           max_output_bytes=1000)
+    return nb, resources
+
+
+def texts(cell, name="stdout") -> str:
+    return "".join(o.text for o in cell.outputs
+                   if o.output_type == "stream" and o.name == name)
+
+
+def findings_of(resources, code_: str) -> list[dict]:
+    return [f for f in resources["coursetools"]["findings"] if f["code"] == code_]
+
+
+def test_stderr_is_shown_as_stdout_and_noted(guarded):
+    nb, resources = guarded
+    cell = nb.cells[1]
+    assert texts(cell, "stderr") == ""
+    assert texts(cell) == "careful\n"
+    assert len(findings_of(resources, "stderr")) == 1
+
+
+def test_an_endless_loop_is_stopped_and_later_cells_still_run(guarded):
+    nb, resources = guarded
+    loop = nb.cells[2]
+    enames = [o.ename for o in loop.outputs if o.output_type == "error"]
+    assert "CellTimeoutError" in enames
+    timeout = [o for o in loop.outputs if o.get("ename") == "CellTimeoutError"][0]
+    assert "longer than 2 s" in timeout.evalue
+    assert len(findings_of(resources, "timeout")) == 1
+    assert texts(nb.cells[3]) == "after the loop\n"
+    assert not findings_of(resources, "unresponsive")
+
+
+def test_output_is_capped_keeping_the_head_of_the_crossing_message(guarded):
+    nb, resources = guarded
+    # 601 characters ("A" * 600 and a newline) fit in 1000; of the second
+    # print's 601, the first 399 are kept and 202 dropped.
+    shown = texts(nb.cells[4])
+    assert shown.startswith("A" * 600 + "\n" + "B" * 399 + "\n[... 202 more")
+    assert "B" * 400 not in shown
+    found = findings_of(resources, "huge_output")
+    assert len(found) == 1 and "202" in found[0]["message"]
+
+
+def test_a_memory_error_is_noted(guarded):
+    nb, resources = guarded
+    assert [o.ename for o in nb.cells[5].outputs] == ["MemoryError"]
+    assert len(findings_of(resources, "memory")) == 1
+
+
+def test_each_graded_cell_records_its_seconds(guarded):
+    _, resources = guarded
+    seconds = resources["coursetools"]["seconds"]
+    assert set(seconds) == {"test_slow"}  # ungraded cells are not timed
+    assert 0.3 <= seconds["test_slow"] < 2
+
+
+def test_a_dead_kernel_is_recorded_and_later_cells_are_not_run(guarded):
+    nb, resources = guarded
+    assert [o.ename for o in nb.cells[7].outputs] == ["DeadKernelError"]
+    assert len(findings_of(resources, "kernel_died")) == 1
+    after = nb.cells[8]
+    assert [o.ename for o in after.outputs] == ["CellNotRun"]
+    assert after.execution_count is None
+
+
+def test_findings_come_in_the_order_of_the_cells(guarded):
+    _, resources = guarded
+    assert codes(resources) == ["stderr", "timeout", "huge_output", "memory",
+                                "kernel_died"]
+
+
+@pytest.fixture(scope="module")
+def over_budget():
+    """A notebook whose 3 s budget runs out in its first cell (cell timeout 30 s)."""
+    nb = new_notebook(cells=[code("while True:\n    pass"), code("print('late')"),
+                             code("print('later')")])
+    return run(nb, timeout=30, notebook_timeout=3)
+
+
+def test_a_notebook_budget_stops_later_cells(over_budget):
+    nb, resources, _ = over_budget
+    assert "notebook_timeout" in codes(resources)
+    for cell in nb.cells[1:]:
+        assert [o.ename for o in cell.outputs] == ["CellNotRun"]
+        assert "3 s time limit" in cell.outputs[0].evalue
+        assert texts(cell) == ""
+        assert cell.execution_count is None
+    assert len(findings_of(resources, "notebook_timeout")) == 1
+
+
+def test_the_cell_timeout_shortened_by_the_budget_is_restored(over_budget):
+    *_, executor = over_budget
+    assert executor.timeout == 30
