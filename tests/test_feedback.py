@@ -1,0 +1,194 @@
+"""coursetools.feedback: what a student's feedback must not show.
+
+The tracebacks here are IPython's own format, copied from an ipykernel 6 run of
+a cell whose 15th line failed (colour codes and the "---> 15" marker included).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from coursetools.feedback import hide_hidden_tests, secret_lines
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+SHOWN = 'assert f(1) == 2, "f(1) should be 2"'
+HIDDEN = 'assert f(2) == 4, "f(2) should be 4"'
+TEST_SOURCE = "\n".join([
+    SHOWN,
+    "### BEGIN HIDDEN TESTS",
+    HIDDEN,
+    "assert f(-3) == -6",
+    "x = f(5)",  # under 12 characters: too common to count as secret
+    "assert f(0) == 0",  # also in a visible cell
+    "### END HIDDEN TESTS",
+    "print('all checks passed')",
+])
+
+
+def nbg(gid: str, **flags) -> dict:
+    return {"nbgrader": {"grade": False, "solution": False, "locked": False,
+                         "grade_id": gid, **flags}}
+
+
+def source_notebook():
+    return new_notebook(cells=[
+        new_markdown_cell("# Doubling", metadata=nbg("intro", locked=True)),
+        new_code_cell("assert f(0) == 0", metadata=nbg("setup", locked=True)),
+        new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x * 2 + 0\n"
+                      "    ### END SOLUTION", metadata=nbg("answer", solution=True)),
+        new_code_cell(TEST_SOURCE, metadata=nbg("test_f", grade=True, points=2)),
+    ])
+
+
+def release_notebook():
+    nb = source_notebook()
+    nb.cells[2].source = (
+        "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()")
+    nb.cells[3].source = f"{SHOWN}\nprint('all checks passed')"
+    return nb
+
+
+# -- secret_lines -------------------------------------------------------------
+def test_only_long_lines_found_only_in_hidden_regions_are_secret():
+    assert secret_lines(source_notebook()) == {HIDDEN, "assert f(-3) == -6"}
+
+
+def test_the_minimum_length_is_a_parameter():
+    assert "x = f(5)" in secret_lines(source_notebook(), min_length=8)
+    assert "x = f(5)" not in secret_lines(source_notebook(), min_length=9)
+
+
+def test_indented_markers_and_lines_count_and_each_cell_starts_outside():
+    nb = new_notebook(cells=[
+        new_code_cell("def check():\n    ### BEGIN HIDDEN TESTS\n"
+                      "    assert g(1) == 10\n    ### END HIDDEN TESTS\n"
+                      "    assert g(2) == 20"),
+        # a region left open ends with its cell
+        new_code_cell("### BEGIN HIDDEN TESTS\nassert g(3) == 30"),
+        new_code_cell("assert g(4) == 40"),
+    ])
+    assert secret_lines(nb) == {"assert g(1) == 10", "assert g(3) == 30"}
+
+
+def test_solution_lines_are_not_secret():
+    """A student's feedback shows their own answer, which may be the solution."""
+    nb = new_notebook(cells=[new_code_cell(
+        "### BEGIN SOLUTION\nreturn_value = compute_it()\n### END SOLUTION")])
+    assert secret_lines(nb) == set()
+
+
+# -- hide_hidden_tests --------------------------------------------------------
+def ipython_traceback(quoted: str, ename="AssertionError", evalue="f(2) should be 4"):
+    """IPython 8's colour traceback of line 15 of a cell, quoting lines 14-16."""
+    return [
+        "\x1b[31m---------------------------------------------------------------"
+        "------------\x1b[39m",
+        f"\x1b[31m{ename}\x1b[39m                            Traceback (most "
+        "recent call last)",
+        "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[1]\x1b[39m\x1b[32m, line "
+        "15\x1b[39m\n"
+        "\x1b[32m     14\x1b[39m \x1b[38;5;28;01mdef\x1b[39;00m g():\n"
+        f"\x1b[32m---> \x1b[39m\x1b[32m15\x1b[39m {quoted}\n"
+        "\x1b[32m     16\x1b[39m x = \x1b[32m1\x1b[39m\n",
+        f"\x1b[31m{ename}\x1b[39m: {evalue}",
+    ]
+
+
+def coloured(line: str) -> str:
+    """`line` with IPython's syntax colours, as a traceback quotes it."""
+    return line.replace("assert", "\x1b[38;5;28;01massert\x1b[39;00m").replace(
+        "2)", "\x1b[32m2\x1b[39m)")
+
+
+def graded_notebook():
+    """What autograde leaves: tests with hidden parts, outputs, findings."""
+    nb = source_notebook()
+    nb.cells[1].source = "assert f(0) == 0  # edited, then overwritten"
+    nb.cells[2].source = "def f(x):\n    return x + x"
+    nb.cells[3].outputs = [new_output(
+        "error", ename="AssertionError", evalue="f(2) should be 4",
+        traceback=ipython_traceback(coloured(HIDDEN)))]
+    nb.metadata["coursetools"] = {"findings": [{"code": "tampered"}]}
+    return nb
+
+
+def test_read_only_cells_show_their_released_source():
+    safe = hide_hidden_tests(graded_notebook(), release_notebook(), set())
+    release = release_notebook()
+    assert safe.cells[3].source == release.cells[3].source
+    assert "BEGIN HIDDEN" not in safe.cells[3].source
+    assert safe.cells[1].source == "assert f(0) == 0"
+    assert safe.cells[0].source == "# Doubling"
+    assert safe.cells[2].source == "def f(x):\n    return x + x"  # the answer
+
+
+def test_a_traceback_quoting_a_hidden_line_is_replaced():
+    secret = secret_lines(source_notebook())
+    safe = hide_hidden_tests(graded_notebook(), release_notebook(), secret)
+    [output] = safe.cells[3].outputs
+    assert output.ename == "AssertionError"
+    assert output.traceback[0] == "AssertionError: f(2) should be 4"
+    assert len(output.traceback) == 2
+    assert "hidden" in output.traceback[1]
+    assert "f(2) == 4" not in "\n".join(output.traceback)
+
+
+def test_a_traceback_quoting_a_hidden_line_without_a_marker_is_replaced():
+    """The judge's plain Python traceback quotes the line indented, no number."""
+    nb = graded_notebook()
+    nb.cells[3].outputs[0].traceback = [
+        "Traceback (most recent call last):",
+        '  File "<test_f>", line 3, in <module>',
+        f"    {HIDDEN}",
+        "AssertionError: f(2) should be 4"]
+    safe = hide_hidden_tests(nb, release_notebook(), {HIDDEN})
+    assert safe.cells[3].outputs[0].traceback[0] == (
+        "AssertionError: f(2) should be 4")
+    assert len(safe.cells[3].outputs[0].traceback) == 2
+
+
+def test_a_traceback_quoting_the_hidden_marker_is_replaced():
+    nb = graded_notebook()
+    nb.cells[3].outputs[0].traceback = ipython_traceback(
+        "\x1b[37m### BEGIN HIDDEN TESTS\x1b[39m")
+    safe = hide_hidden_tests(nb, release_notebook(), set())
+    assert len(safe.cells[3].outputs[0].traceback) == 2
+
+
+def test_a_traceback_quoting_only_visible_lines_is_kept():
+    nb = graded_notebook()
+    visible = ipython_traceback(coloured(SHOWN), evalue="f(1) should be 2")
+    nb.cells[3].outputs[0].traceback = visible
+    nb.cells[2].outputs = [new_output(
+        "error", ename="ZeroDivisionError", evalue="division by zero",
+        traceback=ipython_traceback("\x1b[32m1\x1b[39m / \x1b[32m0\x1b[39m",
+                                    "ZeroDivisionError", "division by zero"))]
+    before = copy.deepcopy(nb.cells[2].outputs)
+    safe = hide_hidden_tests(nb, release_notebook(), secret_lines(source_notebook()))
+    assert safe.cells[3].outputs[0].traceback == visible
+    assert safe.cells[2].outputs == before
+
+
+def test_other_outputs_are_kept():
+    nb = graded_notebook()
+    stream = new_output("stream", name="stdout", text="all checks passed\n")
+    nb.cells[3].outputs = [stream]
+    safe = hide_hidden_tests(nb, release_notebook(), secret_lines(source_notebook()))
+    assert safe.cells[3].outputs == [stream]
+
+
+def test_the_graders_findings_are_removed_and_the_input_is_untouched():
+    nb = graded_notebook()
+    before = copy.deepcopy(nb)
+    safe = hide_hidden_tests(nb, release_notebook(), secret_lines(source_notebook()))
+    assert "coursetools" not in safe.metadata
+    assert nb == before
+    assert "coursetools" in nb.metadata
+
+
+def test_cells_without_a_released_twin_are_left_as_graded():
+    nb = graded_notebook()
+    nb.cells.append(new_code_cell("print('mine')"))
+    nb.cells.append(new_code_cell("assert True", metadata=nbg("extra", grade=True)))
+    safe = hide_hidden_tests(nb, release_notebook(), set())
+    assert [c.source for c in safe.cells[-2:]] == ["print('mine')", "assert True"]
