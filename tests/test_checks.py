@@ -524,6 +524,21 @@ def test_nbgrader_metadata_without_a_grade_id_is_dropped(assignment):
     assert "nbgrader" not in nb.cells[-1].metadata
 
 
+@pytest.mark.xfail(strict=True, reason="RecordedDeduplicateIds hands a cell "
+                   "flagged grade/solution/locked but without a grade_id to "
+                   "nbgrader's DeduplicateIds, which raises KeyError('grade_id'): "
+                   "the whole notebook fails to grade")
+def test_a_graded_flag_without_a_grade_id_is_dropped(assignment):
+    release, _ = assignment
+    nb = copy.deepcopy(release)
+    nb.cells.append(new_code_cell("assert True", metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "points": 50}}))
+    nb, findings = sanitize(nb, assignment)
+    assert "nbgrader" not in nb.cells[-1].metadata
+    assert [grade_id(c) for c in nb.cells[:-1]] == [
+        grade_id(c) for c in release.cells]
+
+
 def test_a_changed_cell_type_is_changed_back(assignment):
     release, _ = assignment
     nb = copy.deepcopy(release)
