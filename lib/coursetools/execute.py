@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import multiprocessing
 import os
 import resource
 import select
@@ -33,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from multiprocessing.connection import Connection
 from pathlib import Path
 from queue import Empty
 from time import monotonic
@@ -484,6 +486,37 @@ class SealedExecute(GuardedExecute):
             cell.outputs = outputs
 
 
+# What the judge imports before any notebook; the assignment's own test imports
+# are added (JUDGE_PRELOAD.extend) before the first judge starts.
+JUDGE_PRELOAD = ["numpy", "rnnlib", "coursetools.judge"]
+
+
+def _forkserver():
+    """Python's fork server, started once per process with JUDGE_PRELOAD imported.
+
+    Each judge is then a fork of it: a fresh process, whose imports (torch takes
+    seconds) are already done.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(dict.fromkeys(JUDGE_PRELOAD)))
+    return context
+
+
+def _judge_main(argv, commands, replies, log_path) -> None:
+    """A forked judge: its own session, commands on stdin, output to its log."""
+    os.setsid()
+    with open(log_path or os.devnull, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    os.dup2(commands.fileno(), 0)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 (the process's stdin)
+    os.environ["MPLBACKEND"] = "Agg"
+    sys.argv = ["coursetools.judge", *argv, "--reply-fd", str(replies.fileno())]
+    from coursetools import judge
+
+    sys.exit(judge.main())
+
+
 class _JudgeProcess:
     """The judge subprocess and its private answer pipe."""
 
@@ -497,20 +530,25 @@ class _JudgeProcess:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         read_end, write_end = os.pipe()
-        command = [
-            sys.executable, "-m", "coursetools.judge",
-            "--socket", self.socket_path,
-            "--names", json.dumps(list(self.names)),
-            "--reply-fd", str(write_end),
-        ]
-        log = open(self.log_path or os.devnull, "a")  # noqa: SIM115
-        env = dict(os.environ, MPLBACKEND="Agg")
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=log, stderr=log,
-            pass_fds=(write_end,), env=env, start_new_session=True,
-        )
-        log.close()
-        os.close(write_end)
+        commands, to_judge = os.pipe()
+        self.commands = open(to_judge, "wb")  # noqa: SIM115 (closed in close())
+        argv = ["--socket", self.socket_path, "--names", json.dumps(list(self.names))]
+        if multiprocessing.current_process().daemon:  # e.g. a default Dask worker
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "coursetools.judge", *argv, "--reply-fd",
+                 str(write_end)], stdin=commands, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, pass_fds=(write_end,),
+                env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True)
+            os.close(commands)
+            os.close(write_end)
+        else:  # forked from a process that has imported what the tests need
+            ends = (Connection(commands, writable=False),
+                    Connection(write_end, readable=False))
+            self.proc = _forkserver().Process(target=_judge_main, daemon=True,
+                                              args=(argv, *ends, self.log_path))
+            self.proc.start()
+            for end in ends:
+                end.close()
         # A learner can make the judge decode what it sends: cap what that costs.
         resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (self.memory, self.memory))
         self.reader, self.buffer = read_end, b""
@@ -521,8 +559,8 @@ class _JudgeProcess:
     def run(self, code: str, connect: bool, timeout: float) -> dict | None:
         command = {"op": "run", "code": code, "connect": connect, "timeout": timeout}
         try:
-            self.proc.stdin.write((json.dumps(command) + "\n").encode())
-            self.proc.stdin.flush()
+            self.commands.write((json.dumps(command) + "\n").encode())
+            self.commands.flush()
         except OSError:
             return None
         return self.wait(timeout + 5)
@@ -548,10 +586,14 @@ class _JudgeProcess:
         self.start()
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)  # before its setsid
+            self.proc.wait() if hasattr(self.proc, "wait") else self.proc.join()
+        with contextlib.suppress(OSError):
+            self.commands.close()
         with contextlib.suppress(OSError):
             os.close(self.reader)
         with contextlib.suppress(FileNotFoundError):

@@ -14,7 +14,9 @@ user, and nbgrader's API, made once and reused for every student it grades.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -169,13 +171,17 @@ class Grader:
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(settings["kernel_threads"])
+        cells = {f"{name}/{grade_id}": cell  # grade ids: unique per notebook
+                 for name, nb in sources.items()
+                 for grade_id, cell in judge_cells(nb).items()}
+        execute.JUDGE_PRELOAD.extend(imported_modules(c["source"] for c in
+                                                      cells.values()))
+        os.environ["MPLBACKEND"] = "Agg"  # for the judges' fork server too
         config = execute.autograde_config(
             root, self.course, settings, self.sandbox.comm,
             judge_names=sorted({n for nb in sources.values()
                                 for n in answer_names(nb)}),
-            judge_cells={f"{name}/{grade_id}": cell  # grade ids: unique per notebook
-                         for name, nb in sources.items()
-                         for grade_id, cell in judge_cells(nb).items()},
+            judge_cells=cells,
             judge_log=str(self.work / "judge.log"),
             release_cells={name: checks.reference_cells(nb)
                            for name, nb in self.releases.items()},
@@ -275,8 +281,33 @@ class Grader:
                 entry.feedback_html = (pages / f"{name}.html").read_text()
 
 
+def imported_modules(sources) -> list[str]:
+    """The installed modules that these cells import, in the order first seen."""
+    found = []
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.append(node.module)
+    # find_spec of the top-level name only: a submodule's would import its parent.
+    return [m for m in dict.fromkeys(found)
+            if importlib.util.find_spec(m.split(".")[0]) is not None]
+
+
 def _last_lines(text: str, n: int = 6) -> str:
-    return "\n".join(text.strip().splitlines()[-n:])
+    """The end of a log, ending on its last real error rather than nbgrader's
+    closing "see the above traceback"."""
+    lines = text.strip().splitlines()
+    errors = [i for i, line in enumerate(lines)
+              if ("Error" in line or "Exception" in line)
+              and "NbGraderException" not in line and "see the" not in line]
+    end = errors[-1] + 1 if errors else len(lines)
+    return "\n".join(lines[max(0, end - n):end])
 
 
 def load_json(path: Path) -> dict | None:
