@@ -119,17 +119,15 @@ class Codec:
             key = next(self._ids)
             self.sent_arrays[key] = value
             return {"t": "nd", "id": key, **_array_fields(value)}
-        if isinstance(value, np.dtype) or (
-            isinstance(value, type) and issubclass(value, np.generic)
-        ):
-            kind = "dtype" if isinstance(value, np.dtype) else "scalar_type"
-            return {"t": kind, "v": np.dtype(value).str}
+        if isinstance(value, np.dtype):
+            return {"t": "dtype", "v": value.str}
+        if isinstance(value, type) and issubclass(value, np.generic):
+            return {"t": "scalar_type", "v": np.dtype(value).str}
         if value in PLAIN_TYPES.values() and isinstance(value, type):
             return {"t": "type", "v": value.__name__}
         if isinstance(value, slice):
-            return {"t": "slice", "v": [self.encode(value.start),
-                                        self.encode(value.stop),
-                                        self.encode(value.step)]}
+            ends = (value.start, value.stop, value.step)
+            return {"t": "slice", "v": [self.encode(end) for end in ends]}
         if value is Ellipsis:
             return {"t": "ellipsis"}
         if isinstance(value, (list, tuple)):
