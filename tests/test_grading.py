@@ -12,13 +12,11 @@ import hashlib
 import html
 import re
 import shutil
-import time
 
 import grading_catalog
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
-from coursetools import grade as grade_module
 from coursetools.feedback import secret_lines
 from coursetools.grade import Settings, grade
 from coursetools.results import StudentResult

@@ -35,7 +35,6 @@ import nbformat
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
-from coursetools import grade as grade_module
 from coursetools.feedback import secret_lines as hidden_lines
 from coursetools.grade import Settings, grade
 from coursetools.results import StudentResult

@@ -74,12 +74,12 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
     except RecursionError:
         return None, Finding("invalid_json", f"{path.name} nests its JSON too deeply "
                           "to be a notebook; not graded")
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        return None, Finding("not_a_notebook", f"{path.name} has no list of cells; "
-                          "not graded")
     try:
-        if data.get("nbformat", 4) != 4:
-            data = nbformat.convert(nbformat.from_dict(data), 4)
+        if isinstance(data, dict) and data.get("nbformat", 4) != 4:
+            data = nbformat.convert(nbformat.from_dict(data), 4)  # v3: worksheets
+        if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+            return None, Finding("not_a_notebook", f"{path.name} has no list of "
+                                 "cells; not graded")
         return rebuild(data), None
     except Exception as error:  # noqa: BLE001 (any malformed structure)
         return None, Finding("not_a_notebook", f"{path.name} is not a readable "
@@ -99,25 +99,39 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         nb.metadata.update(copy.deepcopy(metadata))
-    used = set()
-    for index, cell in enumerate(data["cells"]):
-        if not isinstance(cell, dict):
-            continue
+    cells = [c for c in data["cells"] if isinstance(c, dict)]
+    given = [c.get("id") if isinstance(c.get("id"), str)
+             and VALID_ID.fullmatch(c["id"]) else None for c in cells]
+    first = {}  # a valid id stays with the first cell that has it
+    for index, cell_id in enumerate(given):
+        if cell_id is not None:
+            first.setdefault(cell_id, index)
+    used = set(first)
+    for index, (cell, cell_id) in enumerate(zip(cells, given, strict=True)):
         maker = makers.get(cell.get("cell_type"), new_raw_cell)
         cell_meta = cell.get("metadata")
         cell_meta = copy.deepcopy(cell_meta) if isinstance(cell_meta, dict) else {}
-        made = maker(source=text_of(cell), metadata=cell_meta)
-        given = cell.get("id")
-        made.id = given if isinstance(given, str) and VALID_ID.fullmatch(given) else (
-            f"cell-{index}")
-        while made.id in used:
-            made.id = f"cell-{index}-{len(used)}"[:64]
-        used.add(made.id)
+        made = maker(source=text_of(cell))  # validated here: metadata after
+        made.metadata = nbformat.from_dict(cell_meta)
+        if first.get(cell_id) != index:
+            suffix = 0
+            while (cell_id := f"cell-{index}-{suffix}" if suffix else f"cell-{index}"
+                   ) in used:
+                suffix += 1
+            used.add(cell_id)
+        made.id = cell_id
         nb.cells.append(made)
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError:
-        nb.metadata = nbformat.NotebookNode()  # e.g. a kernelspec without a name
+        # Metadata Jupyter tolerates (a kernelspec without a name, tags as a
+        # string): keep only what grading reads, then nothing.
+        nb.metadata = nbformat.NotebookNode()
+        for made in nb.cells:
+            made.metadata = {k: v for k, v in made.metadata.items() if k == "nbgrader"}
+        if not nbformat.validator.isvalid(nb):
+            for made in nb.cells:
+                made.metadata = nbformat.NotebookNode()
         nbformat.validate(nb)
     return nb
 
@@ -254,7 +268,10 @@ class RecordedDeduplicateIds(DeduplicateIds):
 
     def preprocess_cell(self, cell, resources, index):
         gid = grade_id(cell)
-        if gid and gid in self.grade_ids:
+        if gid is None:  # nbgrader's own would fail on a graded cell without an id
+            cell.metadata.pop("nbgrader", None)
+            return cell, resources
+        if gid in self.grade_ids:
             record(resources, "duplicated_cell", f"cell {gid!r} appears more than "
                    "once; the last copy is graded, the others run as ordinary cells")
         return super().preprocess_cell(cell, resources, index)
