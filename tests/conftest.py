@@ -58,3 +58,27 @@ def book(tmp_path_factory):
     if reports.is_dir():
         shutil.copytree(reports, ARTIFACTS / "book-reports", dirs_exist_ok=True)
     return result, log, html
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium through selenium, installed on first use.
+
+    Under CI=true a browser that cannot be had fails the test instead of
+    skipping it.
+    """
+    from browser_helpers import (
+        BrowserUnavailable,
+        ensure_chromium,
+        fresh_profile,
+        start_driver,
+    )
+
+    try:
+        browser = start_driver(*ensure_chromium([]), fresh_profile())
+    except BrowserUnavailable as error:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"browser test cannot run under CI: {error}")
+        pytest.skip(str(error))
+    yield browser
+    browser.quit()

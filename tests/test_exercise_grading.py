@@ -52,11 +52,11 @@ def graded(request, tmp_path_factory):
     with (course / "grades.csv").open() as handle:
         rows = {r["student_id"]: r for r in csv.DictReader(handle)
                 if r["assignment"] == name}
-    return name, expected, rows
+    return name, expected, rows, course
 
 
 def test_every_submission_gets_exactly_its_expected_score(graded):
-    name, expected, rows = graded
+    name, expected, rows, _ = graded
     assert set(rows) == set(expected), f"{name}: graded {sorted(rows)}"
     wrong = {
         student: f"scored {float(rows[student]['score']):g}, expected {score:g}"
@@ -67,9 +67,36 @@ def test_every_submission_gets_exactly_its_expected_score(graded):
 
 
 def test_solution_full_blank_zero_and_every_form_was_tried(graded):
-    name, expected, rows = graded
+    name, expected, rows, _ = graded
     assert float(rows["full"]["score"]) == float(rows["full"]["max_score"]) > 0
     assert float(rows["blank"]["score"]) == 0
     assert 0 < expected["half"][0] < expected["full"][0]
     # The forms that need no rnnlib twin apply to every exercise with a function.
     assert {"any_reference"} <= set(expected), f"{name}: {sorted(expected)}"
+
+
+def test_the_item_analysis_shows_every_test_and_opens_in_chromium(graded, chromium):
+    name, expected, _, course = graded
+    folder = course / "grading" / name
+    page = folder / "item_analysis.html"
+    assert "(item_analysis.html)" in (folder / "report.md").read_text()
+    tests = [nbtools.nbgrader_meta(c)["grade_id"]
+             for source in sorted((course / "solutions" / name).glob("*.ipynb"))
+             for c in nbtools.load(source)["cells"]
+             if nbtools.nbgrader_meta(c).get("grade")]
+    chromium.get(page.as_uri())
+    facts = chromium.execute_script("""
+        return {
+          images: Array.from(document.images).map(
+            i => i.complete && i.naturalWidth > 0 && i.alt.length > 0),
+          text: document.body.innerText,
+          loaded: performance.getEntriesByType('resource').length,
+        };""")
+    errors = [e["message"] for e in chromium.get_log("browser")
+              if e["level"] == "SEVERE"]
+    assert not errors, errors
+    assert facts["images"] and all(facts["images"]), facts["images"]
+    assert facts["loaded"] == 0, "the page loads something from outside itself"
+    assert f"{len(expected)} students graded" in facts["text"]
+    missing = [t for t in tests if t not in facts["text"]]
+    assert not missing, f"{name}: tests missing from the page: {missing}"

@@ -10,19 +10,15 @@ show as text. Where Chromium cannot be had the browser test skips; under CI
 from __future__ import annotations
 
 import base64
-import os
 import re
 import time
 from html.parser import HTMLParser
 
 import pytest
-from browser_helpers import BrowserUnavailable, ensure_chromium, fresh_profile
-from browser_helpers import start_driver as start_chromium
 from conftest import ARTIFACTS
 from coursetools import analysis
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 TESTS = [  # (notebook, grade id, points) in source order: 10 points
     ("rnn_cells", "test_step_shape", 2.0),
     ("rnn_cells", "test_step_values", 3.0),
@@ -231,18 +227,6 @@ def test_a_class_of_1000_renders_in_seconds(tmp_path):
     assert seconds < 5
     # one group per test: 'got #, expected #' whatever the numbers
     assert html.count("AssertionError: got #, expected #") == 20
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        browser = start_chromium(*ensure_chromium([]), fresh_profile())
-    except BrowserUnavailable as error:
-        if IN_CI:
-            pytest.fail(f"browser test cannot run under CI: {error}")
-        pytest.skip(str(error))
-    yield browser
-    browser.quit()
 
 
 def test_page_in_chromium(page, chromium):
