@@ -66,10 +66,14 @@ def scheduler(workers: int):
     if not workers:
         yield None
         return
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as cluster:
+    # As the instructor guide starts workers: not daemonic, so that each can
+    # start the fork server its judges come from.
+    with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True,
+            dashboard_address=None, silence_logs=50) as cluster:
         yield cluster.scheduler_address
 
 
