@@ -260,7 +260,7 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
     release = tmp_path / "release"
     release.mkdir()
     settings = {"memory_mb": 2048, "notebook_timeout": 60}
-    box = sandbox.Sandbox(tmp_path, tmp_path / "work", [nb], release, settings)
+    box = sandbox.Sandbox(tmp_path / "work", [nb], release, settings)
     argv = box.kernel_argv()
     mounts = []  # (position, kind, destination)
     for i, arg in enumerate(argv[: argv.index("--")]):

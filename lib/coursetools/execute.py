@@ -46,24 +46,13 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Dict, Integer, List, Unicode
 
+from coursetools.judge import timeout_message
+
 
 def _error_output(ename: str, evalue: str):
     return new_output(
         "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
     )
-
-
-def _timeout_reply(seconds: int) -> dict:
-    """What a timed-out cell shows its student (nbgrader says "No reply")."""
-    text = (
-        f"this cell ran longer than {seconds} s and was stopped; look for a loop "
-        "that never ends, or code far slower than it needs to be"
-    )
-    return {
-        "ename": "CellTimeoutError",
-        "evalue": text,
-        "traceback": [f"CellTimeoutError: {text}"],
-    }
 
 
 def _message_size(content: dict) -> int:
@@ -118,7 +107,9 @@ class GuardedExecute(Execute):
         remaining = self._deadline - monotonic()
         limited_by_budget = remaining < self._base_timeout
         self.timeout = max(1, int(min(self._base_timeout, remaining)))
-        self.error_on_timeout = _timeout_reply(self.timeout)
+        # What a timed-out cell shows its student (nbgrader's says "No reply").
+        self.error_on_timeout = _error_output(
+            "CellTimeoutError", timeout_message(self.timeout))
         started = monotonic()
         try:
             cell, resources = self._run_cell(cell, resources, index)
@@ -136,10 +127,10 @@ class GuardedExecute(Execute):
             cell.outputs.append(_error_output("CellTimeoutError", str(error)[:200]))
         finally:
             self.timeout = self._base_timeout
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if cell.metadata.get("nbgrader", {}).get("grade"):
+            nbg = cell.metadata.get("nbgrader", {})
+            if nbg.get("grade"):
                 seconds = _store(resources)["seconds"]
-                seconds[grade_id] = round(monotonic() - started, 3)
+                seconds[nbg.get("grade_id")] = round(monotonic() - started, 3)
 
         if self._stop_reason is None and _has_error(cell, "CellTimeoutError"):
             self._event(
@@ -175,16 +166,23 @@ class GuardedExecute(Execute):
             self._event("kernel_died", None, "the kernel died after a timeout")
             self._stop_reason = "not run: the kernel died in an earlier cell"
             return True
-        msg_id = self.kc.execute("", silent=True, store_history=False)
+        return await self._silent("", wait) is not None
+
+    async def _silent(self, code: str, wait: float):
+        """Run `code` without output or history; its reply, or None after `wait` s."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False)
+        return await self._reply_to(msg_id, wait)
+
+    async def _reply_to(self, msg_id: str, wait: float):
         deadline = monotonic() + wait
         while (left := deadline - monotonic()) > 0:
             try:
                 msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
             except Empty:
-                break
+                return None
             if msg["parent_header"].get("msg_id") == msg_id:
-                return True
-        return False
+                return msg
+        return None
 
     def _tidy_outputs(self, cell, index: int) -> None:
         moved = 0
@@ -360,9 +358,9 @@ class SealedExecute(GuardedExecute):
     student added. Test cells run only in a judge process
     (:mod:`coursetools.judge`), which also runs the set-up cells and reaches the
     learner's answers through the bridge socket while the learner's kernel
-    serves it. Hidden tests, expected values and the
-    test helpers never enter the learner's process, and a cell's score is read
-    from what the judge reports. The judge runs only the source notebook's own
+    serves it. Hidden tests, expected values and the test helpers never enter
+    the learner's process, and a cell's score is read from what the judge
+    reports. The judge runs only the source notebook's own
     text of its test and set-up cells (``judge_cells``), whatever a submission
     holds.
     """
@@ -415,8 +413,8 @@ class SealedExecute(GuardedExecute):
         if known:  # the assignment's own set-up code: the judge needs it too
             shadow = copy.deepcopy(cell)
             self._judge_cell(shadow, index, known["source"], keep_outputs=False)
-            if any(o.output_type == "error" for o in shadow.outputs):
-                error = next(o for o in shadow.outputs if o.output_type == "error")
+            error = next((o for o in shadow.outputs if o.output_type == "error"), None)
+            if error is not None:
                 self._event(
                     "judge_setup_error", cell, f"{error.ename}: {error.evalue}"[:160]
                 )
@@ -433,21 +431,6 @@ class SealedExecute(GuardedExecute):
         os.chmod(self.comm_dir, 0o755)  # from now on the sandbox adds no file
         if reply is None or reply["content"].get("status") != "ok":
             self._event("sandbox", None, "the grading bridge did not start")
-
-    async def _silent(self, code: str, wait: float):
-        msg_id = self.kc.execute(code, silent=True, store_history=False)
-        return await self._reply_to(msg_id, wait)
-
-    async def _reply_to(self, msg_id: str, wait: float):
-        deadline = monotonic() + wait
-        while (left := deadline - monotonic()) > 0:
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-            except Empty:
-                return None
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg
-        return None
 
     def _learner_alive(self) -> bool:
         return bool(run_sync(self.km.is_alive)())
@@ -469,7 +452,8 @@ class SealedExecute(GuardedExecute):
             reply = self._judge.wait(self.interrupt_grace)
         if reply is None:
             self._judge.restart()
-            reply = {"outputs": [_timeout_reply(timeout) | {"output_type": "error"}]}
+            reply = {"outputs": [
+                _error_output("CellTimeoutError", timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
         if serve_id is not None and alive:
             answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
@@ -477,13 +461,11 @@ class SealedExecute(GuardedExecute):
                 run_sync(self.km.interrupt_kernel)()
                 if run_sync(self._reply_to)(serve_id, self.interrupt_grace) is None:
                     self._stop(cell, "unresponsive", "the kernel stopped answering")
-        outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
-        if keep_outputs:  # the judge caps their size (judge.MAX_OUTPUT)
-            cell.outputs = outputs
+        # The judge caps their size (judge.MAX_OUTPUT).
+        cell.outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
+        if keep_outputs:
             self.code_cells_executed += 1
             cell.execution_count = self.code_cells_executed
-        else:
-            cell.outputs = outputs
 
 
 # What the judge imports before any notebook; the assignment's own test imports
@@ -532,6 +514,9 @@ class _JudgeProcess:
         read_end, write_end = os.pipe()
         commands, to_judge = os.pipe()
         self.commands = open(to_judge, "wb")  # noqa: SIM115 (closed in close())
+        # The judge's ends of both pipes: ours are closed once it has them.
+        ends = (Connection(commands, writable=False),
+                Connection(write_end, readable=False))
         argv = ["--socket", self.socket_path, "--names", json.dumps(list(self.names))]
         if multiprocessing.current_process().daemon:  # e.g. a default Dask worker
             self.proc = subprocess.Popen(
@@ -539,16 +524,12 @@ class _JudgeProcess:
                  str(write_end)], stdin=commands, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, pass_fds=(write_end,),
                 env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True)
-            os.close(commands)
-            os.close(write_end)
         else:  # forked from a process that has imported what the tests need
-            ends = (Connection(commands, writable=False),
-                    Connection(write_end, readable=False))
             self.proc = _forkserver().Process(target=_judge_main, daemon=True,
                                               args=(argv, *ends, self.log_path))
             self.proc.start()
-            for end in ends:
-                end.close()
+        for end in ends:
+            end.close()
         # A learner can make the judge decode what it sends: cap what that costs.
         resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (self.memory, self.memory))
         self.reader, self.buffer = read_end, b""

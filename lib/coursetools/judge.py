@@ -36,6 +36,13 @@ MAX_OUTPUT = 1_000_000
 CELL_FILE = "<test cell>"
 
 
+def timeout_message(seconds: float) -> str:
+    """What a student reads about a test stopped at its time limit (here or in
+    :mod:`coursetools.execute`, when the judge itself did not answer)."""
+    return (f"this cell ran longer than {seconds:g} s and was stopped; look for a "
+            "loop that never ends, or code far slower than it needs to be")
+
+
 class LearnerGone(RuntimeError):
     """The learner's kernel did not answer (died, hung, or refused to serve)."""
 
@@ -176,10 +183,7 @@ class Judge:
                 self._serve_callback(answer)
         except TimeoutError:  # a socket timeout: the learner's code is still busy
             self._drop("your notebook's kernel did not answer in time")
-            raise CellTimeoutError(
-                f"this cell ran longer than {self.timeout:g} s and was stopped; look "
-                "for a loop that never ends, or code far slower than it needs to be"
-            ) from None
+            raise CellTimeoutError(timeout_message(self.timeout)) from None
         except (OSError, bridge.BridgeError) as error:
             self._drop(f"the connection to your notebook's kernel broke ({error})")
             raise LearnerGone(self.gone) from None

@@ -11,7 +11,7 @@ and the report read it, and it is saved (without the files) as
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 
 # What a code means, in the words the report uses; codes in INFO are shown but
 # do not need a look.
@@ -128,13 +128,9 @@ class StudentResult:
         return any(f.code not in INFO for f in self.all_findings())
 
     def without_files(self) -> StudentResult:
-        notebooks = {
-            name: NotebookResult(**{
-                f.name: None if f.name in NotebookResult.FILES
-                else getattr(nb, f.name) for f in fields(NotebookResult)})
-            for name, nb in self.notebooks.items()
-        }
-        return StudentResult(**{**self.__dict__, "notebooks": notebooks})
+        no_files = dict.fromkeys(NotebookResult.FILES)
+        return replace(self, notebooks={name: replace(nb, **no_files)
+                                        for name, nb in self.notebooks.items()})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self.without_files()), indent=1)

@@ -242,8 +242,7 @@ def _stub(name: str, package: str) -> list[ast.stmt]:
 class Sandbox:
     """Everything a worker needs to start learners' kernels sealed (or not)."""
 
-    def __init__(self, root: Path, work: Path, source_nbs, release_dir: Path,
-                 settings: dict):
+    def __init__(self, work: Path, source_nbs, release_dir: Path, settings: dict):
         self.work, self.settings = work, settings
         self.sealed = not settings.get("unsafe", False)
         self.base = work / "sandbox"

@@ -15,9 +15,9 @@ user, and nbgrader's API, made once and reused for every student it grades.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
-import json
 import os
 import shutil
 import socket
@@ -118,10 +118,8 @@ def _stop_children() -> None:
     import psutil
 
     for child in psutil.Process().children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):
             child.kill()
-        except psutil.Error:
-            pass
     threading.Timer(60, os._exit, args=(70,)).start()
 
 
@@ -135,7 +133,6 @@ class Grader:
         # nbgrader's autograde trips SQLAlchemy's autoflush warnings: harmless,
         # and this process's stderr is the instructor's terminal.
         warnings.simplefilter("ignore", SAWarning)
-        self.context = context
         self.assignment = assignment = context.assignment
         self.settings = settings = context.settings
         root = Path(context.root)
@@ -164,8 +161,7 @@ class Grader:
             for path in sorted((root / SOURCE_DIR / assignment).glob("*.ipynb"))
         }
         self.secret = set().union(*(secret_lines(nb) for nb in sources.values()))
-        self.sandbox = Sandbox(root, self.work, list(sources.values()), release_dir,
-                               settings)
+        self.sandbox = Sandbox(self.work, list(sources.values()), release_dir, settings)
         # The kernel that nbclient starts is the sandboxed one written here.
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
@@ -192,7 +188,6 @@ class Grader:
         self._cleanup()
 
     def grade(self, job: Job) -> StudentResult:
-
         student = job.student
         for sub in (SUBMITTED_DIR, AUTOGRADED_DIR, FEEDBACK_DIR, FEEDBACK_SOURCE_DIR):
             shutil.rmtree(self.course / sub / student, ignore_errors=True)
@@ -308,10 +303,3 @@ def _last_lines(text: str, n: int = 6) -> str:
               and "NbGraderException" not in line and "see the" not in line]
     end = errors[-1] + 1 if errors else len(lines)
     return "\n".join(lines[max(0, end - n):end])
-
-
-def load_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
