@@ -209,6 +209,11 @@ class Codec:
             raise BridgeError(f"a malformed {kind!r} value: {error}") from None
         raise BridgeError(f"an unknown kind of value {kind!r}")
 
+    def call(self, op: str, key: int, args, kwargs) -> dict:
+        """The message that calls the other side's function `key`."""
+        return {"op": op, "id": key, "args": self.encode(args),
+                "kwargs": self.encode(kwargs)}
+
     def changed_arrays(self) -> dict:
         """Arrays received from the other side whose contents changed here."""
         changed = {}
@@ -406,16 +411,8 @@ class LearnerServer:
     def call_judge(self, key: int, args, kwargs):
         if self.sock is None:
             raise RuntimeError("a course function can only be called during its test")
-        send(
-            self.sock,
-            {
-                "op": "callback",
-                "id": key,
-                "args": self.codec.encode(args),
-                "kwargs": self.codec.encode(kwargs),
-                "changes": self.codec.changed_arrays(),
-            },
-        )
+        call = self.codec.call("callback", key, args, kwargs)
+        send(self.sock, {**call, "changes": self.codec.changed_arrays()})
         answer = receive(self.sock)
         self.codec.apply_changes(answer.get("changes", {}))
         if answer["op"] == "result":

@@ -59,7 +59,7 @@ def resolve_assignment(root: Path, name: str) -> str:
     names = assignments(root)
     if name in names:
         return name
-    matches = [n for n in names if n.startswith(name + "_") or n.startswith(name)]
+    matches = [n for n in names if n.startswith(name)]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(names) or "(none)"

@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from queue import Empty
@@ -82,7 +83,7 @@ class GuardedExecute(Execute):
         self._base_timeout = self.timeout
         self._deadline = monotonic() + self.notebook_timeout
         self._stop_reason = None
-        self._kept, self._dropped = {}, {}
+        self._kept, self._dropped = Counter(), Counter()  # characters per cell
         try:
             return super().preprocess(nb, resources, km=km)
         finally:
@@ -194,8 +195,7 @@ class GuardedExecute(Execute):
                 self._event("memory", cell, f"MemoryError in cell {index}")
         if moved:
             self._event("stderr", cell, f"cell {index} wrote to stderr")
-        dropped = self._dropped.get(index, 0)
-        if dropped:
+        if dropped := self._dropped[index]:
             self._event(
                 "huge_output",
                 cell,
@@ -208,21 +208,18 @@ class GuardedExecute(Execute):
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] != "error":
             size = _message_size(msg["content"])
-            kept = self._kept.get(cell_index, 0)
-            room = self.max_output_bytes - kept
+            room = self.max_output_bytes - self._kept[cell_index]
             if size > room and msg["msg_type"] == "stream" and room > 0:
                 # Keep the head of the message that crosses the cap, so the
                 # instructor sees what the output was.
                 text = msg["content"]["text"]
                 msg = {**msg, "content": {**msg["content"], "text": text[:room]}}
-                self._dropped[cell_index] = self._dropped.get(cell_index, 0) + (
-                    len(text) - room
-                )
+                self._dropped[cell_index] += len(text) - room
                 size = room
             elif size > room:
-                self._dropped[cell_index] = self._dropped.get(cell_index, 0) + size
+                self._dropped[cell_index] += size
                 return None
-            self._kept[cell_index] = kept + size
+            self._kept[cell_index] += size
         return super().output(outs, msg, display_id, cell_index)
 
 

@@ -195,14 +195,7 @@ class Judge:
             self.conn = None
 
     def call(self, key: int, args, kwargs):
-        answer = self._exchange(
-            {
-                "op": "call",
-                "id": key,
-                "args": self.codec.encode(args),
-                "kwargs": self.codec.encode(kwargs),
-            }
-        )
+        answer = self._exchange(self.codec.call("call", key, args, kwargs))
         self.codec.apply_changes(answer.get("changes", {}))
         for stream in ("stdout", "stderr"):  # what the learner's function printed
             printed = answer.get(stream)
