@@ -38,7 +38,6 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import get_type_hints
 
 import nbformat
 
@@ -63,37 +62,20 @@ VERSION = "4"  # bump when grading changes in a way that should regrade everyone
 ATTEMPTS = 2  # a student whose grading fails is tried once more, then reported
 
 
-def option(default, help: str, **argparse_options):
-    """A Settings field that is also a command-line option (see parse_args)."""
-    return field(default=default, metadata={"help": help, **argparse_options})
-
-
-def comma_list(text: str) -> list[str] | None:
-    return [s for s in text.split(",") if s] or None
-
-
 @dataclass
 class Settings:
-    jobs: int = option(2, "local worker processes, ignored with a scheduler "
-                       "(default %(default)s)", aliases=["-j"])
-    scheduler: str | None = option(
-        None, "grade on a Dask cluster: its scheduler's address, e.g. tcp://host:8786 "
-        "(default: $SCHEDULER, else local processes)")
-    timeout: int = option(CELL_TIMEOUT, "seconds per cell (default %(default)s)")
-    notebook_timeout: int = option(
-        300, "seconds per notebook in total (default %(default)s)")
-    memory_mb: int = option(2048, "memory (address space) cap per kernel, MB "
-                            "(default %(default)s)")
+    jobs: int = 2  # local worker processes (ignored with a scheduler)
+    scheduler: str | None = None  # a Dask scheduler's address, e.g. tcp://host:8786
+    timeout: int = CELL_TIMEOUT  # per cell, seconds
+    notebook_timeout: int = 300  # per notebook, seconds
+    memory_mb: int = 2048  # address-space cap of each kernel
     max_output_bytes: int = 1_000_000  # output kept per cell
-    students: list[str] | None = option(
-        None, "comma-separated ids (default: everyone)", type=comma_list)
-    force: bool = option(False, "regrade students whose submission did not change")
-    feedback: bool = option(True, "skip the HTML feedback")  # as --no-feedback
+    feedback: bool = True
+    force: bool = False
+    students: list[str] | None = None
     quiet: bool = False
-    unsafe: bool = option(False, "grade without a sandbox where none can be made "
-                          "(the report says that the grades are not protected)")
-    report_only: bool = option(False, "only redraw report.md and item_analysis.html "
-                               "from the gradebook and the saved results")
+    unsafe: bool = False  # grade without a sandbox (the report says so)
+    report_only: bool = False
 
     def key(self) -> dict:
         """The settings a grade depends on: changing one regrades everyone."""
@@ -476,30 +458,46 @@ def _print_summary(summary: Summary, say) -> None:
 
 
 def parse_args(argv: list[str]) -> tuple[str, Settings]:
+    defaults = Settings()
     parser = argparse.ArgumentParser(
         prog="python -m coursetools.grade",
         description="Autograde submitted/<student>/<assignment>/, write feedback "
         "without hidden tests, export grades.csv, a report and an item analysis.")
     parser.add_argument("assignment", help="assignment name or unique prefix (ch01)")
-    kinds = get_type_hints(Settings)
-    for setting in (f for f in fields(Settings) if "help" in f.metadata):
-        options = dict(setting.metadata)
-        name = setting.name.replace("_", "-")
-        flags = [f"--{name}", *options.pop("aliases", ())]
-        if kinds[setting.name] is bool:  # the flag turns the default around
-            options["action"] = "store_false" if setting.default else "store_true"
-            if setting.default:
-                flags = [f"--no-{name}"]
-        elif kinds[setting.name] is int:
-            options["type"] = int
-        parser.add_argument(*flags, dest=setting.name, default=setting.default,
-                            **options)
-    parser.set_defaults(scheduler=os.environ.get("SCHEDULER") or None)
-    args = vars(parser.parse_args(argv))
-    assignment = args.pop("assignment")
-    settings = Settings(**args)
+    parser.add_argument("--jobs", "-j", type=int, default=defaults.jobs,
+                        help=f"local worker processes (default {defaults.jobs})")
+    parser.add_argument("--scheduler", default=os.environ.get("SCHEDULER") or None,
+                        help="grade on a Dask cluster: its scheduler's address, e.g. "
+                        "tcp://host:8786 (default: $SCHEDULER, else local processes)")
+    parser.add_argument("--timeout", type=int, default=defaults.timeout,
+                        help=f"seconds per cell (default {defaults.timeout})")
+    parser.add_argument("--notebook-timeout", type=int,
+                        default=defaults.notebook_timeout,
+                        help="seconds per notebook in total "
+                        f"(default {defaults.notebook_timeout})")
+    parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb,
+                        help="memory (address space) cap per kernel, MB "
+                        f"(default {defaults.memory_mb})")
+    parser.add_argument("--students", help="comma-separated ids (default: everyone)")
+    parser.add_argument("--force", action="store_true",
+                        help="regrade students whose submission did not change")
+    parser.add_argument("--no-feedback", action="store_true",
+                        help="skip the HTML feedback")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="grade without a sandbox where none can be made (the "
+                        "report says that the grades are not protected)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only redraw report.md and item_analysis.html from the "
+                        "gradebook and the saved results")
+    args = parser.parse_args(argv)
+    names = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    settings = Settings(**values)
     settings.jobs = max(1, settings.jobs)
-    return assignment, settings
+    settings.feedback = not args.no_feedback
+    settings.students = [s for s in args.students.split(",") if s] \
+        if args.students else None
+    return args.assignment, settings
 
 
 def main(argv: list[str] | None = None) -> int:

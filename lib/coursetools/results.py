@@ -62,9 +62,7 @@ class Finding:
 
     def text(self) -> str:
         where = f" (cell {self.cell})" if self.cell else ""
-        return f"{self.notebook}: {self.message}{where}" if self.notebook else (
-            self.message + where
-        )
+        return (f"{self.notebook}: " if self.notebook else "") + self.message + where
 
 
 @dataclass
