@@ -191,3 +191,18 @@ def test_regrading_skips_finished_students_and_keeps_scores(graded):
     )
     assert sorted(forced.graded) == ["blank", "correct", "stripped"]
     assert forced.scores == summary.scores
+
+
+def test_report_only_redraws_the_report_and_analysis_without_grading(graded):
+    course, _, cases, summary, _ = graded
+    folder = course / "grading" / ASSIGNMENT
+    before = {p: (folder / p).read_text() for p in ("report.md", "item_analysis.html")}
+    autograded = digest(course / "autograded")
+    for name in before:
+        (folder / name).unlink()
+    redrawn = grade(course, ASSIGNMENT, Settings(**SETTINGS, report_only=True))
+    assert redrawn.graded == [] and redrawn.skipped == []
+    assert redrawn.scores == summary.scores
+    assert {p: (folder / p).read_text() for p in before} == before
+    assert digest(course / "autograded") == autograded  # nothing was regraded
+    assert f"{len(cases)} students graded" in before["item_analysis.html"]
