@@ -7,6 +7,7 @@ regrade: only automatic scores, comments, late penalties and flags are replaced.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from sqlalchemy.exc import SAWarning
 
 from coursetools.course import run_nbgrader
 from coursetools.results import StudentResult
+
+
+@contextlib.contextmanager
+def _open(db_url: str):
+    """nbgrader's gradebook, whose queries trip SQLAlchemy's autoflush warnings
+    (harmless, and they would fill the instructor's terminal)."""
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore", SAWarning)
+        yield gb
 
 
 def register(root: Path, assignment: str, release_dir: Path) -> None:
@@ -29,9 +39,7 @@ def register(root: Path, assignment: str, release_dir: Path) -> None:
 
 def merge(db_url: str, assignment: str, result: StudentResult) -> None:
     """Write one student's result into the gradebook (a row even when ungraded)."""
-    with warnings.catch_warnings(), Gradebook(db_url) as gb:
-        # nbgrader's add_submission trips SQLAlchemy's autoflush warnings: harmless
-        warnings.simplefilter("ignore", SAWarning)
+    with _open(db_url) as gb:
         gb.update_or_create_student(result.student)
         kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
         submission = gb.update_or_create_submission(assignment, result.student,
@@ -54,14 +62,14 @@ def merge(db_url: str, assignment: str, result: StudentResult) -> None:
 
 def scores(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
     """(score, max_score) of every student with a submission of `assignment`."""
-    with Gradebook(db_url) as gb:
+    with _open(db_url) as gb:
         return {sub.student_id: (float(sub.score), float(sub.max_score))
                 for sub in _submissions(gb, assignment)}
 
 
 def seconds_late(db_url: str, assignment: str) -> dict[str, float]:
     """How late each late submission of `assignment` is (due date and extension)."""
-    with Gradebook(db_url) as gb:
+    with _open(db_url) as gb:
         return {sub.student_id: float(sub.total_seconds_late)
                 for sub in _submissions(gb, assignment) if sub.total_seconds_late}
 
@@ -76,7 +84,7 @@ def _submissions(gb: Gradebook, assignment: str) -> list:
 
 
 def has_submission(db_url: str, assignment: str, student: str) -> bool:
-    with Gradebook(db_url) as gb:
+    with _open(db_url) as gb:
         try:
             gb.find_submission(assignment, student)
         except MissingEntry:
