@@ -94,3 +94,40 @@ def test_one_worker_grades_everyone_in_turn(pool):
     seen, not_graded, attempts = pool([f"s{i}" for i in range(5)], jobs=1)
     assert not not_graded and attempts == {f"s{i}": 1 for i in range(5)}
     assert len({r[0].worker for r in seen.values()}) == 1
+
+
+
+WATCHDOG = """
+import subprocess, sys, time
+from coursetools.worker import Watchdog
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep({sleep})"])
+watchdog = Watchdog(budget={budget}, grace=1.0)
+code = child.wait(timeout=30)
+watchdog.cancel()
+time.sleep(1.5)  # past the grace: had the last resort not been called off,
+print(code, len(watchdog.timers), flush=True)  # this would never be printed
+"""
+
+
+def watched(sleep: float, budget: float) -> str:
+    """Run a job's stand-in (a child sleeping `sleep` s) under a Watchdog, in a
+    process of its own: the watchdog ends every child of its process."""
+    import subprocess
+    import sys
+
+    script = WATCHDOG.format(sleep=sleep, budget=budget)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_the_watchdog_ends_a_jobs_children_and_then_stands_down():
+    code, timers = watched(sleep=60, budget=0.3)
+    assert int(code) != 0  # killed long before its 60 s
+    assert timers == "2"  # the last resort was armed, and called off in time
+
+
+def test_a_watchdog_cancelled_in_time_does_nothing():
+    code, timers = watched(sleep=0.5, budget=5)
+    assert (code, timers) == ("0", "1")

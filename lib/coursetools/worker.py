@@ -86,9 +86,7 @@ def run(context: Context, job: Job) -> StudentResult:
     """Grade one student; every failure becomes the result, never an exception."""
     with _one_at_a_time:
         started = time.monotonic()
-        watchdog = threading.Timer(context.settings["budget"], _stop_children)
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = Watchdog(context.settings["budget"])
         try:
             grader = _graders.get(context.run_id)
             if grader is None:
@@ -109,18 +107,38 @@ def run(context: Context, job: Job) -> StudentResult:
         return result
 
 
-def _stop_children() -> None:
-    """The job ran past its budget: end its kernels, so that nbclient gives up.
+class Watchdog:
+    """Ends a job that runs past its budget, above the notebooks' own limits.
 
-    If even that does not end the job within a minute, end the process: the
-    pool sees a dead worker and tries the student once more elsewhere.
+    First its kernels and judges, so that nbclient gives up on the notebook; if
+    the job still has not ended a minute later, the whole process: the pool sees
+    a dead worker and tries the student once more, alone.
     """
-    import psutil
 
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    threading.Timer(60, os._exit, args=(70,)).start()
+    def __init__(self, budget: float, grace: float = 60):
+        self.grace, self.lock, self.cancelled = grace, threading.Lock(), False
+        self.timers = [threading.Timer(budget, self._stop_children)]
+        self.timers[0].daemon = True
+        self.timers[0].start()
+
+    def _stop_children(self) -> None:
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        with self.lock:
+            if not self.cancelled:
+                last = threading.Timer(self.grace, os._exit, args=(70,))
+                last.daemon = True
+                self.timers.append(last)
+                last.start()
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            for timer in self.timers:
+                timer.cancel()
 
 
 # -- one process's grader ------------------------------------------------------
