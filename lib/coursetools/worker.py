@@ -176,7 +176,7 @@ class Grader:
             self.releases[name] = nbformat.reads(text, as_version=4)
         sources = {
             path.stem: nbformat.read(path, as_version=4)
-            for path in sorted((root / SOURCE_DIR / assignment).glob("*.ipynb"))
+            for path in sorted(source.glob("*.ipynb"))
         }
         self.secret = set().union(*(secret_lines(nb) for nb in sources.values()))
         self.sandbox = Sandbox(self.work, list(sources.values()), release_dir, settings)
