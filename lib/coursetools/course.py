@@ -24,16 +24,13 @@ class CourseError(RuntimeError):
     """A problem with the course layout or an nbgrader run, stated for a human."""
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The folder holding nbgrader_config.py, searched upwards from `start`.
-
-    Defaults to the current directory, then to this package's checkout, so the
-    tools work from anywhere inside the repository.
+def find_root() -> Path:
+    """The folder holding nbgrader_config.py, searched upwards from the current
+    directory, then from this package's checkout, so the tools work from anywhere
+    inside the repository.
     """
-    candidates = [Path.cwd() if start is None else Path(start)]
-    candidates.append(Path(__file__).resolve().parents[2])
-    for candidate in candidates:
-        for folder in [candidate.resolve(), *candidate.resolve().parents]:
+    for start in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        for folder in [start.resolve(), *start.resolve().parents]:
             if (folder / "nbgrader_config.py").is_file():
                 return folder
     raise CourseError(
@@ -86,7 +83,7 @@ def course_env(root: Path) -> dict[str, str]:
 
 
 def run_nbgrader(
-    root: Path, *args: str, check: bool = True, timeout: float | None = None
+    root: Path, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess:
     """Run `nbgrader <args>` in the course folder `root`, capturing its output."""
     command = [sys.executable, "-m", "nbgrader", *args]
@@ -96,7 +93,6 @@ def run_nbgrader(
         env=course_env(root),
         capture_output=True,
         text=True,
-        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise CourseError(

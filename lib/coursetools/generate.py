@@ -16,20 +16,15 @@ from coursetools.course import (
 )
 
 
-def generate(root, names: list[str]) -> None:
-    """`nbgrader generate_assignment NAME --force` for each name, from the root."""
-    for name in names:
-        # Without --force nbgrader skips an existing release and still exits 0.
-        run_nbgrader(root, "generate_assignment", name, "--force")
-        print(f"generated exercises/{name}/ from solutions/{name}/")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         root = find_root()
         names = [resolve_assignment(root, a) for a in argv] or assignments(root)
-        generate(root, names)
+        for name in names:
+            # Without --force nbgrader skips an existing release and still exits 0.
+            run_nbgrader(root, "generate_assignment", name, "--force")
+            print(f"generated exercises/{name}/ from solutions/{name}/")
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
