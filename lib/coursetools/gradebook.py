@@ -60,27 +60,20 @@ def merge(db_url: str, assignment: str, result: StudentResult) -> None:
         gb.db.commit()
 
 
+# assignment_submissions is [] for an assignment the gradebook does not know.
 def scores(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
     """(score, max_score) of every student with a submission of `assignment`."""
     with _open(db_url) as gb:
         return {sub.student_id: (float(sub.score), float(sub.max_score))
-                for sub in _submissions(gb, assignment)}
+                for sub in gb.assignment_submissions(assignment)}
 
 
 def seconds_late(db_url: str, assignment: str) -> dict[str, float]:
     """How late each late submission of `assignment` is (due date and extension)."""
     with _open(db_url) as gb:
         return {sub.student_id: float(sub.total_seconds_late)
-                for sub in _submissions(gb, assignment) if sub.total_seconds_late}
-
-
-def _submissions(gb: Gradebook, assignment: str) -> list:
-    """Every submission of `assignment`; none when the gradebook does not know it."""
-    try:
-        gb.find_assignment(assignment)
-    except MissingEntry:
-        return []
-    return gb.assignment_submissions(assignment)
+                for sub in gb.assignment_submissions(assignment)
+                if sub.total_seconds_late}
 
 
 def has_submission(db_url: str, assignment: str, student: str) -> bool:

@@ -36,8 +36,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     folder.mkdir(parents=True, exist_ok=True)
     late = late or {}
     rows = []
-    for student in sorted(results):
-        result = results[student]
+    for student, result in sorted(results.items()):
         score, max_score = scores.get(student, (0.0, 0.0))
         found = result.all_findings()
         labels = sorted({f.label for f in found})

@@ -125,13 +125,11 @@ class StudentResult:
     def needs_attention(self) -> bool:
         return any(f.code not in INFO for f in self.all_findings())
 
-    def without_files(self) -> StudentResult:
-        no_files = dict.fromkeys(NotebookResult.FILES)
-        return replace(self, notebooks={name: replace(nb, **no_files)
-                                        for name, nb in self.notebooks.items()})
-
     def to_json(self) -> str:
-        return json.dumps(asdict(self.without_files()), indent=1)
+        no_files = dict.fromkeys(NotebookResult.FILES)
+        saved = replace(self, notebooks={name: replace(nb, **no_files)
+                                         for name, nb in self.notebooks.items()})
+        return json.dumps(asdict(saved), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> StudentResult:
