@@ -131,10 +131,10 @@ def _histogram(totals: list[float], max_points: float) -> str:
 @_STYLE
 def _pass_rates(rated: list[ItemStats]) -> str:
     ax = (fig := Figure(figsize=(5, 0.9 + 0.34 * len(rated)))).add_subplot()
+    # Low pass rates are hatched as well as red: not told by colour alone.
     bars = ax.barh([item.label for item in rated], [i.pass_rate for i in rated],
-                   color=[VERMILLION if i.most_failed else BLUE for i in rated])
-    for bar, item in zip(bars, rated, strict=True):
-        bar.set_hatch("//" if item.most_failed else "")  # not by colour alone
+                   color=[VERMILLION if i.most_failed else BLUE for i in rated],
+                   hatch=["//" if i.most_failed else "" for i in rated])
     ax.bar_label(bars, labels=[f"{item.pass_rate:.0%}" for item in rated], padding=3)
     ax.invert_yaxis()  # notebook order from the top
     ax.axvline(LOW_PASS_RATE, color="0.4", linestyle=":")
@@ -259,12 +259,6 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                     f"<h1>{title}</h1><nav><ol>{toc}</ol></nav>{body}</body></html>\n",
                     encoding="utf-8")
     return path
-
-
-def link_line(page: Path) -> str:
-    """The line of report.md that links the item analysis page beside it."""
-    return ("Item analysis (score histogram, pass rate and common failures per "
-            f"test): [{page.name}]({page.name})")
 
 
 _CSS = """

@@ -60,7 +60,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                    + (f", {n_late} handed in late" if n_late else "")
                    + f". Scores are out of {rows[0]['max_score']:g}.")
     lines += [f"# Grading report: {assignment}", "", summary, "",
-              analysis.link_line(folder / analysis.PAGE), ""]
+              "Item analysis (score histogram, pass rate and common failures per "
+              f"test): [{analysis.PAGE}]({analysis.PAGE})", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
         lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())] + [""]
