@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import functools
 import io
 import itertools
 import json
@@ -341,43 +342,37 @@ class LearnerServer:
             self.sock = None
 
     def _answer(self, message: dict) -> dict:
-        op = message["op"]
+        """The reply to one request, with what the learner's code printed while
+        answering it, so that the judge can show that under the test."""
+        out, err = io.StringIO(), io.StringIO()
         try:
-            if op == "names":
-                return {"op": "names", "values": self._values(message["names"])}
-            if op == "call":
-                func = self.codec.exported[int(message["id"])]
-                args = self.codec.decode(message["args"])
-                kwargs = self.codec.decode(message["kwargs"])
-                try:
-                    with _captured() as printed:
-                        result = func(*args, **kwargs)
-                except BaseException as error:  # noqa: BLE001 (sent back, with prints)
-                    return {**describe_error(error), **printed,
-                            "changes": self._safe_changes()}
-                return {
-                    "op": "result",
-                    "value": self.codec.encode(result),
-                    "changes": self.codec.changed_arrays(),
-                    **printed,
-                }
-            if op == "swap":
-                self._swap(int(message["id"]), self.codec.decode(message["names"]))
-                return {"op": "ok"}
-            if op == "unswap":
-                self._unswap_all()
-                return {"op": "ok"}
-            return {"op": "raise", "type": "BridgeError", "message": f"unknown {op}"}
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                answer = self._handle(message)
         except BaseException as error:  # noqa: BLE001 (KeyboardInterrupt on a timeout too)
             answer = describe_error(error)
-            answer["changes"] = self._safe_changes()
-            return answer
+            with contextlib.suppress(Exception):
+                answer["changes"] = self.codec.changed_arrays()
+        answer["stdout"] = out.getvalue()[-MAX_PRINTED:]
+        answer["stderr"] = err.getvalue()[-MAX_PRINTED:]
+        return answer
 
-    def _safe_changes(self) -> dict:
-        try:
-            return self.codec.changed_arrays()
-        except Exception:  # noqa: BLE001
-            return {}
+    def _handle(self, message: dict) -> dict:
+        op = message["op"]
+        if op == "names":
+            return {"op": "names", "values": self._values(message["names"])}
+        if op == "call":
+            func = self.codec.exported[int(message["id"])]
+            args = self.codec.decode(message["args"])
+            result = func(*args, **self.codec.decode(message["kwargs"]))
+            return {"op": "result", "value": self.codec.encode(result),
+                    "changes": self.codec.changed_arrays()}
+        if op == "swap":
+            self._swap(int(message["id"]), self.codec.decode(message["names"]))
+        elif op == "unswap":
+            self._unswap_all()
+        else:
+            return {"op": "raise", "type": "BridgeError", "message": f"unknown {op}"}
+        return {"op": "ok"}
 
     def _values(self, names) -> dict:
         values = {}
@@ -420,20 +415,6 @@ class LearnerServer:
         raise rebuild_error(answer)
 
 
-@contextlib.contextmanager
-def _captured():
-    """What a call prints, so that the judge can show it under the test."""
-    out, err = io.StringIO(), io.StringIO()
-    printed = {}
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            yield printed
-    finally:
-        printed["stdout"] = out.getvalue()[-MAX_PRINTED:]
-        printed["stderr"] = err.getvalue()[-MAX_PRINTED:]
-
-
 def install(namespace: dict, path: str):
     """Called once in the learner's kernel; returns the ``serve()`` to call."""
-    server = LearnerServer(namespace)
-    return lambda: server.serve(path)
+    return functools.partial(LearnerServer(namespace).serve, path)
