@@ -12,16 +12,17 @@ changes nothing, and the test's variables live in a process the learner cannot
 read.
 
 Protocol with the grader: one JSON object per line on stdin,
-``{"op": "run", "code": ..., "connect": true}``; the answer is one JSON line on
-the file descriptor given by ``--reply-fd``, ``{"outputs": [...], "status":
-"ok" | "error"}``. Its stdout and stderr are the grader's log, never the answer
-channel, so nothing a test prints can be taken for an answer.
+``{"op": "run", "code": ..., "connect": true, "timeout": 60}``, each answered by
+one JSON line on the file descriptor given by ``--reply-fd``, ``{"outputs":
+[...], "status": "ok" | "error"}``. Its stdout and stderr are the grader's log,
+never the answer channel, so nothing a test prints can be taken for an answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
@@ -101,16 +102,14 @@ class Judge:
         self.gone: str | None = None
         self.timeout = 60.0  # seconds a call may take; set for each cell
         self.namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
-        self.codec = self._new_codec()
-
-    def _new_codec(self) -> bridge.Codec:
-        return bridge.Codec(lambda key, name: LearnerFunction(self.call, key, name))
+        self.codec = bridge.Codec(functools.partial(LearnerFunction, self.call))
 
     # -- one cell -------------------------------------------------------------
     def run(self, code: str, connect: bool, timeout: float) -> dict:
         out, err = io.StringIO(), io.StringIO()
         status, error = "ok", None
-        self.codec = self._new_codec()  # callbacks of earlier cells are revoked
+        # A new codec for each cell: callbacks of earlier cells are revoked.
+        self.codec = bridge.Codec(functools.partial(LearnerFunction, self.call))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 self._connect(connect, timeout)
@@ -140,7 +139,6 @@ class Judge:
         try:
             self.conn, _ = self.listener.accept()
         except OSError:
-            self.conn = None
             self.gone = "your notebook's kernel did not answer the grader"
             return
         self.conn.settimeout(timeout)
@@ -285,15 +283,9 @@ def main() -> int:
 
     rnnlib.grading._remote_swap = judge.swap
     reply.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        try:
-            command = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if command.get("op") != "run":
-            continue
-        result = judge.run(str(command["code"]), bool(command.get("connect", True)),
-                           float(command.get("timeout", 60)))
+    for line in sys.stdin:  # the grader's own pipe: the learner cannot write here
+        command = json.loads(line)
+        result = judge.run(command["code"], command["connect"], command["timeout"])
         reply.write(json.dumps(result) + "\n")
     return 0
 
