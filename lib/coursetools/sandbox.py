@@ -243,30 +243,29 @@ class Sandbox:
     """Everything a worker needs to start learners' kernels sealed (or not)."""
 
     def __init__(self, work: Path, source_nbs, release_dir: Path, settings: dict):
-        self.work, self.settings = work, settings
+        self.settings = settings
         self.sealed = not settings.get("unsafe", False)
-        self.base = work / "sandbox"
-        self.opt = self.base / "opt"
+        base = work / "sandbox"
+        self.opt = base / "opt"
         self.comm = work / "comm"
         self.uid, self._uid_lock = claim_uid()
         self.release_dir = release_dir
-        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
         self.opt.mkdir(parents=True)
         shutil.copy(HERE / "sandbox_launch.py", self.opt / "launch.py")
         shutil.copy(HERE / "bridge.py", self.opt / "course_bridge.py")
         fonts = _matplotlib_cache()
         if fonts is not None:
             shutil.copytree(fonts, self.opt / "mplcache")
-        bare, dotted = withheld_names(source_nbs)
         import rnnlib
 
         package = Path(rnnlib.__file__).parent
-        self.lib = self.base / "lib"
-        build_learner_lib(package, self.lib / package.name, bare, dotted)
+        self.lib = base / "lib"
+        build_learner_lib(package, self.lib / package.name, *withheld_names(source_nbs))
         self.lib_mount = str(package.parent)  # where the editable install points
         self.hidden = sorted({p for nb in source_nbs
                               for p in course_settings(nb)["hide_packages"]})
-        self.stubs = self.base / "hidden"
+        self.stubs = base / "hidden"
         for name in self.hidden:
             (self.stubs / name).mkdir(parents=True)
             (self.stubs / name / "__init__.py").write_text(
