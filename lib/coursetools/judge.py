@@ -102,7 +102,6 @@ class Judge:
         self.gone: str | None = None
         self.timeout = 60.0  # seconds a call may take; set for each cell
         self.namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
-        self.codec = bridge.Codec(functools.partial(LearnerFunction, self.call))
 
     # -- one cell -------------------------------------------------------------
     def run(self, code: str, connect: bool, timeout: float) -> dict:
