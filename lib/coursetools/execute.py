@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
 from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -47,7 +48,7 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Dict, Integer, List, Unicode
 
-from coursetools.judge import timeout_message
+from coursetools import judge
 
 
 def _error_output(ename: str, evalue: str):
@@ -110,7 +111,7 @@ class GuardedExecute(Execute):
         self.timeout = max(1, int(min(self._base_timeout, remaining)))
         # What a timed-out cell shows its student (nbgrader's says "No reply").
         self.error_on_timeout = _error_output(
-            "CellTimeoutError", timeout_message(self.timeout))
+            "CellTimeoutError", judge.timeout_message(self.timeout))
         started = monotonic()
         try:
             cell, resources = self._run_cell(cell, resources, index)
@@ -450,7 +451,7 @@ class SealedExecute(GuardedExecute):
         if reply is None:
             self._judge.restart()
             reply = {"outputs": [
-                _error_output("CellTimeoutError", timeout_message(timeout))]}
+                _error_output("CellTimeoutError", judge.timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
         if serve_id is not None and alive:
             answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
@@ -476,28 +477,25 @@ def _forkserver():
     Each judge is then a fork of it: a fresh process, whose imports (torch takes
     seconds) are already done.
     """
-    # Each fork runs this process's main module again (multiprocessing's rule,
-    # for pickled functions): with every package this process has loaded also
-    # loaded in the server, its imports cost dict lookups instead of seconds.
-    loaded = sorted({name.split(".")[0] for name in list(sys.modules)} - {"__main__"})
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(dict.fromkeys(JUDGE_PRELOAD + loaded)))
+    context.set_forkserver_preload(list(dict.fromkeys(JUDGE_PRELOAD)))
     return context
 
 
-def _judge_main(argv, commands, replies, log_path) -> None:
-    """A forked judge: its own session, commands on stdin, output to its log."""
-    os.setsid()
-    with open(log_path or os.devnull, "ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-    os.dup2(commands.fileno(), 0)
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115 (the process's stdin)
-    os.environ["MPLBACKEND"] = "Agg"
-    sys.argv = ["coursetools.judge", *argv, "--reply-fd", str(replies.fileno())]
-    from coursetools import judge
+@contextlib.contextmanager
+def _main_module_hidden():
+    """While a judge starts, the grading program's main module is not shown to it.
 
-    sys.exit(judge.main())
+    multiprocessing runs the parent's main module again in every child it
+    starts (for functions defined there); a judge needs nothing from it, and
+    running the grading program again costs its imports, seconds per judge.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 class _JudgeProcess:
@@ -526,9 +524,10 @@ class _JudgeProcess:
                 stderr=subprocess.DEVNULL, pass_fds=(write_end,),
                 env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True)
         else:  # forked from a process that has imported what the tests need
-            self.proc = _forkserver().Process(target=_judge_main, daemon=True,
+            self.proc = _forkserver().Process(target=judge.forked_main, daemon=True,
                                               args=(argv, *ends, self.log_path))
-            self.proc.start()
+            with _main_module_hidden():
+                self.proc.start()
         for end in ends:
             end.close()
         # A learner can make the judge decode what it sends: cap what that costs.

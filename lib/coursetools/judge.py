@@ -289,5 +289,23 @@ def main() -> int:
     return 0
 
 
+def forked_main(argv, commands, replies, log_path) -> None:
+    """A judge forked from the grader's fork server (see ``coursetools.execute``):
+    its own session, commands on stdin, its output to the log.
+
+    It lives here, not in execute.py, because a forked child imports the module
+    of the function it runs, and execute.py's imports (nbgrader) take seconds.
+    """
+    os.setsid()
+    with open(log_path or os.devnull, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    os.dup2(commands.fileno(), 0)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 (the process's stdin)
+    os.environ["MPLBACKEND"] = "Agg"
+    sys.argv = ["coursetools.judge", *argv, "--reply-fd", str(replies.fileno())]
+    sys.exit(main())
+
+
 if __name__ == "__main__":
     sys.exit(main())
