@@ -20,9 +20,9 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from coursetools.course import ANALYSIS_PAGE
 from coursetools.results import StudentResult
 
-PAGE = "item_analysis.html"
 LOW_PASS_RATE = 0.5  # tests fewer than half the class passed are highlighted
 TOP_GROUPS = 5  # failure groups shown per test
 SHOWN_CHARS = 300  # longer failure messages are cut for display
@@ -253,7 +253,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                    in sections)
     title = escape(f"Item analysis: {assignment}")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PAGE
+    path = folder / ANALYSIS_PAGE
     path.write_text(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
                     f"<title>{title}</title><style>{_CSS}</style></head><body>"
                     f"<h1>{title}</h1><nav><ol>{toc}</ol></nav>{body}</body></html>\n",

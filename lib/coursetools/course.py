@@ -16,6 +16,7 @@ FEEDBACK_DIR = "feedback"
 GRADEBOOK = "gradebook.db"
 GRADES_CSV = "grades.csv"
 REPORT_DIR = "grading"  # grading/<assignment>/report.md, item_analysis.html, state/
+ANALYSIS_PAGE = "item_analysis.html"
 
 CELL_TIMEOUT = 60  # seconds a cell may run while grading, unless told otherwise
 

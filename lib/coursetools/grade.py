@@ -41,8 +41,9 @@ from pathlib import Path
 
 import nbformat
 
-from coursetools import analysis, checks, gradebook, report, sandbox, worker
+from coursetools import checks, gradebook, report, sandbox, worker
 from coursetools.course import (
+    ANALYSIS_PAGE,
     AUTOGRADED_DIR,
     CELL_TIMEOUT,
     FEEDBACK_DIR,
@@ -284,6 +285,9 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         out, assignment, results, summary.scores,
         gradebook.seconds_late(db_url, assignment), unsafe=settings.unsafe,
         not_graded=summary.not_graded)
+    # Imported here: matplotlib would cost every grading worker a second to start.
+    from coursetools import analysis
+
     analysis.write(out, assignment, results, summary.scores,
                    graded_cells(root, assignment))
     summary.attention = sorted(s for s, r in results.items() if r.needs_attention())
@@ -451,7 +455,7 @@ def _print_summary(summary: Summary, say) -> None:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")
     say(f"report:   {summary.report_md}")
-    say(f"analysis: {summary.report_md.with_name(analysis.PAGE)}")
+    say(f"analysis: {summary.report_md.with_name(ANALYSIS_PAGE)}")
     if summary.grades_csv:
         say(f"grades:   {summary.grades_csv}")
     say(f"feedback: {FEEDBACK_DIR}/<student>/{summary.assignment}/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from coursetools import analysis
+from coursetools.course import ANALYSIS_PAGE
 from coursetools.results import StudentResult
 
 UNSAFE_WARNING = (
@@ -61,7 +61,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                    + f". Scores are out of {rows[0]['max_score']:g}.")
     lines += [f"# Grading report: {assignment}", "", summary, "",
               "Item analysis (score histogram, pass rate and common failures per "
-              f"test): [{analysis.PAGE}]({analysis.PAGE})", ""]
+              f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
         lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())] + [""]
