@@ -12,6 +12,7 @@ import pytest
 from coursetools.execute import (
     GuardedExecute,
     KeepFindings,
+    _JudgeProcess,
     _store,
     cell_failures,
     output_findings,
@@ -251,3 +252,21 @@ def test_a_notebook_budget_stops_later_cells(over_budget):
 def test_the_cell_timeout_shortened_by_the_budget_is_restored(over_budget):
     *_, executor = over_budget
     assert executor.timeout == 30
+
+
+def test_a_judge_is_forked_without_the_graders_own_imports(tmp_path):
+    # The judge runs the function it was started with, from coursetools.judge:
+    # neither execute.py's imports (nbgrader and what it pulls in) nor this
+    # program's main module (pytest, here) may be loaded again in it, or every
+    # judge would take seconds to start instead of milliseconds.
+    process = _JudgeProcess([], str(tmp_path / "judge.sock"),
+                            str(tmp_path / "judge.log"), 4096)
+    try:
+        reply = process.run("import sys\nprint(sorted(m for m in sys.modules if "
+                            "m.split('.')[0] in ('nbgrader', 'nbconvert', "
+                            "'sqlalchemy', 'pytest') or m == 'coursetools.execute'"
+                            "))", False, 60)
+    finally:
+        process.close()
+    printed = "".join(o.get("text", "") for o in reply["outputs"])
+    assert reply["status"] == "ok" and printed == "[]\n", reply
