@@ -249,10 +249,7 @@ def submission_key(root: Path, assignment: str, student: str,
     digest = hashlib.sha256(json.dumps(settings.key(), sort_keys=True).encode())
     for base in (root / SUBMITTED_DIR / student / assignment,
                  root / SOURCE_DIR / assignment):
-        for path in sorted(p for p in base.rglob("*")
-                           if p.is_file() and not p.is_symlink()):
-            digest.update(str(path.relative_to(base)).encode() + b"\0")
-            digest.update(path.read_bytes())
+        worker.add_folder(digest, base)
     return digest.hexdigest()
 
 

@@ -69,11 +69,16 @@ class Job:
     timestamp: str | None = None
 
 
+def add_folder(digest, base: Path) -> None:
+    """Feed every regular file under `base`, its path and its bytes, to `digest`."""
+    files = sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink())
+    for path in files:
+        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+
+
 def source_digest(root: Path, assignment: str) -> str:
     digest = hashlib.sha256()
-    base = root / SOURCE_DIR / assignment
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+    add_folder(digest, root / SOURCE_DIR / assignment)
     return digest.hexdigest()
 
 
