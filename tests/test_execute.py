@@ -8,11 +8,14 @@ checks that cannot disturb each other share the first.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from coursetools.execute import (
     GuardedExecute,
     KeepFindings,
-    _JudgeProcess,
     _store,
     cell_failures,
     output_findings,
@@ -256,17 +259,29 @@ def test_the_cell_timeout_shortened_by_the_budget_is_restored(over_budget):
 
 def test_a_judge_is_forked_without_the_graders_own_imports(tmp_path):
     # The judge runs the function it was started with, from coursetools.judge:
-    # neither execute.py's imports (nbgrader and what it pulls in) nor this
-    # program's main module (pytest, here) may be loaded again in it, or every
-    # judge would take seconds to start instead of milliseconds.
-    process = _JudgeProcess([], str(tmp_path / "judge.sock"),
-                            str(tmp_path / "judge.log"), 4096)
+    # neither execute.py's imports (nbgrader and what it pulls in) nor the
+    # grading program's main module may be loaded again in it, or every judge
+    # would take seconds to start instead of milliseconds. In a process of its
+    # own: the fork server is one per process, and other tests start it too.
+    program = tmp_path / "grader.py"
+    program.write_text(f"""
+import json, sys
+from coursetools.execute import _JudgeProcess
+import pytest  # stands for what the grading program imports
+
+if __name__ == "__main__":
+    judge = _JudgeProcess([], {str(tmp_path / "judge.sock")!r},
+                          {str(tmp_path / "judge.log")!r}, 4096)
     try:
-        reply = process.run("import sys\nprint(sorted(m for m in sys.modules if "
-                            "m.split('.')[0] in ('nbgrader', 'nbconvert', "
-                            "'sqlalchemy', 'pytest') or m == 'coursetools.execute'"
-                            "))", False, 60)
+        print(json.dumps(judge.run("import sys\\nprint(sorted(m for m in "
+            "sys.modules if m.split('.')[0] in ('nbgrader', 'nbconvert', "
+            "'sqlalchemy', 'pytest') or m == 'coursetools.execute'))", False, 60)))
     finally:
-        process.close()
+        judge.close()
+""")
+    done = subprocess.run([sys.executable, str(program)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reply = json.loads(done.stdout)
     printed = "".join(o.get("text", "") for o in reply["outputs"])
     assert reply["status"] == "ok" and printed == "[]\n", reply

@@ -27,6 +27,7 @@ import contextlib
 import copy
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import select
@@ -480,6 +481,14 @@ def _forkserver():
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(dict.fromkeys(JUDGE_PRELOAD)))
     return context
+
+
+def start_judge_server() -> None:
+    """Start the fork server now: its imports then overlap the first notebook's
+    set-up instead of delaying its first test (a daemonic process has none)."""
+    if not multiprocessing.current_process().daemon:
+        _forkserver()
+        multiprocessing.forkserver.ensure_running()
 
 
 @contextlib.contextmanager

@@ -196,6 +196,7 @@ class Grader:
         execute.JUDGE_PRELOAD.extend(imported_modules(c["source"] for c in
                                                       cells.values()))
         os.environ["MPLBACKEND"] = "Agg"  # for the judges' fork server too
+        execute.start_judge_server()
         config = execute.autograde_config(
             root, self.course, settings, self.sandbox.comm,
             judge_names=sorted({n for nb in sources.values()
