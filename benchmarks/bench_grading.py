@@ -69,9 +69,8 @@ def scheduler(workers: int):
     import dask
     from distributed import LocalCluster
 
-    # As the instructor guide starts workers: not daemonic, so that each can
-    # start the fork server its judges come from.
-    with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(
+    # Started as the instructor guide starts workers (dask-worker.yaml).
+    with dask.config.set(nbtools.dask_worker_settings()), LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
             dashboard_address=None, silence_logs=50) as cluster:
         yield cluster.scheduler_address

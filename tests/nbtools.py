@@ -90,3 +90,21 @@ def fill_answers(release: dict, solution: dict, grade_ids: set[str]) -> dict:
         if grade_id in grade_ids:
             cell["source"] = solution_body(answers[grade_id])
     return submission
+
+
+def dask_worker_settings() -> dict:
+    """dask-worker.yaml as ``dask.config.set`` takes it (dotted keys): the settings
+    the instructor guide starts grading workers with, for a LocalCluster."""
+    import yaml
+
+    def dotted(tree: dict, prefix: str) -> dict:
+        flat = {}
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                flat.update(dotted(value, f"{prefix}{key}."))
+            else:
+                flat[prefix + key] = value
+        return flat
+
+    path = Path(__file__).resolve().parents[1] / "dask-worker.yaml"
+    return dotted(yaml.safe_load(path.read_text()), "")

@@ -87,3 +87,15 @@ def test_a_dask_cluster_grades_exactly_as_the_local_pool(tmp_path):
     # The jobs really ran in the cluster's two worker processes.
     ran_on = {int(w.rsplit(":", 1)[1]) for w in there.workers}
     assert ran_on and ran_on <= worker_pids, (ran_on, worker_pids)
+
+
+def test_the_worker_settings_in_dask_worker_yaml_are_all_dask_settings():
+    """A misspelt key in dask-worker.yaml would be ignored without a word."""
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")  # its defaults are Dask's settings too
+    settings = nbtools.dask_worker_settings()
+    assert settings["distributed.worker.profile.enabled"] is False
+    for key, value in settings.items():
+        default = dask.config.get(key, default=KeyError)
+        assert default is not KeyError, f"dask-worker.yaml: {key} is not a Dask setting"
+        assert default != value, f"dask-worker.yaml: {key} is already {value!r}"
