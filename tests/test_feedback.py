@@ -7,8 +7,17 @@ a cell whose 15th line failed (colour codes and the "---> 15" marker included).
 from __future__ import annotations
 
 import copy
+from unittest import mock
 
-from coursetools.feedback import hide_hidden_tests, secret_lines
+import jinja2
+from bs4 import BeautifulSoup
+from coursetools.feedback import (
+    COMPILED_TEMPLATES,
+    FeedbackExporter,
+    hide_hidden_tests,
+    secret_lines,
+)
+from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 SHOWN = 'assert f(1) == 2, "f(1) should be 2"'
@@ -192,3 +201,44 @@ def test_cells_without_a_released_twin_are_left_as_graded():
     nb.cells.append(new_code_cell("assert True", metadata=nbg("extra", grade=True)))
     safe = hide_hidden_tests(nb, release_notebook(), set())
     assert [c.source for c in safe.cells[-2:]] == ["print('mine')", "assert True"]
+
+
+# -- the exporter ----------------------------------------------------------------
+PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"
+         "60e6kgAAAABJRU5ErkJggg==")  # a 1x1 PNG
+
+
+def notebook_with_images():
+    nb = source_notebook()
+    nb.cells[2].outputs = [
+        new_output("display_data", data={"image/png": PIXEL, "text/plain": "<Figure>"}),
+        new_output("display_data", data={"text/html": '<img src="cat.png" alt="a cat">'}),
+        new_output("stream", name="stdout", text="x < 3 & y > 2\n"),
+    ]
+    return nb
+
+
+def structure(html: str):
+    """Every tag with its attributes, and the text: what a browser shows."""
+    soup = BeautifulSoup(html, "html.parser")
+    return ([(t.name, sorted((k, str(v)) for k, v in t.attrs.items()))
+             for t in soup.find_all(True)], " ".join(soup.get_text().split()))
+
+
+def test_the_page_has_the_same_tags_attributes_and_text_as_nbconverts():
+    nb = notebook_with_images()
+    ours, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    theirs, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    assert structure(ours) == structure(theirs)
+    assert ours.count('alt="No description has been provided for this image"') == 1
+    assert 'alt="a cat"' in ours
+
+
+def test_templates_are_compiled_once_per_process():
+    nb = notebook_with_images()
+    first, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    assert COMPILED_TEMPLATES.code
+    with mock.patch.object(jinja2.Environment, "compile",
+                           side_effect=AssertionError("a template compiled again")):
+        again, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    assert again == first

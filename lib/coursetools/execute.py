@@ -336,6 +336,7 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     extra.KernelManager.connection_file = str(comm / "kernel.json")
     extra.SealedExecute.bridge_socket = str(comm / "judge.sock")
     extra.SealedExecute.comm_dir = str(comm)
+    extra.GenerateFeedback.exporter_class = "coursetools.feedback.FeedbackExporter"
     extra.RecordedOverwriteCells.release_cells = sealed.pop("release_cells")
     for name, value in sealed.items():
         setattr(extra.SealedExecute, name, value)
