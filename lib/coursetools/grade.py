@@ -28,6 +28,7 @@ import hashlib
 import html
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import secrets
 import shutil
@@ -135,10 +136,20 @@ def executor(settings: Settings, context):
             shared = client.scatter(context, broadcast=True)
             yield client.get_executor(pure=False, retries=0), slots, shared
     else:
-        forks = multiprocessing.get_context("forkserver")
-        forks.set_forkserver_preload(["coursetools.worker"])
+        forks = local_forks()
         yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
             settings.jobs, context
+
+
+def local_forks(start: bool = False):
+    """The context whose fork server makes the local workers, with the grading
+    code and nbgrader imported in it. `start`: start that server now, so that
+    it imports them while this process does something else."""
+    forks = multiprocessing.get_context("forkserver")
+    forks.set_forkserver_preload(["coursetools.worker", "nbgrader.apps"])
+    if start:
+        multiprocessing.forkserver.ensure_running()
+    return forks
 
 
 def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result,
@@ -329,6 +340,8 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
     if strays:
         say(f"warning: not graded, the folder must be named {assignment}: "
             + ", ".join(strays))
+    if not settings.scheduler:
+        local_forks(start=True)  # its imports overlap the registration below
     out = root / REPORT_DIR / assignment
     (out / "state").mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{root / GRADEBOOK}"
