@@ -394,7 +394,7 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
         # A grading error is never final: the next run grades them again.
         result.key = None if result.retryable else keys[result.student]
         _install_outputs(root, assignment, result)
-        gradebook.merge(db_url, assignment, result)
+        gradebook.merge(book, assignment, result)
         (out / "state" / f"{result.student}.json").write_text(result.to_json())
         summary.graded.append(result.student)
         if result.retryable:
@@ -408,7 +408,8 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
             f"({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
-    with executor(settings, context) as (pool, slots, shared):
+    with executor(settings, context) as (pool, slots, shared), \
+            gradebook.opened(db_url) as book:
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))
     summary.grading_seconds = time.monotonic() - pool_started

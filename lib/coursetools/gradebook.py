@@ -19,7 +19,7 @@ from coursetools.results import StudentResult
 
 
 @contextlib.contextmanager
-def _open(db_url: str):
+def opened(db_url: str):
     """nbgrader's gradebook, whose queries trip SQLAlchemy's autoflush warnings
     (harmless, and they would fill the instructor's terminal)."""
     with warnings.catch_warnings(), Gradebook(db_url) as gb:
@@ -37,47 +37,48 @@ def register(root: Path, assignment: str, release_dir: Path) -> None:
                  f"--CourseDirectory.release_directory={release_dir}")
 
 
-def merge(db_url: str, assignment: str, result: StudentResult) -> None:
-    """Write one student's result into the gradebook (a row even when ungraded)."""
-    with _open(db_url) as gb:
-        gb.update_or_create_student(result.student)
-        kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
-        submission = gb.update_or_create_submission(assignment, result.student,
-                                                    **kwargs)
-        flagged = result.needs_attention()
-        for notebook in submission.notebooks:
-            entry = result.notebooks.get(notebook.name)
-            cells = entry.cells if entry is not None and entry.graded else {}
-            for grade in notebook.grades:
-                got = cells.get(grade.name)
-                grade.auto_score = got.score if got else 0.0
-                grade.needs_manual_grade = bool(got and got.needs_manual_grade)
-            comments = entry.comments if entry is not None else {}
-            for comment in notebook.comments:
-                comment.auto_comment = comments.get(comment.name)
-            notebook.late_submission_penalty = entry.late_penalty if entry else None
-            notebook.flagged = flagged
-        gb.db.commit()
+def merge(gb: Gradebook, assignment: str, result: StudentResult) -> None:
+    """Write one student's result into the gradebook `gb`, from :func:`opened`
+    (a row even when ungraded). One gradebook serves a whole run: opening one
+    costs ten times what merging a student does."""
+    gb.update_or_create_student(result.student)
+    kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
+    submission = gb.update_or_create_submission(assignment, result.student,
+                                                **kwargs)
+    flagged = result.needs_attention()
+    for notebook in submission.notebooks:
+        entry = result.notebooks.get(notebook.name)
+        cells = entry.cells if entry is not None and entry.graded else {}
+        for grade in notebook.grades:
+            got = cells.get(grade.name)
+            grade.auto_score = got.score if got else 0.0
+            grade.needs_manual_grade = bool(got and got.needs_manual_grade)
+        comments = entry.comments if entry is not None else {}
+        for comment in notebook.comments:
+            comment.auto_comment = comments.get(comment.name)
+        notebook.late_submission_penalty = entry.late_penalty if entry else None
+        notebook.flagged = flagged
+    gb.db.commit()
 
 
 # assignment_submissions is [] for an assignment the gradebook does not know.
 def scores(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
     """(score, max_score) of every student with a submission of `assignment`."""
-    with _open(db_url) as gb:
+    with opened(db_url) as gb:
         return {sub.student_id: (float(sub.score), float(sub.max_score))
                 for sub in gb.assignment_submissions(assignment)}
 
 
 def seconds_late(db_url: str, assignment: str) -> dict[str, float]:
     """How late each late submission of `assignment` is (due date and extension)."""
-    with _open(db_url) as gb:
+    with opened(db_url) as gb:
         return {sub.student_id: float(sub.total_seconds_late)
                 for sub in gb.assignment_submissions(assignment)
                 if sub.total_seconds_late}
 
 
 def has_submission(db_url: str, assignment: str, student: str) -> bool:
-    with _open(db_url) as gb:
+    with opened(db_url) as gb:
         try:
             gb.find_submission(assignment, student)
         except MissingEntry:
