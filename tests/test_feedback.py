@@ -212,7 +212,8 @@ def notebook_with_images():
     nb = source_notebook()
     nb.cells[2].outputs = [
         new_output("display_data", data={"image/png": PIXEL, "text/plain": "<Figure>"}),
-        new_output("display_data", data={"text/html": '<img src="cat.png" alt="a cat">'}),
+        new_output("display_data",
+                   data={"text/html": '<img src="cat.png" alt="a cat">'}),
         new_output("stream", name="stdout", text="x < 3 & y > 2\n"),
     ]
     return nb
