@@ -39,8 +39,9 @@ def register(root: Path, assignment: str, release_dir: Path) -> None:
 
 def merge(gb: Gradebook, assignment: str, result: StudentResult) -> None:
     """Write one student's result into the gradebook `gb`, from :func:`opened`
-    (a row even when ungraded). One gradebook serves a whole run: opening one
-    costs ten times what merging a student does."""
+    (a row even when ungraded). One gradebook serves a whole run: opening it (a
+    new SQLAlchemy engine, a schema check, every query compiled again) costs
+    about as much as merging a student, 0.03 s each when measured alone."""
     gb.update_or_create_student(result.student)
     kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
     submission = gb.update_or_create_submission(assignment, result.student,
