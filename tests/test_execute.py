@@ -12,10 +12,12 @@ import json
 import subprocess
 import sys
 
+import psutil
 import pytest
 from coursetools.execute import (
     GuardedExecute,
     KeepFindings,
+    PromptKernelManager,
     _store,
     cell_failures,
     output_findings,
@@ -285,3 +287,44 @@ if __name__ == "__main__":
     reply = json.loads(done.stdout)
     printed = "".join(o.get("text", "") for o in reply["outputs"])
     assert reply["status"] == "ok" and printed == "[]\n", reply
+
+
+# -- the kernel manager SealedExecute uses -------------------------------------
+def test_a_prompt_kernel_runs_the_first_cell_and_is_killed_not_shut_down(tmp_path):
+    from nbclient import NotebookClient
+
+    marker = tmp_path / "graceful-exit"
+    nb = new_notebook(cells=[
+        code("import atexit\n"
+             f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))"),
+        code("import os\nprint(6 * 7, os.getpid())")])
+    client = NotebookClient(nb, kernel_name="python3", timeout=60,
+                            kernel_manager_class=PromptKernelManager,
+                            shutdown_kernel="immediate")
+    client.execute()
+    answer, pid = nb.cells[1].outputs[0].text.split()
+    assert answer == "42" and len(nb.cells[1].outputs) == 1
+    # Killed: gone, and the kernel's own exit (its atexit functions) never ran.
+    assert not psutil.pid_exists(int(pid)) and not marker.exists()
+
+
+def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path):
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.utils import run_sync
+
+    spec = tmp_path / "dying"
+    spec.mkdir()
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", "raise SystemExit(3)", "{connection_file}"],
+        "display_name": "dies", "language": "python"}))
+    km = PromptKernelManager(kernel_name="dying", kernel_spec_manager=
+                             KernelSpecManager(kernel_dirs=[str(tmp_path)]))
+    run_sync(km.start_kernel)()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        with pytest.raises(RuntimeError, match="died before replying"):
+            run_sync(kc.wait_for_ready)(timeout=30)
+    finally:
+        kc.stop_channels()
+        run_sync(km.cleanup_resources)()

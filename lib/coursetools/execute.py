@@ -43,11 +43,13 @@ from queue import Empty
 from time import monotonic
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Dict, Integer, List, Unicode
+from traitlets import Dict, DottedObjectName, Integer, List, Unicode
 
 from coursetools import judge
 
@@ -298,6 +300,37 @@ def cell_failures(nb) -> dict[str, str]:
     return failures
 
 
+class PromptKernelClient(AsyncKernelClient):
+    async def wait_for_ready(self, timeout=None):
+        """Ready once the kernel answers kernel_info and its iopub reaches us.
+
+        jupyter_client's own then waits for 0.2 s of silence on iopub, idle time
+        in every notebook; nbclient ignores messages of other requests anyway.
+        """
+        deadline = monotonic() + (timeout or float("inf"))
+        while monotonic() < deadline:
+            msg_id = self.kernel_info()
+            with contextlib.suppress(Empty):
+                reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    # the request's busy status: proof that iopub is connected
+                    await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
+                    return self._handle_kernel_info_reply(reply)
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+        raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+
+class PromptKernelManager(AsyncKernelManager):
+    """Stops the kernel at once (``SealedExecute.shutdown_kernel``): a sandbox
+    keeps nothing, so the graceful exit and 0.1 s polls for it are idle time."""
+
+    client_class = DottedObjectName("coursetools.execute.PromptKernelClient")
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        await super()._async_wait(pollinterval=0.005)
+
+
 def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
                      **sealed):
     """The course's nbgrader_config.py, pointed at a scratch course and hardened.
@@ -336,6 +369,8 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     extra.KernelManager.connection_file = str(comm / "kernel.json")
     extra.SealedExecute.bridge_socket = str(comm / "judge.sock")
     extra.SealedExecute.comm_dir = str(comm)
+    extra.SealedExecute.kernel_manager_class = PromptKernelManager
+    extra.SealedExecute.shutdown_kernel = "immediate"
     extra.GenerateFeedback.exporter_class = "coursetools.feedback.FeedbackExporter"
     extra.RecordedOverwriteCells.release_cells = sealed.pop("release_cells")
     for name, value in sealed.items():
