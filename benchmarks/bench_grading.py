@@ -15,7 +15,9 @@ submissions in one run, each time in a fresh scratch course, with:
 It prints each run's rate, the ratios the grading issue sets targets for (two
 workers at least 1.9x one; Dask within 15 % of the local pool; sealed at least
 0.75x unsafe), and each run's cost per notebook per worker, from which the
-instructor guide projects how throughput grows with workers. --hundred then
+instructor guide projects how throughput grows with workers, and how much of
+the cores sat idle or was stolen by the hypervisor (a virtual machine's host
+running others: a ratio measured while it steals says little). --hundred then
 grades 100 submissions with 2 local workers (target: at most 3 minutes on 2
 cores). Not a test: the numbers depend on the machine and its load.
 """
@@ -76,18 +78,40 @@ def scheduler(workers: int):
         yield cluster.scheduler_address
 
 
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far (user nice system idle iowait irq softirq
+    steal), from Linux's /proc/stat; None elsewhere."""
+    with contextlib.suppress(OSError):
+        with open("/proc/stat") as stat:
+            return [int(v) for v in stat.readline().split()[1:9]]
+    return None
+
+
+def share(before, after) -> str:
+    """How the machine's cores spent a run: idle, and taken by the hypervisor for
+    other machines (steal), which makes a run slower for reasons of its own."""
+    if not before or not after:
+        return ""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent) or 1
+    return (f"; cores idle {100 * (spent[3] + spent[4]) / total:.0f} %, stolen "
+            f"{100 * spent[7] / total:.0f} %")
+
+
 def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
-    """Seconds: the whole run, its grading phase, the parent's share per student."""
+    """Seconds: the whole run, its grading phase, the parent's share per student;
+    and how the machine's cores spent the call to grade()."""
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp, \
             scheduler(workers) as address:
         course = Path(tmp)
         make_course(course, assignment, count)
         started = time.monotonic()
         settings = Settings(jobs=jobs, quiet=True, unsafe=unsafe, scheduler=address)
+        ticks = cpu_ticks()
         summary = grade(course, assignment, settings)
         assert not summary.not_graded, summary.not_graded
         return time.monotonic() - started, summary.grading_seconds, \
-            summary.parent_seconds / count
+            summary.parent_seconds / count, share(ticks, cpu_ticks())
 
 
 def main() -> int:
@@ -104,13 +128,14 @@ def main() -> int:
     rates = {}
     for label in args.runs.split(","):
         jobs, workers, unsafe = RUNS[label]
-        seconds, grading, parent = run(assignment, args.count, jobs, workers, unsafe)
+        seconds, grading, parent, cores = run(assignment, args.count, jobs, workers,
+                                              unsafe)
         rates[label] = args.count * notebooks / grading * 60
         cost = (workers or jobs) * grading / (args.count * notebooks)
         print(f"{label:>7}: {seconds:6.1f} s ({seconds - grading:4.1f} s fixed + "
               f"{grading:5.1f} s grading): {rates[label]:5.1f} notebooks/min, "
               f"{cost:.2f} worker-seconds per notebook; the parent {parent:.3f} s per "
-              "student", flush=True)
+              f"student{cores}", flush=True)
     for name, (a, b, target) in {
         "2 workers / 1 worker": ("two", "one", ">= 1.9"),
         "Dask LocalCluster / local pool": ("dask", "two", ">= 0.85"),
@@ -119,9 +144,9 @@ def main() -> int:
         if a in rates and b in rates:
             print(f"{name}: {rates[a] / rates[b]:.2f} (target {target})")
     if args.hundred:
-        seconds, grading, _ = run(assignment, 100, 2, 0, False)
+        seconds, grading, _, cores = run(assignment, 100, 2, 0, False)
         print(f"100 submissions, 2 workers: {seconds:.0f} s = {seconds / 60:.2f} min "
-              f"(target <= 3 min; {grading:.0f} s grading)")
+              f"(target <= 3 min; {grading:.0f} s grading{cores})")
     return 0
 
 
