@@ -328,3 +328,25 @@ def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path)
     finally:
         kc.stop_channels()
         run_sync(km.cleanup_resources)()
+
+
+def test_a_prompt_client_is_ready_without_waiting_for_iopub_to_fall_silent():
+    from jupyter_core.utils import run_sync
+
+    km = PromptKernelManager(kernel_name="python3")
+    run_sync(km.start_kernel)()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=60)
+        # jupyter_client's own client reads iopub until 0.2 s pass without a
+        # message; this one returns on the first, so the kernel_info request's
+        # closing "idle" status is still waiting to be read.
+        states = []
+        while "idle" not in states:
+            message = run_sync(kc.iopub_channel.get_msg)(timeout=5)
+            states.append(message["content"].get("execution_state"))
+        assert states[-1] == "idle"
+    finally:
+        kc.stop_channels()
+        run_sync(km.shutdown_kernel)(now=True)

@@ -49,7 +49,7 @@ from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Dict, DottedObjectName, Integer, List, Unicode
+from traitlets import Dict, Integer, List, Type, Unicode
 
 from coursetools import judge
 
@@ -325,7 +325,7 @@ class PromptKernelManager(AsyncKernelManager):
     """Stops the kernel at once (``SealedExecute.shutdown_kernel``): a sandbox
     keeps nothing, so the graceful exit and 0.1 s polls for it are idle time."""
 
-    client_class = DottedObjectName("coursetools.execute.PromptKernelClient")
+    client_factory = Type(PromptKernelClient)
 
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         await super()._async_wait(pollinterval=0.005)
