@@ -3,7 +3,8 @@
 The kernel is the virtual environment's own python3 (ipykernel), not the grading
 sandbox: these tests check what GuardedExecute does with a cell's outputs and
 time, not the sandbox around the kernel. Two notebooks run, one kernel each; the
-checks that cannot disturb each other share the first.
+checks that cannot disturb each other share the first. The last tests check the
+kernel manager SealedExecute uses, and the sandbox's launcher run without the sandbox.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
+from coursetools import execute
 from coursetools.execute import (
     GuardedExecute,
     KeepFindings,
@@ -24,6 +27,7 @@ from coursetools.execute import (
     record,
 )
 from coursetools.results import Finding
+from jupyter_core.utils import run_sync
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 
@@ -350,3 +354,30 @@ def test_a_prompt_client_is_ready_without_waiting_for_iopub_to_fall_silent():
     finally:
         kc.stop_channels()
         run_sync(km.shutdown_kernel)(now=True)
+
+
+def test_the_sandbox_launcher_starts_ipykernel_without_debugger_or_history(tmp_path):
+    # Unsealed (no bubblewrap): what the launcher itself does to the kernel.
+    import shutil
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+
+    here = Path(execute.__file__).parent
+    shutil.copy(here / "sandbox_launch.py", tmp_path / "launch.py")
+    shutil.copy(here / "bridge.py", tmp_path / "course_bridge.py")
+    spec = tmp_path / "kernels" / "launched"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-I", str(tmp_path / "launch.py"), "-f",
+                 "{connection_file}"],
+        "display_name": "launched", "language": "python"}))
+    nb = new_notebook(cells=[code(
+        "import sys\n"
+        "print(repr(sys.modules.get('debugpy', 'absent')),"
+        " get_ipython().history_manager.enabled, 'debugpy' in sys.modules)")])
+    km = PromptKernelManager(kernel_name="launched", kernel_spec_manager=
+                             KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]))
+    NotebookClient(nb, km=km, timeout=60).execute()
+    run_sync(km.shutdown_kernel)(now=True)
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["None False True\n"]
