@@ -334,23 +334,26 @@ def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path)
         run_sync(km.cleanup_resources)()
 
 
-def test_a_prompt_client_is_ready_without_waiting_for_iopub_to_fall_silent():
-    from jupyter_core.utils import run_sync
+def test_a_prompt_client_is_ready_while_the_kernel_keeps_printing():
+    # A kernel whose thread prints every 50 ms from its start: jupyter_client's
+    # own client reads iopub until 0.2 s pass without a message, so it would
+    # never count this kernel as ready; this one does once the kernel answers.
+    import asyncio
 
+    ticker = ("import threading, time; threading.Thread(target=lambda: [print("
+              "'tick', flush=True) or time.sleep(0.05) for _ in iter(int, 1)], "
+              "daemon=True).start()")
     km = PromptKernelManager(kernel_name="python3")
-    run_sync(km.start_kernel)()
+    run_sync(km.start_kernel)(extra_arguments=[f"--IPKernelApp.exec_lines={ticker}"])
     kc = km.client()
     kc.start_channels()
     try:
-        run_sync(kc.wait_for_ready)(timeout=60)
-        # jupyter_client's own client reads iopub until 0.2 s pass without a
-        # message; this one returns on the first, so the kernel_info request's
-        # closing "idle" status is still waiting to be read.
-        states = []
-        while "idle" not in states:
-            message = run_sync(kc.iopub_channel.get_msg)(timeout=5)
-            states.append(message["content"].get("execution_state"))
-        assert states[-1] == "idle"
+        async def ready():
+            await asyncio.wait_for(kc.wait_for_ready(timeout=60), 30)
+
+        run_sync(ready)()
+        message = run_sync(kc.iopub_channel.get_msg)(timeout=5)
+        assert message["content"].get("text") == "tick\n", message
     finally:
         kc.stop_channels()
         run_sync(km.shutdown_kernel)(now=True)
