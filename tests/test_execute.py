@@ -9,7 +9,9 @@ kernel manager SealedExecute uses, and the sandbox's launcher run without the sa
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +29,9 @@ from coursetools.execute import (
     record,
 )
 from coursetools.results import Finding
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 
@@ -295,8 +299,6 @@ if __name__ == "__main__":
 
 # -- the kernel manager SealedExecute uses -------------------------------------
 def test_a_prompt_kernel_runs_the_first_cell_and_is_killed_not_shut_down(tmp_path):
-    from nbclient import NotebookClient
-
     marker = tmp_path / "graceful-exit"
     nb = new_notebook(cells=[
         code("import atexit\n"
@@ -313,9 +315,6 @@ def test_a_prompt_kernel_runs_the_first_cell_and_is_killed_not_shut_down(tmp_pat
 
 
 def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path):
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_core.utils import run_sync
-
     spec = tmp_path / "dying"
     spec.mkdir()
     (spec / "kernel.json").write_text(json.dumps({
@@ -338,8 +337,6 @@ def test_a_prompt_client_is_ready_while_the_kernel_keeps_printing():
     # A kernel whose thread prints every 50 ms from its start: jupyter_client's
     # own client reads iopub until 0.2 s pass without a message, so it would
     # never count this kernel as ready; this one does once the kernel answers.
-    import asyncio
-
     ticker = ("import threading, time; threading.Thread(target=lambda: [print("
               "'tick', flush=True) or time.sleep(0.05) for _ in iter(int, 1)], "
               "daemon=True).start()")
@@ -363,11 +360,6 @@ def test_a_prompt_client_is_ready_while_the_kernel_keeps_printing():
 
 def test_the_sandbox_launcher_starts_ipykernel_without_debugger_or_history(tmp_path):
     # Unsealed (no bubblewrap): what the launcher itself does to the kernel.
-    import shutil
-
-    from jupyter_client.kernelspec import KernelSpecManager
-    from nbclient import NotebookClient
-
     here = Path(execute.__file__).parent
     shutil.copy(here / "sandbox_launch.py", tmp_path / "launch.py")
     shutil.copy(here / "bridge.py", tmp_path / "course_bridge.py")
