@@ -405,11 +405,12 @@ class HostileCatalog:
                      self.release, self.guarded("memory_hog", MEMORY_HOG)
                  )), flags={"memory"}),
             Case("memfd_hog", "exhaust", 0.0,
-                 "blank; holds memory in memfd files, which the address-space cap "
-                 "does not count",
+                 "blank; holds memory in memfd files and System V shared memory, "
+                 "which the address-space cap does not count",
                  self.file(self.with_cell(self.release, self.guarded(
                      "memfd_hog", MEMFD_HOG.format(most=self.world.memory_mb + 256)
-                 ))), bounds={"HELD": self.world.memory_mb * 2**20}),
+                 ))), must_print=["MEMFD-DONE"], must_not_print=["SHM-OPEN"],
+                 bounds={"HELD": self.world.memory_mb * 2**20}),
             Case("namespaces", "exhaust", 0.0,
                  "blank; creates a user namespace, where it is root again",
                  self.file(self.with_cell(
@@ -975,17 +976,24 @@ _display(_HTML("<p>" + "w" * 2_000_000 + "</p>"))
 """
 
 MEMFD_HOG = """\
+import ctypes as _ctypes
+
 _held, _fds = 0, []
 try:
-    while _held < {most} * 2**20:
+    while True:
+        print("HELD", _held, flush=True)  # as it goes: a cap may end the kernel
+        if _held >= {most} * 2**20:
+            break
         _fds.append(_os.memfd_create("hog"))
         _os.posix_fallocate(_fds[-1], 0, 64 * 2**20)  # real pages, at once
         _held += 64 * 2**20
-        print("HELD", _held, flush=True)  # as it goes: a cap may end the kernel
 except OSError as _error:
     print("refused:", _error)
 for _fd in _fds:
     _os.close(_fd)
+# System V shared memory, 64 MB a segment (IPC_PRIVATE, IPC_CREAT | 0600)
+_segment = _ctypes.CDLL(None, use_errno=True).shmget(0, 64 * 2**20, 0o1000 | 0o600)
+print("SHM-OPEN" if _segment >= 0 else "refused shmget")
 print("MEMFD-DONE")
 """
 

@@ -9,8 +9,10 @@ kernel manager SealedExecute uses, and the sandbox's launcher run without the sa
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from coursetools.execute import (
     record,
 )
 from coursetools.results import Finding
+from coursetools.sandbox_launch import refuse_syscalls
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
@@ -378,3 +381,56 @@ def test_the_sandbox_launcher_starts_ipykernel_without_debugger_or_history(tmp_p
     NotebookClient(nb, km=km, timeout=60).execute()
     run_sync(km.shutdown_kernel)(now=True)
     assert [o.get("text") for o in nb.cells[0].outputs] == ["None False True\n"]
+
+
+SECCOMP_PROBE = """
+import ctypes, os, subprocess, sys, threading
+from coursetools.sandbox_launch import refuse_syscalls
+
+refuse_syscalls(os.uname().machine)
+libc = ctypes.CDLL(None, use_errno=True)
+
+def errno_of(result):
+    return "ok" if result >= 0 else os.strerror(ctypes.get_errno())
+
+try:
+    os.close(os.memfd_create("probe"))
+    memfd = "ok"
+except OSError as error:
+    memfd = error.strerror
+child = os.fork()
+if child == 0:
+    os._exit(7)
+thread = threading.Thread(target=lambda: None)
+thread.start()
+thread.join()
+print({
+    "memfd_create": memfd,
+    "shmget": errno_of(libc.shmget(0, 2**20, 0o1000 | 0o600)),
+    "unshare user": errno_of(libc.unshare(0x10000000)),
+    "unshare uts": errno_of(libc.unshare(0x04000000)),
+    "fork": os.waitpid(child, 0)[1] >> 8,
+    "thread": not thread.is_alive(),
+    "subprocess": subprocess.run([sys.executable, "-c", "print(5)"],
+                                 capture_output=True, text=True).stdout,
+})
+"""
+
+
+def test_the_launchers_seccomp_filter_refuses_uncounted_memory_and_user_namespaces():
+    # The grader runs as root here, so without the filter every call succeeds;
+    # threads and processes still start (clone3 is refused with ENOSYS, and glibc
+    # falls back to clone).
+    done = subprocess.run([sys.executable, "-c", SECCOMP_PROBE], capture_output=True,
+                          text=True, timeout=60, check=True)
+    refused = "Operation not permitted"
+    assert ast.literal_eval(done.stdout) == {
+        "memfd_create": refused, "shmget": refused, "unshare user": refused,
+        "unshare uts": "ok" if os.getuid() == 0 else refused,
+        "fork": 7, "thread": True, "subprocess": "5\n",
+    }
+
+
+def test_a_machine_without_a_seccomp_filter_is_named():
+    with pytest.raises(OSError, match="riscv64 machine"):
+        refuse_syscalls("riscv64")

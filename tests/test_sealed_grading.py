@@ -70,21 +70,6 @@ CASES = [
     # delegating to the reference
     "ref_public", "ref_rebuilt", "ref_source",
 ]
-# What the sandbox does not stop yet; each needs more than bwrap's options.
-KNOWN_GAPS = {
-    "memfd_hog": "RLIMIT_AS does not count shared memory (memfd, SysV shm, tmpfs "
-                 "in a new namespace): only a memory cgroup per sandbox bounds it",
-    "namespaces": "nothing forbids unshare(CLONE_NEWUSER) in the sandbox: a "
-                  "seccomp filter (bwrap --seccomp) would",
-}
-
-
-def with_known_gaps(students):
-    return [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[s]))
-        if s in KNOWN_GAPS else s
-        for s in students
-    ]
 
 
 @dataclass
@@ -327,7 +312,7 @@ def test_case_gets_its_score_and_flags(run, student):
     assert not found & NEVER, f"{student}: {found & NEVER}"
 
 
-@pytest.mark.parametrize("student", with_known_gaps(CASES))
+@pytest.mark.parametrize("student", CASES)
 def test_case_code_ran_and_printed_what_it_should(run, student):
     if student not in run.cases:
         pytest.skip(f"{student} does not apply to {ASSIGNMENT}")

