@@ -6,8 +6,10 @@ variable ``COURSE_LIMITS`` (resource names and values); they are set as hard
 limits before any of the learner's code exists, so no cell can raise them.
 When the sandbox starts as root, the kernel then drops to the unprivileged
 ``COURSE_UID``: the process cap (RLIMIT_NPROC) only binds a non-root user, and
-that user owns nothing of the course. Only numpy, ipykernel and the standard
-library are used: this file sees nothing else.
+that user owns nothing of the course. Last, a seccomp filter
+(:func:`refuse_syscalls`) refuses what neither the limits nor the user bound.
+Only numpy, ipykernel and the standard library are used: this file sees nothing
+else.
 """
 
 import ctypes
