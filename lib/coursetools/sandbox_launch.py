@@ -63,23 +63,21 @@ def refuse_syscalls(machine: str) -> None:
     arch, number = SYSCALLS[machine]
     allow, kill = 0x7FFF0000, 0x80000000
     eperm, enosys = 0x50000 | 1, 0x50000 | 38
+    load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF op codes
 
-    def op(code, k, true=0, false=0):
+    def op(code, k, true=0, false=0):  # a jump skips `true` or `false` ops
         return (code, true, false, k)
 
-    def ret(value):
-        return op(0x06, value)
-
     # seccomp_data: nr at byte 0, arch at 4, the first argument's low half at 16.
-    refused = [number["memfd_create"], number["shmget"]]
-    prog = [op(0x20, 4), op(0x15, arch, 1, 0), ret(kill), op(0x20, 0)]
+    prog = [op(load, 4), op(jeq, arch, 1, 0), op(ret, kill), op(load, 0)]
     if machine == "x86_64":  # x32 calls share the architecture, numbered from 2**30
-        prog += [op(0x35, 0x40000000, 0, 1), ret(eperm)]
-    for nr in refused:
-        prog += [op(0x15, nr, 0, 1), ret(eperm)]
-    prog += [op(0x15, number["clone3"], 0, 1), ret(enosys),
-             op(0x15, number["clone"], 1, 0), op(0x15, number["unshare"], 0, 3),
-             op(0x20, 16), op(0x45, CLONE_NEWUSER, 0, 1), ret(eperm), ret(allow)]
+        prog += [op(jge, 0x40000000, 0, 1), op(ret, eperm)]
+    for name in ("memfd_create", "shmget"):
+        prog += [op(jeq, number[name], 0, 1), op(ret, eperm)]
+    prog += [op(jeq, number["clone3"], 0, 1), op(ret, enosys),
+             op(jeq, number["clone"], 1, 0), op(jeq, number["unshare"], 0, 3),
+             op(load, 16), op(jset, CLONE_NEWUSER, 0, 1), op(ret, eperm),
+             op(ret, allow)]
 
     class Filter(ctypes.Structure):
         _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
@@ -122,7 +120,9 @@ def main() -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     with open(os.open(sys.argv[where], flags, 0o600), "w") as out:
         out.write(connection)
-    if uid != -1 or os.uname().machine in SYSCALLS:  # -1: --unsafe, no sandbox
+    if uid == -1 and os.uname().machine not in SYSCALLS:  # --unsafe: no sandbox
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    else:
         refuse_syscalls(os.uname().machine)
 
     fonts = os.path.join(here, "mplcache")
