@@ -401,12 +401,15 @@ except OSError as error:
 child = os.fork()
 if child == 0:
     os._exit(7)
+IO_URING_SETUP = 425  # on x86_64 and aarch64 alike
+params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
 thread = threading.Thread(target=lambda: None)
 thread.start()
 thread.join()
 print({
     "memfd_create": memfd,
     "shmget": errno_of(libc.shmget(0, 2**20, 0o1000 | 0o600)),
+    "io_uring_setup": errno_of(libc.syscall(IO_URING_SETUP, 4, params)),
     "unshare user": errno_of(libc.unshare(0x10000000)),
     "unshare uts": errno_of(libc.unshare(0x04000000)),
     "fork": os.waitpid(child, 0)[1] >> 8,
@@ -425,7 +428,8 @@ def test_the_launchers_seccomp_filter_refuses_uncounted_memory_and_user_namespac
                           text=True, timeout=60, check=True)
     refused = "Operation not permitted"
     assert ast.literal_eval(done.stdout) == {
-        "memfd_create": refused, "shmget": refused, "unshare user": refused,
+        "memfd_create": refused, "shmget": refused, "io_uring_setup": refused,
+        "unshare user": refused,
         "unshare uts": "ok" if os.getuid() == 0 else refused,
         "fork": 7, "thread": True, "subprocess": "5\n",
     }

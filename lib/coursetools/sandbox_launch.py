@@ -25,14 +25,16 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 CLONE_NEWUSER = 0x10000000
 # Per machine: the audit architecture, then the system calls a sandbox refuses.
-# memfd_create and shmget hold memory that RLIMIT_AS does not count; clone3
-# hides its flags from a filter (glibc falls back to clone on ENOSYS); clone
-# and unshare may not make a user namespace, where the learner is root again.
+# memfd_create and shmget hold memory that RLIMIT_AS does not count;
+# io_uring_setup opens a large kernel interface that no notebook needs (Docker's
+# default profile refuses it too); clone3 hides its flags from a filter (glibc
+# falls back to clone on ENOSYS); clone and unshare may not make a user
+# namespace, where the learner is root again.
 SYSCALLS = {
-    "x86_64": (0xC000003E, {"memfd_create": 319, "shmget": 29, "clone3": 435,
-                            "clone": 56, "unshare": 272}),
-    "aarch64": (0xC00000B7, {"memfd_create": 279, "shmget": 194, "clone3": 435,
-                             "clone": 220, "unshare": 97}),
+    "x86_64": (0xC000003E, {"memfd_create": 319, "shmget": 29, "io_uring_setup": 425,
+                            "clone3": 435, "clone": 56, "unshare": 272}),
+    "aarch64": (0xC00000B7, {"memfd_create": 279, "shmget": 194, "io_uring_setup": 425,
+                             "clone3": 435, "clone": 220, "unshare": 97}),
 }
 
 
@@ -72,7 +74,7 @@ def refuse_syscalls(machine: str) -> None:
     prog = [op(load, 4), op(jeq, arch, 1, 0), op(ret, kill), op(load, 0)]
     if machine == "x86_64":  # x32 calls share the architecture, numbered from 2**30
         prog += [op(jge, 0x40000000, 0, 1), op(ret, eperm)]
-    for name in ("memfd_create", "shmget"):
+    for name in ("memfd_create", "shmget", "io_uring_setup"):
         prog += [op(jeq, number[name], 0, 1), op(ret, eperm)]
     prog += [op(jeq, number["clone3"], 0, 1), op(ret, enosys),
              op(jeq, number["clone"], 1, 0), op(jeq, number["unshare"], 0, 3),
