@@ -1,7 +1,7 @@
 """How fast `make grade` is: notebooks per minute, by pool, side by side.
 
 Usage: python benchmarks/bench_grading.py [--count 20] [--assignment ch02]
-       [--runs one,two,dask,unsafe] [--hundred]
+       [--runs one,two,dask,unsafe] [--hundred] [--control 8]
 
 A label may repeat (``--runs one,two,one,two,one,two``): the ratios then compare
 the median rates, which a noisy machine moves less than a single run.
@@ -22,7 +22,11 @@ instructor guide projects how throughput grows with workers, and how much of
 the cores sat idle or was stolen by the hypervisor (a virtual machine's host
 running others: a ratio measured while it steals says little). --hundred then
 grades 100 submissions with 2 local workers (target: at most 3 minutes on 2
-cores). Not a test: the numbers depend on the machine and its load.
+cores). --control N first measures how this machine itself scales from one
+process to two at once, N times each (medians): a pure-Python loop, and a stream of
+Python starts that import what a kernel imports. The second is a ceiling that no
+pool's 2-worker ratio can be expected to pass on this machine. Not a test: the
+numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ import contextlib
 import math
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -118,13 +124,48 @@ def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
             summary.parent_seconds / count, share(ticks, cpu_ticks())
 
 
+def scaling(task, repeats: int) -> float:
+    """Median over `repeats` of: 2 x one task's seconds / two at once's seconds."""
+    ratios = []
+    for _ in range(repeats):
+        alone = task()
+        seconds: list[float] = []
+        both = [threading.Thread(target=lambda out=seconds: out.append(task()))
+                for _ in "ab"]
+        for thread in both:
+            thread.start()
+        for thread in both:
+            thread.join()
+        ratios.append(2 * alone / max(seconds))
+    return statistics.median(ratios)
+
+
+def timed(command: list[str], times: int) -> float:
+    started = time.monotonic()
+    for _ in range(times):
+        subprocess.run(command, check=True)
+    return time.monotonic() - started
+
+
+def control(repeats: int) -> None:
+    loop = [sys.executable, "-c", "sum(i * i for i in range(4_000_000))"]
+    starts = [sys.executable, "-c", "import numpy, zmq, nbformat, ipykernel.kernelapp"]
+    print(f"this machine, one process against two at once (medians of {repeats}): "
+          f"a Python loop {scaling(lambda: timed(loop, 2), repeats):.2f}x, "
+          f"Python starts importing a kernel's modules "
+          f"{scaling(lambda: timed(starts, 6), repeats):.2f}x", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--assignment", default="ch02")
     parser.add_argument("--runs", default="one,two,dask")
     parser.add_argument("--hundred", action="store_true")
+    parser.add_argument("--control", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.control:
+        control(args.control)
     assignment = resolve_assignment(ROOT, args.assignment)
     notebooks = len(list((ROOT / "solutions" / assignment).glob("*.ipynb")))
     print(f"{assignment}: {notebooks} notebook(s) per submission, "
