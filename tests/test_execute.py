@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from coursetools import execute
+from coursetools import execute, sandbox
 from coursetools.execute import (
     GuardedExecute,
     KeepFindings,
@@ -438,3 +438,13 @@ def test_the_launchers_seccomp_filter_refuses_uncounted_memory_and_user_namespac
 def test_a_machine_without_a_seccomp_filter_is_named():
     with pytest.raises(OSError, match="riscv64 machine"):
         refuse_syscalls("riscv64")
+
+
+def test_the_grader_refuses_to_seal_where_the_filter_cannot_be_installed(
+        tmp_path, monkeypatch):
+    assert sandbox.problem() is None
+    launcher = (sandbox.HERE / "sandbox_launch.py").read_text()
+    (tmp_path / "sandbox_launch.py").write_text(launcher + "\nSYSCALLS.clear()\n")
+    monkeypatch.setattr(sandbox, "HERE", tmp_path)
+    why = sandbox.problem()
+    assert why is not None and f"for a {os.uname().machine} machine" in why, why
