@@ -1,7 +1,7 @@
 """How fast `make grade` is: notebooks per minute, by pool, side by side.
 
 Usage: python benchmarks/bench_grading.py [--count 20] [--assignment ch02]
-       [--runs one,two,dask,unsafe] [--hundred] [--control 8]
+       [--runs one,two,dask,unsafe] [--hundred] [--control 8] [--kernel-threads 1]
 
 A label may repeat (``--runs one,two,one,two,one,two``): the ratios then compare
 the median rates, which a noisy machine moves less than a single run.
@@ -130,7 +130,8 @@ def pool_phase(seen: dict):
         coursetools.grade.run_jobs = real
 
 
-def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
+def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool,
+        kernel_threads: int = 0):
     """Seconds: the whole run, its grading phase, the parent's share per student;
     and how the machine's cores spent the call to grade() and its pool phase."""
     seen = {"pool": ""}
@@ -139,7 +140,8 @@ def run(assignment: str, count: int, jobs: int, workers: int, unsafe: bool):
         course = Path(tmp)
         make_course(course, assignment, count)
         started = time.monotonic()
-        settings = Settings(jobs=jobs, quiet=True, unsafe=unsafe, scheduler=address)
+        settings = Settings(jobs=jobs, quiet=True, unsafe=unsafe, scheduler=address,
+                            kernel_threads=kernel_threads)
         ticks = cpu_ticks()
         summary = grade(course, assignment, settings)
         assert not summary.not_graded, summary.not_graded
@@ -189,6 +191,9 @@ def main() -> int:
     parser.add_argument("--runs", default="one,two,dask")
     parser.add_argument("--hundred", action="store_true")
     parser.add_argument("--control", type=int, default=0, metavar="N")
+    parser.add_argument("--kernel-threads", type=int, default=0, metavar="N",
+                        help="BLAS threads per kernel in every run (default: "
+                        "make grade's, the cores / the workers)")
     args = parser.parse_args()
     if args.control:
         control(args.control)
@@ -200,7 +205,7 @@ def main() -> int:
     for label in args.runs.split(","):
         jobs, workers, unsafe = RUNS[label]
         seconds, grading, parent, cores = run(assignment, args.count, jobs, workers,
-                                              unsafe)
+                                              unsafe, args.kernel_threads)
         rates.setdefault(label, []).append(args.count * notebooks / grading * 60)
         cost = (workers or jobs) * grading / (args.count * notebooks)
         print(f"{label:>7}: {seconds:6.1f} s ({seconds - grading:4.1f} s fixed + "

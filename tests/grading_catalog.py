@@ -28,6 +28,10 @@ class Case:
     why: str = ""
 
 
+SUBMIT_FILES = {"timestamp.txt": b"2026-12-01 09:30:00.000000 UTC",
+                "submission_secret.txt": b"3f2b8c1e9a7d4e6f8b0c2d4e6f8a0b1c"}
+
+
 def dump(nb: dict) -> bytes:
     return json.dumps(nb, indent=1).encode("utf-8")
 
@@ -99,7 +103,9 @@ class Catalog:
         last = self.answer_ids[-1]
         total = self.total
         cases = [
-            Case("correct", total, set(), self.file(self.full), "the solution"),
+            # As `nbgrader collect` leaves it: the submit command's two files beside.
+            Case("correct", total, set(), {**self.file(self.full), **SUBMIT_FILES},
+                 "the solution"),
             Case("blank", 0.0, set(), self.file(self.release), "the release as given"),
             Case(
                 "loop",

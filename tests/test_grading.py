@@ -17,9 +17,11 @@ import grading_catalog
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
+from coursetools.course import run_nbgrader
 from coursetools.feedback import secret_lines
 from coursetools.grade import Settings, grade
 from coursetools.results import StudentResult
+from nbgrader.utils import notebook_hash
 
 pytestmark = [
     pytest.mark.slow,
@@ -141,6 +143,23 @@ def test_fresh_course_gets_a_gradebook_and_feedback(graded):
     for student in cases:
         pages = list((course / "feedback" / student / ASSIGNMENT).glob("*.html"))
         assert pages, f"no feedback for {student}"
+
+
+def test_nbgrader_release_feedback_publishes_the_pages(graded, tmp_path):
+    # It reads the submit command's two files beside each page and names the
+    # released page by a hash of the secret and the notebook's name.
+    course, catalog, _, _, _ = graded
+    folder = course / "feedback" / "correct" / ASSIGNMENT
+    for name, data in grading_catalog.SUBMIT_FILES.items():
+        assert (folder / name).read_bytes() == data
+    done = run_nbgrader(course, "release_feedback", ASSIGNMENT, "--student=correct",
+                        f"--Exchange.root={tmp_path}",
+                        "--CourseDirectory.course_id=rnn", check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    secret = grading_catalog.SUBMIT_FILES["submission_secret.txt"].decode()
+    released = tmp_path / "rnn" / "feedback" / (
+        notebook_hash(secret=secret, notebook_id=catalog.name) + ".html")
+    assert released.read_bytes() == (folder / f"{catalog.name}.html").read_bytes()
 
 
 def test_feedback_hides_hidden_tests(graded):

@@ -131,3 +131,16 @@ def test_the_watchdog_ends_a_jobs_children_and_then_stands_down():
 def test_a_watchdog_cancelled_in_time_does_nothing():
     code, timers = watched(sleep=0.5, budget=5)
     assert (code, timers) == ("0", "1")
+
+
+def test_kernels_get_the_cores_shared_out_or_one_thread_on_a_cluster(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("SCHEDULER", raising=False)
+    threads = {
+        args: grade_module.parse_args(["ch02", *args])[1].for_worker(1)[
+            "kernel_threads"]
+        for args in [(), ("--jobs", "3"), ("--jobs", "16"),
+                     ("--scheduler", "tcp://grader:8786"),
+                     ("--scheduler", "tcp://grader:8786", "--kernel-threads", "4"),
+                     ("--kernel-threads", "-2")]}
+    assert list(threads.values()) == [4, 2, 1, 1, 4, 4], threads

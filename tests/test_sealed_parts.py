@@ -257,10 +257,8 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "clone" / ".venv"))
     nb = source_nb("def f(x):\n    return x\n", {"hide_packages": ["torch"]})
-    release = tmp_path / "release"
-    release.mkdir()
     settings = {"memory_mb": 2048, "notebook_timeout": 60}
-    box = sandbox.Sandbox(tmp_path / "work", [nb], release, settings)
+    box = sandbox.Sandbox(tmp_path / "work", [nb], settings)
     argv = box.kernel_argv()
     mounts = []  # (position, kind, destination)
     for i, arg in enumerate(argv[: argv.index("--")]):

@@ -31,6 +31,8 @@ from coursetools.execute import record
 from coursetools.results import Finding
 
 VALID_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's cell id pattern
+# What `nbgrader submit` writes beside the notebooks (release_feedback reads both).
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 def text_of(cell) -> str:
@@ -174,7 +176,7 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
     others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                     if p.is_file() and not p.is_symlink()
                     and p not in matched.values()
-                    and p.name != "timestamp.txt"
+                    and p.name not in NBGRADER_FILES
                     and p.parent.name != ".ipynb_checkpoints")
     # Say what is there instead: a zip, a notebook in a subfolder, a PDF.
     seen = " (no other file was handed in)"

@@ -72,6 +72,9 @@ class Settings:
     notebook_timeout: int = 300  # per notebook, seconds
     memory_mb: int = 2048  # address-space cap of each kernel
     max_output_bytes: int = 1_000_000  # output kept per cell
+    # BLAS and OpenMP threads per kernel; 0: this machine's cores / jobs, or 1 on
+    # a cluster, whose workers run one process per core.
+    kernel_threads: int = 0
     feedback: bool = True
     force: bool = False
     students: list[str] | None = None
@@ -89,7 +92,8 @@ class Settings:
         return {
             **self.key(),
             "feedback": self.feedback,
-            "kernel_threads": max(1, (os.cpu_count() or 1) // max(1, self.jobs)),
+            "kernel_threads": self.kernel_threads or (1 if self.scheduler else max(
+                1, (os.cpu_count() or 1) // max(1, self.jobs))),
             # A safety net above the notebooks' own limits.
             "budget": self.notebook_timeout * max(1, notebooks) + 120,
         }
@@ -434,6 +438,13 @@ def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None
             reasons = "; ".join(f.message for f in entry.findings) or "; ".join(
                 result.errors)
             _not_graded_page(dirs[FEEDBACK_DIR], name, reasons)
+    # `nbgrader release_feedback` names each page by the submission's secret.
+    handed_in = root / SUBMITTED_DIR / student / assignment
+    if dirs[FEEDBACK_DIR].is_dir():
+        for name in checks.NBGRADER_FILES:
+            path = handed_in / name
+            if not path.is_symlink() and path.is_file() and path.stat().st_size < 4096:
+                shutil.copyfile(path, dirs[FEEDBACK_DIR] / name)
 
 
 def _not_graded_page(folder: Path, name: str, reasons: str) -> None:
@@ -496,6 +507,9 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb,
                         help="memory (address space) cap per kernel, MB "
                         f"(default {defaults.memory_mb})")
+    parser.add_argument("--kernel-threads", type=int, default=0,
+                        help="BLAS and OpenMP threads per kernel (default: the "
+                        "cores / --jobs, 1 with a scheduler)")
     parser.add_argument("--students", help="comma-separated ids (default: everyone)")
     parser.add_argument("--force", action="store_true",
                         help="regrade students whose submission did not change")
@@ -512,6 +526,7 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     values = {k: v for k, v in vars(args).items() if k in names}
     settings = Settings(**values)
     settings.jobs = max(1, settings.jobs)
+    settings.kernel_threads = max(0, settings.kernel_threads)
     settings.feedback = not args.no_feedback
     settings.students = [s for s in args.students.split(",") if s] \
         if args.students else None

