@@ -128,6 +128,13 @@ class Exercise:
         nb = nbtools.fill_answers(self.release, self.solution, answered)
         return nb, sum(self.points(gid) for gid in answered)
 
+    def all_but(self, grade_id: str) -> tuple[dict, float]:
+        """Every answer solved but one, left as released: one mistake, which must
+        cost that part's points and no other part's."""
+        answered = {gid for gid, _ in self.parts} - {grade_id}
+        nb = nbtools.fill_answers(self.release, self.solution, answered)
+        return nb, self.total - self.points(grade_id)
+
     def delegating(self, make_body) -> tuple[dict, float]:
         """A full submission whose functions delegate as make_body says.
 

@@ -2,9 +2,12 @@
 
 For each assignment one grading run (``coursetools.grade``, sandbox on) takes
 the solution (full marks), the blank release (0), a half-done submission (the
-points of the parts it answers) and one submission per delegation form of
-``delegation.py`` (0 on every part whose function delegates). Expected scores
-come from the source notebook's structure, never from a grading run.
+points of the parts it answers), for each part a submission that answers every
+other part (all the points but that part's: one mistake costs one part, so a
+later part's tests must not lean on the learner's earlier ones) and one
+submission per delegation form of ``delegation.py`` (0 on every part whose
+function delegates). Expected scores come from the source notebook's structure,
+never from a grading run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ def graded(request, tmp_path_factory):
             "blank": (release, 0.0),
             "half": exercise.half(),
         }
+        for grade_id, _ in exercise.parts:
+            submissions[f"all-but-{grade_id}"] = exercise.all_but(grade_id)
         for form, make_body in delegation.forms(exercise).items():
             nb, score = exercise.delegating(make_body)
             if score < exercise.total:  # the form applies to some function
