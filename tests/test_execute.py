@@ -448,3 +448,16 @@ def test_the_grader_refuses_to_seal_where_the_filter_cannot_be_installed(
     monkeypatch.setattr(sandbox, "HERE", tmp_path)
     why = sandbox.problem()
     assert why is not None and f"for a {os.uname().machine} machine" in why, why
+
+
+def test_the_sandboxs_shared_memory_folder_is_capped_and_writable():
+    # bwrap's own /dev/shm sits on its unbounded /dev, and in a user namespace
+    # belongs to the learner: POSIX shared memory would escape the memory cap.
+    assert sandbox.problem() is None
+    probe = ("import os; st = os.statvfs('/dev/shm'); "
+             "print(st.f_blocks * st.f_frsize, oct(os.stat('/dev/shm').st_mode))")
+    done = subprocess.run([sandbox.bwrap_path(), *sandbox._base_mounts(), "--",
+                           sys.executable, "-I", "-c", probe],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(sandbox.SHM_BYTES), "0o41777"], done.stdout
