@@ -435,6 +435,28 @@ def test_the_launchers_seccomp_filter_refuses_uncounted_memory_and_user_namespac
     }
 
 
+def test_the_process_cap_is_set_in_a_user_namespace_of_its_own_only():
+    """Without root, the sandbox is a user namespace, where Linux (5.14 and later)
+    counts processes apart from the grader's, so the launcher sets the cap there;
+    in the initial namespace it would count every process of the grader's user.
+    (That the cap then binds was checked by hand as nobody, 2026-12-03: with 16
+    of nobody's processes outside, a sandbox with a cap of 8 could fork 6.)"""
+    release = tuple(int(n) for n in os.uname().release.split(".")[:2])
+    if release < (5, 14):
+        pytest.skip("Linux before 5.14 counts a user's processes machine-wide")
+    probe = (f"import sys; sys.path.insert(0, {str(sandbox.HERE)!r}); "
+             "from sandbox_launch import counts_own_processes; "
+             "print(counts_own_processes())")
+    outside = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True,
+                             text=True, timeout=60, check=True)
+    here = str(sandbox.HERE)
+    inside = subprocess.run([sandbox.bwrap_path(), *sandbox._base_mounts(),
+                             "--unshare-user", "--ro-bind", here, here, "--",
+                             sys.executable, "-I", "-c", probe],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert (outside.stdout, inside.stdout) == ("False\n", "True\n")
+
+
 def test_a_machine_without_a_seccomp_filter_is_named():
     with pytest.raises(OSError, match="riscv64 machine"):
         refuse_syscalls("riscv64")

@@ -49,7 +49,8 @@ SHM_BYTES = 64 * 2**20  # /dev/shm: POSIX shared memory and semaphores
 KERNEL_SOCKETS = "/run/course-kernel"
 # The users sandboxes run as when grading as root: they own nothing, and each
 # grading process on a machine holds one of them (claim_uid) so that no two
-# sandboxes share a user. Without root, a sandbox runs as the grader's user.
+# sandboxes share a user. Without root, a sandbox runs as the grader's user
+# (COURSE_UID 0 for the launcher).
 SANDBOX_UIDS = range(61000, 61000 + 32000)
 UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
 
@@ -268,7 +269,7 @@ class Sandbox:
         base = work / "sandbox"
         self.opt = base / "opt"
         self.comm = work / "comm"
-        self.uid, self._uid_lock = claim_uid() if os.getuid() == 0 else (-1, None)
+        self.uid, self._uid_lock = claim_uid() if os.getuid() == 0 else (0, None)
         shutil.rmtree(base, ignore_errors=True)
         self.opt.mkdir(parents=True)
         shutil.copy(HERE / "sandbox_launch.py", self.opt / "launch.py")

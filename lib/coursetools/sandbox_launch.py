@@ -6,15 +6,17 @@ variable ``COURSE_LIMITS`` (resource names and values); they are set as hard
 limits before any of the learner's code exists, so no cell can raise them.
 When the sandbox starts as root, the kernel then drops to the unprivileged
 ``COURSE_UID``: the process cap (RLIMIT_NPROC) only binds a non-root user, and
-that user owns nothing of the course. Last, a seccomp filter
-(:func:`refuse_syscalls`) refuses what neither the limits nor the user bound.
-Only numpy, ipykernel and the standard library are used: this file sees nothing
-else.
+that user owns nothing of the course. ``COURSE_UID`` 0 is a sandbox without
+root, whose user namespace counts its own processes (:func:`counts_own_processes`);
+-1 is no sandbox. Last, a seccomp filter (:func:`refuse_syscalls`) refuses what
+neither the limits nor the user bound. Only numpy, ipykernel and the standard
+library are used: this file sees nothing else.
 """
 
 import ctypes
 import json
 import os
+import re
 import resource
 import shutil
 import sys
@@ -96,6 +98,19 @@ def refuse_syscalls(machine: str) -> None:
         raise OSError(ctypes.get_errno(), "the seccomp filter was refused")
 
 
+def counts_own_processes() -> bool:
+    """Whether RLIMIT_NPROC here counts only this user namespace's processes.
+
+    Linux counts them per user namespace since 5.14 ("Reimplement RLIMIT_NPROC
+    on top of ucounts", commit 21d1c5e386bc); before that, and in the initial
+    namespace, it counts every process of the user on the machine.
+    """
+    with open("/proc/self/uid_map") as mapping:
+        initial = mapping.read().split() == ["0", "0", "4294967295"]
+    release = tuple(int(n) for n in re.findall(r"\d+", os.uname().release)[:2])
+    return not initial and release >= (5, 14)
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     limits = json.loads(os.environ.pop("COURSE_LIMITS", "{}"))
@@ -103,8 +118,9 @@ def main() -> None:
     extra_path = os.environ.pop("COURSE_PYTHONPATH", "")
     drop_to_uid = uid > 0 and os.getuid() == 0
     for name, value in limits.items():
-        if name == "RLIMIT_NPROC" and not drop_to_uid:
-            continue  # only enforced for a non-root user; see the docstring
+        if name == "RLIMIT_NPROC" and not (
+                drop_to_uid or (uid == 0 and counts_own_processes())):
+            continue  # it would count processes outside; see the docstring
         resource.setrlimit(getattr(resource, name), (value, value))
     # The connection file belongs to the grader (mode 600): read it while we
     # still may, and hand ipykernel a copy in the home folder.
