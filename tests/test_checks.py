@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import nbgrader.api
+import nbgrader.utils
 import pytest
 from conftest import ROOT
 from coursetools import checks
@@ -360,6 +361,57 @@ def test_extra_files_are_reported_checkpoints_are_not(tmp_path):
     assert matched == {"nb": tmp_path / "nb.ipynb"}
     assert codes(findings) == ["extra_file"]
     assert findings[0].message.startswith("data.csv was handed in")
+
+
+def test_a_non_notebook_file_in_checkpoints_is_not_reported(tmp_path):
+    """Jupyter checkpoints every file it edits, not only notebooks."""
+    write(tmp_path / "nb.ipynb", notebook_with("answer"))
+    write(tmp_path / ".ipynb_checkpoints" / "notes-checkpoint.txt", "draft")
+    matched, findings = match_files(tmp_path, {"nb": {"answer"}})
+    assert matched == {"nb": tmp_path / "nb.ipynb"}
+    assert findings == []
+
+
+def test_more_than_five_other_files_are_cut_with_an_ellipsis(tmp_path):
+    """Six files handed in instead: the first five by name, then ", ...)"."""
+    for name in "abcdef":
+        write(tmp_path / f"{name}.txt", name)
+    _, findings = match_files(tmp_path, {"nb": {"answer"}})
+    missing = [f for f in findings if f.code == "missing_notebook"]
+    assert missing == [Finding("missing_notebook", "nb.ipynb was not handed in "
+                               "(found instead: a.txt, b.txt, c.txt, d.txt, "
+                               "e.txt, ...)", "nb")]
+    assert codes(findings).count("extra_file") == 6  # each still reported
+
+
+def test_one_missing_notebook_and_two_spares_goes_by_grade_ids(tmp_path):
+    """With two candidates the one holding the notebook's grade ids wins,
+    whichever sorts last."""
+    write(tmp_path / "a-copy.ipynb", notebook_with("answer", "test_f"))
+    write(tmp_path / "z-scratch.ipynb", notebook_with())
+    matched, findings = match_files(tmp_path, {"nb": {"answer", "test_f"}})
+    assert matched == {"nb": tmp_path / "a-copy.ipynb"}
+    assert findings == [
+        Finding("renamed", "a-copy.ipynb graded as nb.ipynb", "nb"),
+        Finding("extra_notebook", "z-scratch.ipynb is not part of the assignment; "
+                "ignored"),
+    ]
+
+
+@pytest.mark.parametrize("flags, locked", [
+    ({"locked": True}, True),
+    ({"grade": True}, True),  # a test cell
+    ({"grade": True, "solution": True}, False),  # an autograded answer
+    ({"locked": True, "solution": True}, False),
+    ({"solution": True}, False),
+    ({}, False),
+])
+def test_is_locked_cell_follows_nbgrader_cell_kinds(flags, locked):
+    """Locked (overwritten when graded): test and read-only cells, never answers,
+    as nbgrader.utils.is_locked says."""
+    assert checks.is_locked_cell(flags) is locked
+    cell = new_code_cell("", metadata={"nbgrader": flags})
+    assert bool(nbgrader.utils.is_locked(cell)) is locked
 
 
 def test_a_link_named_like_the_notebook_is_flagged_and_never_read(tmp_path):

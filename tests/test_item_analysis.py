@@ -163,6 +163,16 @@ def test_flagged_students_and_their_labels(page):
     ]
 
 
+def test_share_of_a_failure_counts_partial_scorers_too(page):
+    _, html, tables = page
+    # test_backward: cy lost all 3 points (NOT_DONE), dan kept 1.5 of them; each
+    # of the two groups is 1 of the 2 students who lost points.
+    assert "rnn_cells/test_backward (3 pt): students who lost points: 2" in html
+    dan = "AssertionError: dW_hh relative error 3.2e-02"
+    assert ["1", "50%", "AssertionError: dW_hh relative error #", dan] in (
+        tables["failures"])
+
+
 def test_histogram_and_time_per_test(page):
     _, html, tables = page
     figure = re.search(r'id="histogram">.*?<img src="data:image/svg\+xml;base64,'
@@ -200,6 +210,28 @@ def test_a_test_no_one_passed_and_long_messages(tmp_path):
     assert row[:5] == ["lstm/test_lstm (2 pt)", "0%", "0", "0", "2"]
     assert html.count('<tr class="low">') == 1
     assert long not in html and long[: analysis.SHOWN_CHARS] + " …" in html
+
+
+def test_exactly_half_passing_is_not_highlighted(tmp_path):
+    """Fewer than half is low; one of two students with full marks is not."""
+    two = {"ada": student("ada", {}),
+           "ben": student("ben", {"test_lstm": CellResult(0, 2, failure="no")})}
+    html = analysis.write(tmp_path, "rnn", two, {}, TESTS).read_text()
+    row = _Tables(html).tables["pass-rates"][-1]
+    assert row[:5] == ["lstm/test_lstm (2 pt)", "50%", "1", "0", "1"]
+    assert 'class="low"' not in html
+    assert not analysis.ItemStats("t", full=1, zero=1).most_failed
+    assert analysis.ItemStats("t", full=1, partial=1, zero=1).most_failed
+
+
+def test_a_time_of_zero_seconds_is_measured(tmp_path):
+    """0.0 s is a measurement (a fast test), unlike None (not measured)."""
+    fast = {"ada": student("ada", {"test_lstm": CellResult(2, 2, seconds=0.0)}),
+            "ben": student("ben", {"test_lstm": CellResult(2, 2, seconds=0.5)})}
+    html = analysis.write(tmp_path, "rnn", fast, {}, TESTS).read_text()
+    # ada's 0.0 and ben's 0.5: median 0.25, max 0.5
+    assert _Tables(html).tables["time"][1:] == [
+        ["lstm/test_lstm (2 pt)", "2", "0.25", "0.50"]]
 
 
 def test_huge_hostile_messages_are_grouped_quickly():

@@ -105,3 +105,48 @@ def test_sliding_windows():
     assert series[0] == 0
     with pytest.raises(ValueError, match="no window of 9 \\+ 2 steps"):
         data.sliding_windows(series, window=9, horizon=2)
+
+
+def test_tbptt_windows_counted_by_hand():
+    """24 ids in one row: windows at 0, 6 and 12; one at 18 would need id 24."""
+    batches = list(data.tbptt_batches(np.arange(24), batch_size=1, num_steps=6))
+    assert len(batches) == 3
+    for k, (x_ids, y_ids) in enumerate(batches):
+        assert x_ids.shape == y_ids.shape == (1, 6)
+        np.testing.assert_array_equal(x_ids[0], np.arange(6 * k, 6 * k + 6))
+        np.testing.assert_array_equal(y_ids[0], np.arange(6 * k + 1, 6 * k + 7))
+
+
+def test_tbptt_needs_rows_of_num_steps_plus_one():
+    """A row of num_steps ids has no next id for its last step: refused."""
+    with pytest.raises(ValueError, match=r"6 ids give rows of 6; need at least "
+                                         r"num_steps \+ 1 = 7"):
+        list(data.tbptt_batches(np.arange(6), batch_size=1, num_steps=6))
+    # One id more is exactly one window: x = 0..5, y = 1..6.
+    (x_ids, y_ids), = data.tbptt_batches(np.arange(7), batch_size=1, num_steps=6)
+    np.testing.assert_array_equal(x_ids, [np.arange(6)])
+    np.testing.assert_array_equal(y_ids, [np.arange(1, 7)])
+
+
+def test_decode_refuses_an_id_equal_to_the_vocabulary_size():
+    """Ids run from 0 to V - 1; V itself is one past the end."""
+    vocab = data.CharVocab("abc")
+    assert vocab.decode([2, 0]) == "ca"
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, V\) = \[0, 3\)"):
+        vocab.decode([0, 3])
+
+
+def test_sliding_windows_refuses_an_empty_window_or_horizon():
+    """window = 0 or horizon = 0 would give empty inputs or targets."""
+    with pytest.raises(ValueError, match=r"no window of 0 \+ 1 steps"):
+        data.sliding_windows(np.arange(10.0), window=0)
+    with pytest.raises(ValueError, match=r"no window of 3 \+ 0 steps"):
+        data.sliding_windows(np.arange(10.0), window=3, horizon=0)
+
+
+def test_adding_problem_needs_two_steps():
+    """One step cannot hold a marker in each half; the message names T."""
+    with pytest.raises(ValueError, match="T is 1; the adding problem needs T >= 2"):
+        data.adding_problem(3, 1, np.random.default_rng(0))
+    x, _ = data.adding_problem(3, 2, np.random.default_rng(0))
+    np.testing.assert_array_equal(x[..., 1], np.ones((3, 2)))  # both steps marked

@@ -1,6 +1,7 @@
 """The gradient-check tools themselves: they must pass good and catch bad."""
 
 import numpy as np
+import pytest
 import rnnlib
 
 
@@ -50,3 +51,68 @@ def test_grad_check_all_passes_the_library_and_catches_a_bug():
 
     report = rnnlib.grad_check_all(forward, buggy_backward, arrays, rng)
     assert report["W_hh"] > 1e-3 and report["x"] < 1e-7
+
+
+def test_numerical_gradient_copies_what_f_returns():
+    """f may return x itself; d/dx sum(x * 1) = 1 everywhere, by hand."""
+    x = np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -0.25]])
+    numeric = rnnlib.numerical_gradient(lambda v: v, x, np.ones_like(x))
+    np.testing.assert_allclose(numeric, np.ones_like(x), rtol=1e-9)
+
+
+def test_report_worst_is_the_largest_error():
+    """worst is what a learner compares with 1e-7, so it must be the max."""
+    report = rnnlib.gradcheck.GradCheckReport(x=1e-9, W=0.25, b=3e-3)
+    assert report.worst == 0.25
+    assert "worst: 2.5e-01" in str(report)
+
+
+def _sin_arrays():
+    rng = np.random.default_rng(7)
+    return {"x": rng.standard_normal((2, 3)), "W": rng.standard_normal((2, 3))}
+
+
+def _sin_forward(a):
+    """out = sin(x) * W, elementwise: d/dx = cos(x) W dout, d/dW = sin(x) dout."""
+    return np.sin(a["x"]) * a["W"], (a["x"], a["W"])
+
+
+def _sin_backward(dout, cache):
+    x, W = cache
+    return {"x": np.cos(x) * W * dout, "W": np.sin(x) * dout}
+
+
+def test_grad_check_all_catches_a_backward_that_ignores_dout():
+    """A backward that assumes dout is all ones must fail with a random dout."""
+    rng = np.random.default_rng(8)
+    report = rnnlib.grad_check_all(_sin_forward, _sin_backward, _sin_arrays(), rng)
+    assert report.worst < 1e-7, str(report)
+
+    def ignores_dout(dout, cache):
+        return _sin_backward(np.ones_like(dout), cache)
+
+    report = rnnlib.grad_check_all(_sin_forward, ignores_dout, _sin_arrays(), rng)
+    assert report["x"] > 1e-2 and report["W"] > 1e-2
+    assert report.worst == max(report["x"], report["W"])
+
+
+def test_grad_check_all_names_a_transposed_gradient():
+    """A (3, 2) gradient for a (2, 3) array has the right size, wrong shape."""
+    def transposed(dout, cache):
+        grads = _sin_backward(dout, cache)
+        return {**grads, "W": grads["W"].T}
+
+    with pytest.raises(ValueError, match=r"the gradient of W has shape \(3, 2\); "
+                                         r"expected W's shape \(2, 3\)"):
+        rnnlib.grad_check_all(_sin_forward, transposed, _sin_arrays(),
+                              np.random.default_rng(9))
+
+
+def test_grad_check_all_names_a_missing_gradient():
+    """Every array must get a gradient; a forgotten one is named."""
+    def forgets_W(dout, cache):
+        return {"x": _sin_backward(dout, cache)["x"]}
+
+    with pytest.raises(ValueError, match="backward returned no gradient for 'W'"):
+        rnnlib.grad_check_all(_sin_forward, forgets_W, _sin_arrays(),
+                              np.random.default_rng(9))

@@ -140,3 +140,17 @@ def test_no_warnings_anywhere_for_huge_logits():
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
     # Hand-computed: position 0 costs 2e4, position 1 costs log 3.
     assert np.isclose(loss, (2e4 + np.log(3)) / 2, rtol=1e-12)
+
+
+def test_cross_entropy_refuses_bad_masks_negative_targets_and_nan():
+    """Each would otherwise give a wrong loss silently (-1 indexes the last class)."""
+    logits = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"mask must hold only 0 and 1"):
+        rnnlib.softmax_cross_entropy(logits, np.array([0, 1]), np.array([1, 0.5]))
+    with pytest.raises(ValueError, match=r"targets contains -1, outside \[0, V\) = "
+                                         r"\[0, 3\)"):
+        rnnlib.softmax_cross_entropy(logits, np.array([0, -1]))
+    logits[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"logits contains NaN or inf \(first at "
+                                         r"index \(1, 2\)\)"):
+        rnnlib.softmax_cross_entropy(logits, np.array([0, 1]))

@@ -57,3 +57,23 @@ def test_shape_mismatch():
     with pytest.raises(ValueError, match=r"W_ih has shape \(4, 3\); LSTM expects "
                                          r"\(16, 3\)"):
         rnnlib.params_to_torch(params, torch.nn.LSTM(3, 4))
+
+
+def test_missing_parameter_is_named():
+    """A params dict without b_hh is a ValueError naming it, not a KeyError."""
+    params = rnnlib.init_params("rnn", 3, 4, np.random.default_rng(0))
+    del params["b_hh"]
+    with pytest.raises(ValueError, match="params is missing 'b_hh'"):
+        rnnlib.params_to_torch(params, torch.nn.RNN(3, 4))
+
+
+def test_a_transposed_weight_of_the_same_size_is_refused():
+    """(3, 4) has as many entries as (4, 3) but is not the module's shape."""
+    params = rnnlib.init_params("rnn", 3, 4, np.random.default_rng(0))
+    params["W_ih"] = params["W_ih"].T
+    module = torch.nn.RNN(3, 4)
+    before = module.weight_ih_l0.detach().clone()
+    with pytest.raises(ValueError, match=r"W_ih has shape \(3, 4\); RNN expects "
+                                         r"\(4, 3\)"):
+        rnnlib.params_to_torch(params, module)
+    assert torch.equal(module.weight_ih_l0.detach(), before)  # nothing copied

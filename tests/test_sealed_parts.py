@@ -4,6 +4,7 @@ learner's rnnlib copy. The whole pipeline is graded in test_sealed_grading.py.""
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 import threading
 from pathlib import Path
@@ -83,6 +84,63 @@ def test_in_place_changes_travel_back():
     sender.apply_changes(receiver.changed_arrays())
     np.testing.assert_array_equal(original, [0, 5, 0])
     assert receiver.changed_arrays() == {}  # reported once
+
+
+def test_a_value_nested_too_deeply_is_refused():
+    """40 nested lists are past MAX_DEPTH (32): refused before crossing."""
+    value = []
+    for _ in range(40):
+        value = [value]
+    with pytest.raises(bridge.NotPlainData, match="nested more than 32 levels"):
+        codec().encode(value)
+
+
+def test_a_frame_announcing_more_than_max_frame_is_refused():
+    """The size in the header is checked before any of the body is read."""
+    ours, theirs = socket.socketpair()
+    theirs.sendall(struct.pack("!I", bridge.MAX_FRAME + 1))
+    theirs.close()  # no body follows: reading one would end in "closed"
+    with ours, pytest.raises(bridge.BridgeError, match="over the limit"):
+        bridge.receive(ours)
+
+
+@pytest.mark.parametrize("kind", ["dtype", "scalar_type"])
+@pytest.mark.parametrize("dtype", ["|O", "<M8[s]", "<U3"])
+def test_only_numeric_dtypes_decode(kind, dtype):
+    """Object, datetime and string dtypes are not among the forms that cross."""
+    with pytest.raises(bridge.BridgeError, match="cannot cross"):
+        codec().decode({"t": kind, "v": dtype})
+
+
+def test_changes_to_a_read_only_array_are_not_written():
+    """The sender's read-only array stays as it was; nothing is raised."""
+    sender, receiver = codec(), codec()
+    original = np.zeros(3)
+    original.flags.writeable = False
+    received = receiver.decode(sender.encode(original))
+    received[1] = 5.0
+    sender.apply_changes(receiver.changed_arrays())
+    np.testing.assert_array_equal(original, [0, 0, 0])
+
+
+def test_an_untouched_array_holding_nan_is_not_changed():
+    """NaN != NaN, but an array with a NaN that nobody touched has not changed."""
+    sender, receiver = codec(), codec()
+    receiver.decode(sender.encode(np.array([np.nan, 1.0])))
+    receiver.decode(sender.encode(np.array([1 + 1j, complex(np.nan, 0)])))
+    assert receiver.changed_arrays() == {}
+
+
+def test_an_array_with_the_wrong_number_of_bytes_is_named():
+    """3 bytes cannot make two float64 (16 bytes): the message says so."""
+    data = {"t": "nd", "id": 1, "dtype": "<f8", "shape": [2], "b64": "AAAA"}
+    with pytest.raises(bridge.BridgeError, match=r"3 bytes do not make an array "
+                                                 r"\(2,\) float64"):
+        codec().decode(data)
+    data = {"t": "nd", "id": 1, "dtype": "<f8", "shape": [3], "b64": "A" * 24}
+    with pytest.raises(bridge.BridgeError, match=r"18 bytes do not make an array "
+                                                 r"\(3,\) float64"):
+        codec().decode(data)
 
 
 def test_builtin_errors_keep_their_type_others_become_learner_errors():

@@ -1,0 +1,73 @@
+"""coursetools.results: the one model of a student's grading, from worker to report.
+
+Expected values are written out by hand from the dataclasses' documented fields.
+"""
+
+from __future__ import annotations
+
+import json
+
+from coursetools.results import (
+    CellResult,
+    Finding,
+    NotebookResult,
+    StudentResult,
+)
+
+TIMEOUT = Finding("timeout", "cell ran longer than 30 s", "rnn_cells", "test_step")
+STDERR = Finding("stderr", "wrote 3 lines to stderr", "rnn_cells")
+
+
+def graded(notebook_findings=(), findings=(), errors=()) -> StudentResult:
+    """ada's grading of one notebook with one 2-point test, and the worker's files."""
+    notebook = NotebookResult(
+        "rnn_cells", submitted_as="rnn_cells.ipynb", graded=True,
+        cells={"test_step": CellResult(1.0, 2.0, failure="AssertionError: no",
+                                       seconds=0.25)},
+        comments={"answer": None}, findings=list(notebook_findings),
+        autograded='{"cells": []}', feedback_html="<html></html>",
+        feedback_source='{"cells": [1]}')
+    return StudentResult("ada", "rnn", notebooks={"rnn_cells": notebook},
+                         findings=list(findings), errors=list(errors))
+
+
+def test_all_findings_lists_each_finding_once():
+    """A finding recorded twice (submission and notebook) is one thing to read."""
+    result = graded([TIMEOUT, STDERR, TIMEOUT], [TIMEOUT],
+                    ["Traceback (most recent call last):\nRuntimeError: pool died"])
+    assert result.all_findings() == [
+        TIMEOUT, STDERR, Finding("grading_error", "RuntimeError: pool died")]
+
+
+def test_a_student_with_only_stderr_needs_no_attention():
+    """Writing to stderr is shown but not penalised (INFO); anything else is."""
+    assert not graded().needs_attention()
+    assert not graded([STDERR]).needs_attention()
+    assert graded([STDERR, TIMEOUT]).needs_attention()
+    assert graded(errors=["RuntimeError: pool died"]).needs_attention()
+
+
+def test_finding_text_names_notebook_and_cell():
+    """The report's one line: "notebook: message (cell grade_id)"."""
+    assert TIMEOUT.text() == ("rnn_cells: cell ran longer than 30 s "
+                              "(cell test_step)")
+    assert STDERR.text() == "rnn_cells: wrote 3 lines to stderr"
+    assert Finding("symlink", "x is a link").text() == "x is a link"
+
+
+def test_to_json_leaves_the_files_out_and_round_trips_the_rest():
+    """The state file keeps scores and findings, not the worker's notebooks."""
+    result = graded([TIMEOUT], [STDERR])
+    data = json.loads(result.to_json())
+    saved = data["notebooks"]["rnn_cells"]
+    for name in ("autograded", "feedback_html", "feedback_source"):
+        assert saved[name] is None
+    assert saved["cells"]["test_step"] == {
+        "score": 1.0, "max_score": 2.0, "needs_manual_grade": False,
+        "failure": "AssertionError: no", "seconds": 0.25}
+    assert result.notebooks["rnn_cells"].autograded == '{"cells": []}'  # unchanged
+    back = StudentResult.from_json(result.to_json())
+    expected = graded([TIMEOUT], [STDERR])
+    for name in NotebookResult.FILES:
+        setattr(expected.notebooks["rnn_cells"], name, None)
+    assert back == expected
