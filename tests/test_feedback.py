@@ -13,6 +13,7 @@ import jinja2
 from bs4 import BeautifulSoup
 from coursetools.feedback import (
     COMPILED_TEMPLATES,
+    HIGHLIGHTED,
     FeedbackExporter,
     hide_hidden_tests,
     secret_lines,
@@ -243,3 +244,34 @@ def test_templates_are_compiled_once_per_process():
                            side_effect=AssertionError("a template compiled again")):
         again, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
     assert again == first
+
+
+def test_each_source_is_highlighted_once_per_process_with_the_same_result():
+    nb = notebook_with_images()
+    first, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    with mock.patch("pygments.highlight",
+                    side_effect=AssertionError("a source highlighted again")):
+        again, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    assert again == first
+    nb.cells[2].source += "\nz = 1"  # a new answer is highlighted, not looked up
+    changed, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    assert "z</span> <span class=\"o\">=</span>" in changed
+
+
+def test_a_cells_magics_language_still_picks_its_lexer():
+    nb = new_notebook(cells=[new_code_cell("echo $HOME")])
+    plain, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    nb.cells[0].metadata["magics_language"] = "bash"
+    bash, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    theirs, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    assert structure(bash) == structure(theirs)
+    assert '<span class="nv">$HOME</span>' in bash  # bash's lexer: a variable
+    assert '<span class="nv">$HOME</span>' not in plain
+
+
+def test_the_remembered_highlights_are_bounded():
+    HIGHLIGHTED.clear()
+    HIGHLIGHTED.update({(str(i), "x", None, "{}"): "" for i in range(4096)})
+    FeedbackExporter(template_name="classic").from_notebook_node(
+        notebook_with_images())
+    assert 0 < len(HIGHLIGHTED) < 100

@@ -10,11 +10,15 @@ breaks the pool for real and the pool must replace it.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from unittest import mock
 
+import jsonschema
 import pytest
 from coursetools import grade as grade_module
+from coursetools import worker
 from coursetools.results import StudentResult
 from coursetools.worker import Job
 
@@ -144,3 +148,69 @@ def test_kernels_get_the_cores_shared_out_or_one_thread_on_a_cluster(monkeypatch
                      ("--scheduler", "tcp://grader:8786", "--kernel-threads", "4"),
                      ("--kernel-threads", "-2")]}
     assert list(threads.values()) == [4, 2, 1, 1, 4, 4], threads
+
+
+# -- a worker's own costs ------------------------------------------------------
+def synchronous(db: Path) -> int:
+    """sqlite's setting on a new connection made as nbgrader's Gradebook makes it."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as connection:
+        value = connection.execute(text("PRAGMA synchronous")).scalar()
+    engine.dispose()
+    return value
+
+
+def test_only_the_scratch_gradebook_commits_without_fsync(tmp_path):
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    scratch = tmp_path / "coursetools-grader-x"
+    scratch.mkdir()
+    hook = functools.partial(worker._unsynced_under, f"{scratch}/")
+    event.listen(Engine, "connect", hook)
+    try:
+        # 0 is OFF, 2 is FULL, sqlite's default; a sibling folder's name
+        # starts with the scratch folder's
+        assert [synchronous(scratch / "gradebook.db"),
+                synchronous(tmp_path / "gradebook.db"),
+                synchronous(tmp_path / "coursetools-grader-x2.db")] == [0, 2, 2]
+    finally:
+        worker._forget(scratch, hook)
+    assert not scratch.exists() and not event.contains(Engine, "connect", hook)
+    scratch.mkdir()
+    assert synchronous(scratch / "again.db") == 2
+
+
+def test_nbgraders_metadata_check_raises_the_same_errors_checking_its_schema_once(
+        monkeypatch):
+    from nbformat.v4 import new_code_cell
+    from nbgrader.nbgraderformat import MetadataValidator, common
+
+    monkeypatch.setattr(common, "jsonschema", jsonschema)
+    good = {"grade": True, "grade_id": "t1", "locked": True, "points": 2,
+            "schema_version": 3, "solution": False, "task": False}
+    bad = [{**good, "points": "many"}, {**good, "grade_id": 7},
+           {k: v for k, v in good.items() if k != "locked"}]
+
+    def errors(cells):
+        found = []
+        for cell in cells:
+            try:
+                MetadataValidator().validate_cell(cell)
+                found.append(None)
+            except jsonschema.ValidationError as error:
+                found.append((error.message, list(error.path)))
+        return found
+
+    cells = [new_code_cell("x", metadata={"nbgrader": m}) for m in [good, *bad]]
+    theirs = errors(cells)
+    assert theirs[0] is None and all(theirs[1:]), theirs
+    worker._schema_checked_once()
+    assert common.jsonschema is not jsonschema
+    kind = jsonschema.validators.validator_for(MetadataValidator().schema)
+    with mock.patch.object(kind, "check_schema",
+                           side_effect=kind.check_schema) as check:
+        assert errors(cells + cells) == theirs + theirs
+    assert check.call_count == 1

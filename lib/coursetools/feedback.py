@@ -91,6 +91,26 @@ class _TemplatesInMemory(jinja2.BytecodeCache):
 
 
 COMPILED_TEMPLATES = _TemplatesInMemory()
+
+
+class _RememberedHighlight(Highlight2HTML):
+    """Highlight2HTML that highlights each source once per process: test, set-up
+    and unanswered cells are the same on every student's page, and pygments takes
+    about 0.1 s a ch02 page. Of a cell's metadata, nbconvert reads only
+    magics_language."""
+
+    def __call__(self, source, language=None, metadata=None):
+        key = (source, language or self.pygments_lexer,
+               (metadata or {}).get("magics_language"),
+               repr(self.extra_formatter_options))
+        if key not in HIGHLIGHTED:
+            if len(HIGHLIGHTED) >= 4096:  # answers differ per student: bounded
+                HIGHLIGHTED.clear()
+            HIGHLIGHTED[key] = super().__call__(source, language, metadata)
+        return HIGHLIGHTED[key]
+
+
+HIGHLIGHTED: dict[tuple, str] = {}
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 
 
@@ -104,6 +124,7 @@ class FeedbackExporter(HTMLExporter):
     (0.5 s for a ch02 page) only to give images without alt text a placeholder
     and JupyterLab-template cells a tabindex. The feedback template is based on
     the classic one, which has no such cells; the placeholder is added here.
+    Code is highlighted once per source and process (:class:`_RememberedHighlight`).
     """
 
     def _create_environment(self):
@@ -116,7 +137,7 @@ class FeedbackExporter(HTMLExporter):
         language = nb.metadata.get("language_info", {})
         lexer = language.get("pygments_lexer", language.get("name"))
         self.register_filter("highlight_code", self.filters.get(
-            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
