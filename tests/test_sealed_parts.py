@@ -86,6 +86,47 @@ def test_in_place_changes_travel_back():
     assert receiver.changed_arrays() == {}  # reported once
 
 
+def test_an_array_is_watched_while_anything_else_holds_it():
+    """Received arrays nobody keeps are forgotten; a kept one, or a view of it,
+    still sends its changes back, however many calls later."""
+    sender, receiver = codec(), codec()
+    original = np.zeros(3)
+    kept = receiver.decode(sender.encode(original))
+    for _ in range(3):
+        receiver.decode(sender.encode(np.ones(2)))  # let go at once
+    assert receiver.changed_arrays() == {}
+    assert len(receiver.received_arrays) == 1
+    view = kept[1:]
+    del kept
+    view[0] = 7.0  # the view holds its base
+    sender.apply_changes(receiver.changed_arrays())
+    np.testing.assert_array_equal(original, [0, 7, 0])
+    del view
+    assert receiver.changed_arrays() == {} and receiver.received_arrays == {}
+
+
+def test_a_change_made_just_before_letting_go_still_travels_back():
+    sender, receiver = codec(), codec()
+    original = np.zeros(2)
+    received = receiver.decode(sender.encode(original))
+    received[0] = 4.0
+    del received
+    sender.apply_changes(receiver.changed_arrays())
+    np.testing.assert_array_equal(original, [4, 0])
+    assert receiver.received_arrays == {}
+
+
+def test_an_array_sent_back_is_forgotten_once_only_the_codec_holds_it():
+    """A learner's function that returns its inputs (a cache) sends them back:
+    the codec's record of what it sent does not keep them watched."""
+    judge, learner = codec(), codec()
+    received = learner.decode(judge.encode(np.zeros(2)))
+    learner.encode((received, {"x": received}))
+    assert learner.changed_arrays() == {} and len(learner.received_arrays) == 1
+    del received
+    assert learner.changed_arrays() == {} and learner.received_arrays == {}
+
+
 def test_a_value_nested_too_deeply_is_refused():
     """40 nested lists are past MAX_DEPTH (32): refused before crossing."""
     value = []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import collections
 import contextlib
 import functools
 import io
@@ -28,6 +29,7 @@ import itertools
 import json
 import socket
 import struct
+import sys
 import traceback
 
 import numpy as np
@@ -95,6 +97,7 @@ class Codec:
         self.exported: dict[int, object] = {}
         self.sent_arrays: dict[int, np.ndarray] = {}
         self.received_arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.times_sent: collections.Counter[int] = collections.Counter()  # by id
         self._ids = itertools.count(2)
 
     def encode(self, value, depth: int = 0):
@@ -119,6 +122,7 @@ class Codec:
                 raise NotPlainData(f"an array of dtype {value.dtype}")
             key = next(self._ids)
             self.sent_arrays[key] = value
+            self.times_sent[id(value)] += 1
             return {"t": "nd", "id": key, **_array_fields(value)}
         if isinstance(value, np.dtype):
             return {"t": "dtype", "v": value.str}
@@ -216,14 +220,26 @@ class Codec:
                 "kwargs": self.encode(kwargs)}
 
     def changed_arrays(self) -> dict:
-        """Arrays received from the other side whose contents changed here."""
+        """Arrays received from the other side whose contents changed here.
+
+        An array that nothing but this codec holds any more cannot change again:
+        after this last look it is forgotten, so that a call does not compare
+        every array the notebook has received before.
+        """
         changed = {}
-        for key, (array, seen) in self.received_arrays.items():
+        for key in list(self.received_arrays):
+            array, seen = self.received_arrays[key]
             if array.shape != seen.shape or not np.array_equal(
                 array, seen, equal_nan=array.dtype.kind in "fc"
             ):
                 changed[str(key)] = _array_fields(array)
-                self.received_arrays[key] = (array, array.copy())
+                array, seen = self.received_arrays[key] = (array, array.copy())
+            # `seen` is held only here, as `array` is when nothing else holds it
+            # (the same tuple, a local name, the call's argument), but for the
+            # codec's own record of the arrays it has sent.
+            held = sys.getrefcount(array) - self.times_sent[id(array)]
+            if held <= sys.getrefcount(seen):
+                del self.received_arrays[key]
         return changed
 
     def apply_changes(self, changes) -> None:
