@@ -225,3 +225,16 @@ def test_report_only_redraws_the_report_and_analysis_without_grading(graded):
     assert {p: (folder / p).read_text() for p in before} == before
     assert digest(course / "autograded") == autograded  # nothing was regraded
     assert f"{len(cases)} students graded" in before["item_analysis.html"]
+
+
+def test_a_grading_error_names_the_error_that_stopped_nbgrader(graded, tmp_path):
+    """Under a 40 MB cap the kernel dies loading numpy: the reason given is that,
+    not nbgrader's closing "see the above traceback" (its API returns the
+    failure's traceback in its log)."""
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    settings = Settings(**{**SETTINGS, "memory_mb": 40}, students=["correct"],
+                        force=True)
+    why = grade(course, ASSIGNMENT, settings).not_graded["correct"]
+    assert why.endswith("RuntimeError: Kernel died before replying to kernel_info")
+    assert "see the" not in why

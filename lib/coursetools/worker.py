@@ -238,7 +238,7 @@ class Grader:
             outcome = self.api.autograde(self.assignment, student, force=True,
                                          create=True)
             if not outcome["success"]:
-                result.errors.append(_last_lines(outcome.get("error", "")))
+                result.errors.append(_why(outcome))
         self._collect(job, result)
         if self.settings["feedback"]:
             self._feedback(student, result)
@@ -299,7 +299,7 @@ class Grader:
         with temp_attrs(self.api.coursedir, autograded_directory=FEEDBACK_SOURCE_DIR):
             outcome = self.api.generate_feedback(self.assignment, student, force=True)
         if not outcome["success"]:
-            result.errors.append("feedback: " + _last_lines(outcome.get("error", "")))
+            result.errors.append("feedback: " + _why(outcome))
         pages = self.course / FEEDBACK_DIR / student / self.assignment
         for name, entry in graded.items():
             if (pages / f"{name}.html").exists():
@@ -363,6 +363,12 @@ def imported_modules(sources) -> list[str]:
     # find_spec of the top-level name only: a submodule's would import its parent.
     return [m for m in dict.fromkeys(found)
             if importlib.util.find_spec(m.split(".")[0]) is not None]
+
+
+def _why(outcome: dict) -> str:
+    """What stopped one of nbgrader's API calls. Its "error" is only the closing
+    NbGraderException; the traceback of the failure is in its "log"."""
+    return _last_lines(outcome.get("log", "") + "\n" + outcome.get("error", ""))
 
 
 def _last_lines(text: str, n: int = 6) -> str:
