@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -334,6 +335,33 @@ def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path)
     finally:
         kc.stop_channels()
         run_sync(km.cleanup_resources)()
+
+
+def test_a_kernel_slower_to_start_than_a_try_is_ready_once_it_answers(tmp_path):
+    # Each try asks again and waits 1 s for a reply; a kernel that starts after
+    # three tries answers three requests at once. A client that took only the
+    # latest request's reply read one stale reply a try and never caught up
+    # (on a loaded machine, half of a class was "not graded" that way).
+    spec = tmp_path / "slow"
+    spec.mkdir()
+    start = ("import sys, time; time.sleep(3.5); "
+             "from ipykernel.kernelapp import launch_new_instance; "
+             "sys.argv[0] = 'ipykernel_launcher'; launch_new_instance()")
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", start, "-f", "{connection_file}"],
+        "display_name": "slow", "language": "python"}))
+    km = PromptKernelManager(kernel_name="slow", kernel_spec_manager=
+                             KernelSpecManager(kernel_dirs=[str(tmp_path)]))
+    run_sync(km.start_kernel)()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        started = time.monotonic()
+        run_sync(kc.wait_for_ready)(timeout=30)
+        assert time.monotonic() - started < 15
+    finally:
+        kc.stop_channels()
+        run_sync(km.shutdown_kernel)(now=True)
 
 
 def test_a_prompt_client_is_ready_while_the_kernel_keeps_printing():

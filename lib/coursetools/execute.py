@@ -310,11 +310,14 @@ class PromptKernelClient(AsyncKernelClient):
         in every notebook; nbclient ignores messages of other requests anyway.
         """
         deadline = monotonic() + (timeout or float("inf"))
+        asked = set()
         while monotonic() < deadline:
-            msg_id = self.kernel_info()
+            asked.add(self.kernel_info())
             with contextlib.suppress(Empty):
                 reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
-                if reply["parent_header"].get("msg_id") == msg_id:
+                # A kernel slower to start than 1 s answers the requests of the
+                # first tries, one reply per try: any of them will do.
+                if reply["parent_header"].get("msg_id") in asked:
                     # any message (ipykernel's welcome, this request's status)
                     # proves that our iopub subscription is connected
                     await ensure_async(self.iopub_channel.get_msg(timeout=0.2))
