@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -318,23 +319,30 @@ def test_a_prompt_kernel_runs_the_first_cell_and_is_killed_not_shut_down(tmp_pat
     assert not psutil.pid_exists(int(pid)) and not marker.exists()
 
 
-def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path):
-    spec = tmp_path / "dying"
-    spec.mkdir()
+@contextlib.contextmanager
+def prompt_client(tmp_path, argv):
+    """The client of a kernel that a PromptKernelManager starts with `argv`."""
+    spec = tmp_path / "kernels" / "probe"
+    spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-c", "raise SystemExit(3)", "{connection_file}"],
-        "display_name": "dies", "language": "python"}))
-    km = PromptKernelManager(kernel_name="dying", kernel_spec_manager=
-                             KernelSpecManager(kernel_dirs=[str(tmp_path)]))
+        "argv": argv, "display_name": "probe", "language": "python"}))
+    km = PromptKernelManager(kernel_name="probe", kernel_spec_manager=
+                             KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]))
     run_sync(km.start_kernel)()
     kc = km.client()
     kc.start_channels()
     try:
-        with pytest.raises(RuntimeError, match="died before replying"):
-            run_sync(kc.wait_for_ready)(timeout=30)
+        yield kc
     finally:
         kc.stop_channels()
-        run_sync(km.cleanup_resources)()
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def test_waiting_for_a_kernel_that_dies_at_start_fails_with_the_reason(tmp_path):
+    argv = [sys.executable, "-c", "raise SystemExit(3)", "{connection_file}"]
+    with prompt_client(tmp_path, argv) as kc, \
+            pytest.raises(RuntimeError, match="died before replying"):
+        run_sync(kc.wait_for_ready)(timeout=30)
 
 
 def test_a_kernel_slower_to_start_than_a_try_is_ready_once_it_answers(tmp_path):
@@ -342,26 +350,14 @@ def test_a_kernel_slower_to_start_than_a_try_is_ready_once_it_answers(tmp_path):
     # three tries answers three requests at once. A client that took only the
     # latest request's reply read one stale reply a try and never caught up
     # (on a loaded machine, half of a class was "not graded" that way).
-    spec = tmp_path / "slow"
-    spec.mkdir()
     start = ("import sys, time; time.sleep(3.5); "
              "from ipykernel.kernelapp import launch_new_instance; "
              "sys.argv[0] = 'ipykernel_launcher'; launch_new_instance()")
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-c", start, "-f", "{connection_file}"],
-        "display_name": "slow", "language": "python"}))
-    km = PromptKernelManager(kernel_name="slow", kernel_spec_manager=
-                             KernelSpecManager(kernel_dirs=[str(tmp_path)]))
-    run_sync(km.start_kernel)()
-    kc = km.client()
-    kc.start_channels()
-    try:
+    with prompt_client(tmp_path, [sys.executable, "-c", start, "-f",
+                                  "{connection_file}"]) as kc:
         started = time.monotonic()
         run_sync(kc.wait_for_ready)(timeout=30)
         assert time.monotonic() - started < 15
-    finally:
-        kc.stop_channels()
-        run_sync(km.shutdown_kernel)(now=True)
 
 
 def test_a_prompt_client_is_ready_while_the_kernel_keeps_printing():
