@@ -1,0 +1,225 @@
+"""A learner's likely mistakes: each fails its own part's visible test, and only it.
+
+EXERCISES.md section 3: every graded part has a visible test that fails for the
+most likely mistakes with a message that names the mistake, and one mistake
+costs one part. Each case below replaces one answer region of a source notebook
+with a mistaken answer (a mistake a learner audit found slipping through, or
+blamed on the wrong code), runs the notebook's cells in-process with the hidden
+tests stripped, and checks that exactly the named test cell fails and that its
+message names the mistake. A valid alternative answer must pass every cell.
+
+In-process, not in a kernel: a notebook's cells run in a few seconds, so the
+whole file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import nbtools
+import pytest
+from conftest import ASSIGNMENTS, ROOT
+
+pytestmark = pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/")
+
+
+def notebook(chapter: str) -> dict:
+    (path,) = (ROOT / "solutions").glob(f"{chapter}_*/{chapter}.ipynb")
+    return nbtools.load(path)
+
+
+def visible_half(text: str) -> str:
+    """A test cell as the learner sees it: the hidden region left out."""
+    lines, hidden = [], False
+    for line in text.splitlines():
+        if line.strip() == nbtools.BEGIN_HIDDEN:
+            hidden = True
+        elif line.strip() == nbtools.END_HIDDEN:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def answered(cell: dict, answers: tuple[str | None, ...]) -> str:
+    """An answer cell with its k-th solution region replaced by answers[k]
+    (None keeps the course's solution there)."""
+    out, region = [], -1
+    skipping = False
+    for line in nbtools.source(cell).splitlines():
+        stripped = line.strip()
+        if stripped == nbtools.BEGIN_SOLUTION:
+            region += 1
+            code = answers[region] if region < len(answers) else None
+            if code is not None:
+                indent = line[: len(line) - len(line.lstrip())]
+                body = textwrap.dedent(code).strip("\n").splitlines()
+                out += [indent + ln if ln.strip() else "" for ln in body]
+                skipping = True
+        elif stripped == nbtools.END_SOLUTION:
+            skipping = False
+        elif not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
+def run_visible(chapter: str, answers: dict[str, str | tuple]) -> dict[str, str]:
+    """Run a source notebook with some answers replaced; the first error of every
+    test cell's visible half, by grade_id ('' where it passes)."""
+    namespace: dict = {"__name__": "__main__"}
+    results = {}
+    for cell in notebook(chapter)["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        meta = nbtools.nbgrader_meta(cell)
+        grade_id = meta.get("grade_id", cell.get("id", "?"))
+        if meta.get("grade"):
+            text = visible_half(nbtools.source(cell))
+        else:
+            replacement = answers.get(grade_id, ())
+            if isinstance(replacement, str):
+                replacement = (replacement,)
+            text = answered(cell, replacement)
+        try:
+            exec(compile(text, f"<{chapter} {grade_id}>", "exec"), namespace)
+        except Exception as error:  # what the learner would see under the cell
+            if not meta.get("grade"):
+                raise AssertionError(f"{grade_id} raised {error!r}") from None
+            results[grade_id] = f"{type(error).__name__}: {error}"
+        else:
+            if meta.get("grade"):
+                results[grade_id] = ""
+    return results
+
+
+# Each case: (chapter, answer grade_id, the answer's regions, {test grade_id: a
+# phrase its message must hold}); every other test cell must pass. An empty dict
+# is a valid alternative answer, which passes every test cell.
+Case = tuple[str, str, "str | tuple", dict[str, str]]
+MISTAKES: dict[str, Case] = {}
+
+
+def mistake(name: str, chapter: str, answer_id: str, code, fails: dict[str, str]):
+    MISTAKES[name] = (chapter, answer_id, code, fails)
+
+
+# -- ch03 Part 1, grad_check ---------------------------------------------------------
+def _ch03_grad_check(numeric_line: str, *, inner: str = "") -> str:
+    return f"""
+errors = {{}}
+for name, value in params.items():
+    numeric = np.zeros(value.shape)
+    for ix in np.ndindex(value.shape):
+        old = value[ix]
+        value[ix] = old + h
+        loss_plus = float(loss_fn(params))
+        value[ix] = old - h
+        loss_minus = float(loss_fn(params))
+        value[ix] = old
+        {inner}numeric[ix] = {numeric_line}
+    errors[name] = rel_error(grads[name], numeric)
+return errors
+"""
+
+
+GC = ("ch03", "ex_grad_check")
+mistake("ch03 grad_check returns zeros", *GC, "return {name: 0.0 for name in params}", {
+    "test_grad_check_correct_gradient": "not a fixed number",
+    "test_grad_check_finds_a_wrong_entry": "is wrong in its last entry",
+    "test_grad_check_restores_params": "did not compute a numerical gradient",
+})
+# Never differentiates: zeroes the test's wrong gradient in place, so that a
+# test computing its expected error after the call would expect 1.
+mistake("ch03 grad_check zeroes grads in place", *GC, """
+_first = globals().setdefault("_first_grads", {})
+key = tuple((k, np.asarray(v).tobytes()) for k, v in sorted(params.items()))
+first = _first.setdefault(key, {k: np.array(g, copy=True) for k, g in grads.items()})
+errors = {}
+for k, g in grads.items():
+    if not np.array_equal(first[k], g):
+        g[...] = 0.0
+        errors[k] = 1.0
+    else:
+        errors[k] = 0.0
+return errors
+""", {
+    "test_grad_check_correct_gradient": "not a fixed number",
+    "test_grad_check_finds_a_wrong_entry": "changed grads['W'] in place",
+    "test_grad_check_restores_params": "did not compute a numerical gradient",
+})
+mistake("ch03 grad_check one-sided", *GC, _ch03_grad_check(
+    "(loss_plus - float(loss_fn(params))) / h"), {
+    "test_grad_check_correct_gradient": "expected below 1e-7",
+    "test_grad_check_is_centred": "one-sided difference",
+    "test_grad_check_finds_a_wrong_entry": "one-sided difference",
+})
+mistake("ch03 grad_check divides by h", *GC, _ch03_grad_check(
+    "(loss_plus - loss_minus) / h"), {
+    "test_grad_check_correct_gradient": "twice (or half)",
+    "test_grad_check_is_centred": "Use the step h",
+    "test_grad_check_finds_a_wrong_entry": "twice (or half)",
+})
+mistake("ch03 grad_check restores by subtracting", *GC, """
+errors = {}
+for name, value in params.items():
+    numeric = np.zeros(value.shape)
+    for ix in np.ndindex(value.shape):
+        value[ix] += h
+        loss_plus = loss_fn(params)
+        value[ix] -= 2 * h
+        loss_minus = loss_fn(params)
+        value[ix] += h
+        numeric[ix] = (loss_plus - loss_minus) / (2 * h)
+    errors[name] = rel_error(grads[name], numeric)
+return errors
+""", {"test_grad_check_restores_params": "save old = params[name][ix]"})
+mistake("ch03 grad_check mean relative error", *GC, """
+errors = {}
+for name, value in params.items():
+    numeric = np.zeros(value.shape)
+    for ix in np.ndindex(value.shape):
+        old = value[ix]
+        value[ix] = old + h; loss_plus = loss_fn(params)
+        value[ix] = old - h; loss_minus = loss_fn(params)
+        value[ix] = old
+        numeric[ix] = (loss_plus - loss_minus) / (2 * h)
+    g = np.asarray(grads[name])
+    errors[name] = float(np.mean(np.abs(g - numeric)
+                                 / np.maximum(1e-8, np.abs(g) + np.abs(numeric))))
+return errors
+""", {"test_grad_check_finds_a_wrong_entry": "not a mean"})
+mistake("ch03 grad_check on copies of params (valid)", *GC, """
+errors = {}
+for name in params:
+    numeric = np.empty(np.shape(params[name]))
+    for i in range(numeric.size):
+        shifted = []
+        for sign in (+1, -1):
+            trial = {k: np.array(v, copy=True) for k, v in params.items()}
+            trial[name].flat[i] += sign * h
+            shifted.append(loss_fn(trial))
+        numeric.flat[i] = (shifted[0] - shifted[1]) / (2 * h)
+    errors[name] = float(rel_error(grads[name], numeric))
+return errors
+""", {})
+
+
+@pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
+def test_the_solution_passes_every_visible_test(chapter):
+    failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("case", sorted(MISTAKES))
+def test_a_mistake_fails_its_own_visible_test_only(case):
+    chapter, answer_id, code, fails = MISTAKES[case]
+    results = run_visible(chapter, {answer_id: code})
+    failed = {k: v for k, v in results.items() if v}
+    assert set(failed) == set(fails), (
+        f"{case} should fail {sorted(fails) or 'no test'}; failed {failed}"
+    )
+    for grade_id, phrase in fails.items():
+        assert phrase in failed[grade_id], (
+            f"{case}: the message of {grade_id} should say {phrase!r}; "
+            f"it is {failed[grade_id]!r}"
+        )
