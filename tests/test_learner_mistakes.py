@@ -204,6 +204,17 @@ return errors
 """, {})
 
 
+# -- ch04 Part 2, predicted_distance ---------------------------------------------------
+mistake("ch04 predicted_distance with ceil", "ch04", "ex_vanishing_distance", ("""
+rho = float(np.max(np.abs(np.linalg.eigvals(W_hh))))
+if g_norm < threshold:
+    return 0
+if rho >= 1:
+    return -1
+return int(np.ceil(np.log(threshold / g_norm) / np.log(rho)))
+""", None), {"test_predicted_distance": "equal is not below"})
+
+
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
