@@ -204,6 +204,40 @@ return errors
 """, {})
 
 
+# -- ch02 Parts 1 to 3 -------------------------------------------------------------
+mistake("ch02 pack_params returns a list (valid)", "ch02", "ex_packed_step", (
+    'return [np.hstack((params["W_ih"], params["W_hh"])), '
+    'np.add(params["b_ih"], params["b_hh"])]',
+    None,
+), {})
+mistake("ch02 rnn_sequence_packed writes into h0", "ch02", "ex_sequence_packed", """
+N, T, _ = x.shape
+out = np.zeros((N, T, h0.shape[1]))
+h = h0
+for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    h[:] = rnn_step_packed(x[:, t], h, W, b)
+    out[:, t] = h
+return out
+""", {"test_sequence_forward": "changed h0 in place"})
+mistake("ch02 birnn_padded zeroes the padding and steps through it", "ch02",
+        "ex_birnn_padded", """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+xz = np.where(valid[..., None], x, 0.0)
+h_seq = np.zeros((N, T, 2 * H))
+h = h0_fwd
+for t in range(T):
+    h = rnn_step_packed(xz[:, t], h, *fwd)
+    h_seq[:, t, :H] = np.where(valid[:, t, None], h, 0.0)
+h = h0_bwd
+for t in range(T - 1, -1, -1):
+    h = rnn_step_packed(xz[:, t], h, *bwd)
+    h_seq[:, t, H:] = np.where(valid[:, t, None], h, 0.0)
+return h_seq
+""", {"test_birnn_padded_torch": "not even zero padding"})
+
+
 # -- ch04 Part 2, predicted_distance ---------------------------------------------------
 mistake("ch04 predicted_distance with ceil", "ch04", "ex_vanishing_distance", ("""
 rho = float(np.max(np.abs(np.linalg.eigvals(W_hh))))
