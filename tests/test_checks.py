@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -253,6 +254,36 @@ def test_rebuild_keeps_sources_types_and_metadata_and_drops_outputs():
     nbformat.validate(nb)
 
 
+
+def test_a_submissions_own_coursetools_metadata_is_dropped(tmp_path):
+    """The grader's findings and test times travel in that key: forged ones would
+    be read as the grader's (and broke the report for every later run)."""
+    forged = {"findings": [{"code": ["x"], "message": 1, "cell": None}],
+              "seconds": {"test_f": "fast"}}
+    path = write(tmp_path / "nb.ipynb", v4([raw_cell("x = 1")], coursetools=forged,
+                                           language_info={"name": "python"}))
+    nb, problem = read_notebook(path)
+    assert problem is None and "coursetools" not in nb.metadata
+    assert nb.metadata.language_info.name == "python"  # the rest is kept
+
+
+def test_a_notebook_too_large_to_check_is_refused_unread(tmp_path, monkeypatch):
+    huge = tmp_path / "big.ipynb"
+    with huge.open("wb") as handle:  # sparse: no disk used
+        handle.truncate(checks.MAX_NOTEBOOK_MB * 2**20 + 1)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read"))
+    nb, problem = read_notebook(huge)
+    assert nb is None and problem.code == "too_large"
+    assert f"more than the {checks.MAX_NOTEBOOK_MB} MB" in problem.message
+
+
+def test_a_notebook_with_too_many_cells_is_refused(tmp_path):
+    cells = [raw_cell("", "raw")] * (checks.MAX_CELLS + 1)
+    nb, problem = read_notebook(write(tmp_path / "nb.ipynb", v4(cells)))
+    assert nb is None and problem.code == "too_large"
+    assert f"{checks.MAX_CELLS + 1} cells" in problem.message
+    assert read_notebook(write(tmp_path / "ok.ipynb", v4(cells[1:])))[1] is None
+
 def test_rebuild_replaces_duplicated_and_invalid_ids_deterministically():
     ids = ["ok", "ok", "has space", "x" * 65, 7, None, "fine-id_2"]
     data = v4([raw_cell(f"c{i}", id=cell_id) for i, cell_id in enumerate(ids)])
@@ -433,6 +464,17 @@ def test_a_link_named_like_the_notebook_is_flagged_and_never_read(tmp_path):
     assert "solution" not in missing.message
 
 
+
+def test_a_pipe_named_like_the_notebook_is_reported_and_never_opened(tmp_path):
+    os.mkfifo(tmp_path / "nb.ipynb")  # opening it to read would wait for ever
+    release = nbformat.from_dict(notebook_with("answer"))
+    with time_limit(10):
+        notebooks, _, findings = check_submission(tmp_path, {"nb": release})
+    assert notebooks == {"nb": None}
+    assert sorted(codes(findings)) == ["extra_file", "missing_notebook"]
+    assert "nb.ipynb is not a regular file" in next(
+        f.message for f in findings if f.code == "extra_file")
+
 # -- restore_stripped -----------------------------------------------------------
 def stripped(cell):
     cell = copy.deepcopy(cell)
@@ -504,6 +546,24 @@ def test_nothing_to_restore_when_every_grade_id_is_present(assignment):
     restore_stripped(nb, release, findings, "nb")
     assert grade_id(nb.cells[-1]) is None and findings == []
 
+
+
+def test_restoring_looks_at_each_cell_a_bounded_number_of_times(assignment,
+                                                                monkeypatch):
+    """Many blank cells beside one stripped cell: the work grows with the cells,
+    not with their square (4,000 cells once held up the whole run 24 s)."""
+    release, _ = assignment
+    calls = []
+    monkeypatch.setattr(checks, "normalised_text",
+                        lambda cell, real=checks.normalised_text:
+                        calls.append(1) or real(cell))
+    for blanks in (500, 1000):
+        nb = copy.deepcopy(release)
+        nb.cells[1] = stripped(nb.cells[1])
+        nb.cells += [new_code_cell("") for _ in range(blanks)]
+        calls.clear()
+        restore_stripped(nb, release, [], "nb")
+        assert len(calls) < 10 * (len(release.cells) + blanks), blanks
 
 # -- check_submission -----------------------------------------------------------
 def test_check_submission_returns_notebooks_names_and_findings(assignment,

@@ -7,9 +7,11 @@ a cell whose 15th line failed (colour codes and the "---> 15" marker included).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from unittest import mock
 
 import jinja2
+import nbgrader
 from bs4 import BeautifulSoup
 from coursetools.feedback import (
     COMPILED_TEMPLATES,
@@ -275,3 +277,35 @@ def test_the_remembered_highlights_are_bounded():
     FeedbackExporter(template_name="classic").from_notebook_node(
         notebook_with_images())
     assert 0 < len(HIGHLIGHTED) < 100
+
+
+def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
+    nb = new_notebook(cells=[new_markdown_cell(
+        "# Mine\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>"
+        '<img src="x" onerror="alert(2)"> <a href="javascript:alert(3)">link</a>'),
+        new_code_cell("show()", outputs=[
+            new_output("display_data", data={"text/html": "<b>bold</b><script>"
+                                             "alert(4)</script><iframe src='x'>"}),
+            new_output("display_data", data={"application/javascript": "alert(5)"}),
+            new_output("display_data", data={"text/markdown": "<style>*{}</style>"
+                                             "\n\n*md*"})])])
+    # nbgrader's own feedback template, as GenerateFeedback sets it up
+    formgrader = Path(nbgrader.__file__).parent / "server_extensions/formgrader"
+    templates = formgrader / "templates"
+    css = formgrader / "static/node_modules/bootstrap/dist/css"
+    page, _ = FeedbackExporter(
+        template_name="feedback", extra_template_basedirs=[str(templates)],
+        extra_template_paths=[str(css)],
+    ).from_notebook_node(nb, resources={"nbgrader": {
+        "notebook": "nb", "score": 0, "max_score": 1, "late_penalty": 0}})
+    soup = BeautifulSoup(page, "html.parser")
+    mine = [t for t in soup.find_all(True) if "alert(" in t.get_text()
+            or any("alert(" in str(v) for v in t.attrs.values())]
+    assert not [t for t in mine if t.name in ("script", "iframe", "style")
+                or any(k.startswith("on") for k in t.attrs)
+                or str(t.get("href", "")).startswith("javascript:")]
+    assert "alert(5)" not in page  # JavaScript outputs are left out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
+    names = [t.name for t in soup.find_all(True)]
+    assert {"h1", "table", "th", "td", "b", "em"} <= set(names)
+    assert soup.find("img", src="x") is not None  # the image stays, its handler goes

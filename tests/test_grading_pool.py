@@ -137,6 +137,59 @@ def test_a_watchdog_cancelled_in_time_does_nothing():
     assert (code, timers) == ("0", "1")
 
 
+
+WATCHDOG_MEMORY = """
+import subprocess, sys
+from coursetools.worker import Watchdog
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep({sleep})"])
+watchdog = Watchdog(budget=120, grace=30, memory_mb={memory_mb})
+held = bytearray(200 * 2**20)  # what a kernel's unread output costs this process
+for page in range(0, len(held), 4096):
+    held[page] = 1  # resident
+code = child.wait(timeout=60)
+watchdog.cancel()
+print(code, watchdog.flooded, flush=True)
+"""
+
+
+@pytest.mark.parametrize(("memory_mb", "sleep", "expected"),
+                         [(64, 60, "killed True"), (1024, 1, "0 False")])
+def test_the_watchdog_ends_a_jobs_children_when_the_process_outgrows_its_cap(
+        memory_mb, sleep, expected):
+    import subprocess
+    import sys
+
+    script = WATCHDOG_MEMORY.format(sleep=sleep, memory_mb=memory_mb)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    code, flooded = done.stdout.split()
+    assert ("killed" if int(code) != 0 else code, flooded) == tuple(expected.split())
+
+
+def test_files_handed_in_are_hashed_and_read_a_block_at_a_time(tmp_path):
+    """A student's 1 GB file must not take 1 GB of the grading parent's memory."""
+    import hashlib
+    import tracemalloc
+
+    (tmp_path / "sub").mkdir()
+    big = tmp_path / "sub" / "timestamp.txt"
+    with big.open("wb") as handle:
+        handle.write(b"2026-12-01 09:30:00 UTC")
+        handle.truncate(64 * 2**20)  # sparse: the rest reads as zeros
+    expected = hashlib.sha256(b"sub/timestamp.txt\0" + big.read_bytes()).hexdigest()
+    tracemalloc.start()
+    try:
+        digest = hashlib.sha256()
+        worker.add_folder(digest, tmp_path)
+        head = grade_module._head(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() == expected
+    assert head.startswith("2026-12-01 09:30:00 UTC") and len(head) == 100
+    assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MB held at once"
+
 def test_kernels_get_the_cores_shared_out_or_one_thread_on_a_cluster(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.delenv("SCHEDULER", raising=False)

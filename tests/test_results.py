@@ -6,6 +6,7 @@ Expected values are written out by hand from the dataclasses' documented fields.
 from __future__ import annotations
 
 import json
+import re
 
 from coursetools.results import (
     CellResult,
@@ -53,6 +54,8 @@ def test_finding_text_names_notebook_and_cell():
                               "(cell test_step)")
     assert STDERR.text() == "rnn_cells: wrote 3 lines to stderr"
     assert Finding("symlink", "x is a link").text() == "x is a link"
+    no_id = Finding("error_outside_tests", "E", "nb", "cell 4")
+    assert no_id.text() == "nb: E (cell 4)"
 
 
 def test_to_json_leaves_the_files_out_and_round_trips_the_rest():
@@ -71,3 +74,29 @@ def test_to_json_leaves_the_files_out_and_round_trips_the_rest():
     for name in NotebookResult.FILES:
         setattr(expected.notebooks["rnn_cells"], name, None)
     assert back == expected
+
+
+def test_text_from_a_submission_is_plain_text_in_report_md(tmp_path):
+    """An error message the learner wrote: no section, row, link or HTML of its
+    own in report.md, and every character of it still there to read."""
+    from coursetools import report
+
+    forged = ("x\n\n## Not graded\n\n| ada | plagiarism <img src=x onerror=alert(1)> "
+              "[link](https://e.org) `code` *em* a\\b |")
+    error = Finding("error_outside_tests", f"ValueError: {forged}", "rnn_cells")
+    path = report.write(tmp_path, "rnn", {"eve": graded([error])},
+                        {"eve": (1.0, 2.0)}, not_graded={"bob": forged})
+    text = path.read_text()
+    assert [line for line in text.splitlines() if line.startswith("#")] == [
+        "# Grading report: rnn", "## Not graded", "## Needs a look", "### Details",
+        "## Everyone"]
+    table_rows = [line for line in text.splitlines() if line.startswith("|")]
+    # two or three columns a row: no cell was split or added
+    assert {line.count("|") - line.count("\\|") for line in table_rows} == {3, 4}
+    forged_lines = [line for line in text.splitlines() if "plagiarism" in line]
+    assert len(forged_lines) == 2  # bob's why, eve's details
+    for line in forged_lines:  # each markup character is escaped
+        line = line.split("plagiarism", 1)[1]
+        assert not re.search(r"(?<!\\)[<>\[\]`*]", line.replace("\\\\", "")), line
+    assert "\\<img src=x onerror=alert(1)\\>" in text
+    assert "\\[link\\](https://e.org) \\`code\\` \\*em\\* a\\\\b \\|" in text

@@ -16,6 +16,7 @@ never written: :func:`check_submission` returns new notebooks.
 
 from __future__ import annotations
 
+import collections
 import copy
 import difflib
 import json
@@ -33,6 +34,9 @@ from coursetools.results import Finding
 VALID_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # nbformat 4.5's cell id pattern
 # What `nbgrader submit` writes beside the notebooks (release_feedback reads both).
 NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
+# Far beyond any notebook a learner writes; reading and checking a larger one
+# would hold up every other student's grading in the parent.
+MAX_NOTEBOOK_MB, MAX_CELLS = 50, 5000
 
 
 def text_of(cell) -> str:
@@ -61,6 +65,10 @@ def is_locked_cell(m: dict) -> bool:
 # -- reading ------------------------------------------------------------------
 def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | None]:
     """A valid v4 notebook rebuilt from `path`, or None and the reason."""
+    if (size := path.stat().st_size) > MAX_NOTEBOOK_MB * 2**20:
+        return None, Finding("too_large", f"{path.name} is {size / 2**20:.0f} MB, more "
+                             f"than the {MAX_NOTEBOOK_MB} MB a notebook may have; "
+                             "not graded")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -82,6 +90,10 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
             return None, Finding("not_a_notebook", f"{path.name} has no list of "
                                  "cells; not graded")
+        if len(data["cells"]) > MAX_CELLS:
+            return None, Finding("too_large", f"{path.name} has {len(data['cells'])} "
+                                 f"cells, more than the {MAX_CELLS} a notebook may "
+                                 "have; not graded")
         return rebuild(data), None
     except Exception as error:  # noqa: BLE001 (any malformed structure)
         return None, Finding("not_a_notebook", f"{path.name} is not a readable "
@@ -101,6 +113,8 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
     metadata = data.get("metadata")
     if isinstance(metadata, dict):
         nb.metadata.update(copy.deepcopy(metadata))
+    # The grader keeps its findings there: a student's own would be taken for them.
+    nb.metadata.pop("coursetools", None)
     cells = [c for c in data["cells"] if isinstance(c, dict)]
     given = [c.get("id") if isinstance(c.get("id"), str)
              and VALID_ID.fullmatch(c["id"]) else None for c in cells]
@@ -141,6 +155,8 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
 # -- matching file names ------------------------------------------------------
 def gids_of(path: Path) -> set[str]:
     try:
+        if path.stat().st_size > MAX_NOTEBOOK_MB * 2**20:
+            return set()
         data = json.loads(path.read_text(encoding="utf-8"))
         return {g for g in (grade_id(c) for c in data.get("cells", [])) if g}
     except Exception:  # noqa: BLE001
@@ -155,8 +171,9 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
     """
     # A symbolic link could point at any file the grader may read (solutions/).
     links = sorted(p for p in folder.rglob("*") if p.is_symlink())
-    found = sorted(p for p in folder.glob("*.ipynb")
-                   if not p.name.startswith(".") and not p.is_symlink())
+    # Regular files only: reading a named pipe would wait for ever.
+    found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith(".")
+                   and not p.is_symlink() and p.is_file())
     matched = {name: folder / f"{name}.ipynb" for name in expected
                if (folder / f"{name}.ipynb") in found}
     spare = [p for p in found if p not in matched.values()]
@@ -196,6 +213,10 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                          "assignment; ignored") for path in spare]
     findings += [Finding("symlink", f"{link.relative_to(folder)} is a symbolic link; "
                          "links are never followed") for link in links]
+    findings += [Finding("extra_file", f"{odd.relative_to(folder)} is not a regular "
+                         "file (a pipe, socket or device); never read")
+                 for odd in folder.rglob("*")
+                 if not (odd.is_symlink() or odd.is_dir() or odd.is_file())]
     findings += [Finding("extra_file", f"{other} was handed in beside the notebook; "
                          "grading never gives it to the notebook")
                  for other in others if not other.endswith(".ipynb")]
@@ -221,10 +242,11 @@ def restore_stripped(nb, release, findings: list[Finding], name: str) -> None:
     by_text = {}
     for gid in missing:
         by_text.setdefault(normalised_text(ref[gid]), []).append(gid)
+    texts = collections.Counter(normalised_text(c) for c in plain)
     for cell in plain:
-        gids = by_text.get(normalised_text(cell), [])
-        twins = [c for c in plain if normalised_text(c) == normalised_text(cell)]
-        if len(gids) == 1 and len(twins) == 1 and normalised_text(cell):
+        text = normalised_text(cell)
+        gids = by_text.get(text, [])
+        if len(gids) == 1 and texts[text] == 1 and text:
             _set_meta(cell, ref[gids[0]])
             restored.append(gids[0])
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import copy
 import re
 
+import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+from traitlets import Bool
 
 from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 
@@ -111,6 +113,30 @@ class _RememberedHighlight(Highlight2HTML):
 
 
 HIGHLIGHTED: dict[tuple, str] = {}
+
+# What Markdown and plain HTML outputs are made of. nbconvert's own clean_html
+# allows too little of it (it would show <p>, <h1> and <th> as text).
+MARKUP = {"a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1",
+          "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre",
+          "span", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr",
+          "ul"}
+
+
+def _harmless(tag: str, name: str, value: str) -> bool:
+    if name in ("class", "id", "title", "alt", "align"):
+        return True
+    if tag == "img" and name == "src":  # scripts in an image (SVG) do not run
+        return not value.startswith("data:") or value.startswith("data:image/")
+    return tag == "a" and name == "href" and not value.startswith("data:")
+
+
+def clean(html: str) -> str:
+    """HTML from a submission with its markup kept and no script, style, form,
+    frame or event handler: a page the instructor opens runs nothing of it."""
+    return bleach.clean(str(html), tags=MARKUP, attributes=_harmless,
+                        protocols={"http", "https", "mailto", "data"})
+
+
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 
 
@@ -127,6 +153,15 @@ class FeedbackExporter(HTMLExporter):
     Code is highlighted once per source and process (:class:`_RememberedHighlight`).
     """
 
+    # HTML outputs through `clean`; JavaScript and widget outputs left out.
+    sanitize_html = Bool(True).tag(config=True)
+
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        # A student's Markdown cell may hold raw HTML: nbgrader's feedback
+        # template renders it unsanitized whatever sanitize_html says.
+        return clean(super().markdown2html(context, source))
+
     def _create_environment(self):
         environment = super()._create_environment()
         environment.bytecode_cache = COMPILED_TEMPLATES
@@ -139,6 +174,7 @@ class FeedbackExporter(HTMLExporter):
         self.register_filter("highlight_code", self.filters.get(
             "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
+        self.register_filter("clean_html", clean)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)

@@ -390,8 +390,7 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
             {n: nbformat.writes(nb) if nb is not None else None
              for n, nb in notebooks.items()},
             submitted_as, findings,
-            stamp.read_text(errors="replace")[:100]
-            if stamp.is_file() and not stamp.is_symlink() else None)
+            _head(stamp) if stamp.is_file() and not stamp.is_symlink() else None)
 
     def on_result(result: StudentResult) -> None:
         started = time.monotonic()
@@ -417,6 +416,12 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))
     summary.grading_seconds = time.monotonic() - pool_started
+
+
+def _head(path: Path, size: int = 100) -> str:
+    """The first characters of a small text file a student hands in, of any size."""
+    with path.open("rb") as handle:
+        return handle.read(size).decode(errors="replace")
 
 
 def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from coursetools.course import ANALYSIS_PAGE
@@ -15,6 +16,12 @@ UNSAFE_WARNING = (
     "machine where the sandbox works."
 )
 COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details"]
+
+
+def _md(text) -> str:
+    """Text from a submission, shown in report.md as one line of plain text: no
+    markup, link, image or HTML of its own, nor a row or a section of the report."""
+    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", " ".join(str(text).split()))
 
 
 def _duration(seconds: float) -> str:
@@ -64,14 +71,18 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
               f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
-        lines += [f"| {s} | {why} |" for s, why in sorted(not_graded.items())] + [""]
+        lines += [f"| {_md(s)} | {_md(why)} |" for s, why in sorted(not_graded.items())]
+        lines += [""]
+    row = "| {} | {:g} | {} |"
     if look:
         lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
-        lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in look]
+        lines += [row.format(_md(r["student"]), r["score"], _md(r["issues"]))
+                  for r in look]
         lines += ["", "### Details", ""]
-        lines += [f"- **{r['student']}**: {r['details']}" for r in look] + [""]
+        lines += [f"- **{_md(r['student'])}**: {_md(r['details'])}" for r in look]
+        lines += [""]
     lines += ["## Everyone", "", "| student | score | notes |", "|---|---|---|"]
-    lines += [f"| {r['student']} | {r['score']:g} | {r['issues']} |" for r in rows]
+    lines += [row.format(_md(r["student"]), r["score"], _md(r["issues"])) for r in rows]
     md_path = folder / "report.md"
     md_path.write_text("\n".join(lines) + "\n")
     return md_path

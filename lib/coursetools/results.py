@@ -19,6 +19,7 @@ LABELS = {
     "not_utf8": "not UTF-8 (not graded)",
     "invalid_json": "invalid JSON (not graded)",
     "not_a_notebook": "not a notebook (not graded)",
+    "too_large": "notebook too large (not graded)",
     "missing_notebook": "notebook missing",
     "extra_notebook": "extra notebook ignored",
     "renamed": "renamed notebook",
@@ -62,6 +63,8 @@ class Finding:
 
     def text(self) -> str:
         where = f" (cell {self.cell})" if self.cell else ""
+        if self.cell and self.cell.startswith("cell "):  # a cell without a grade id
+            where = f" ({self.cell})"
         return (f"{self.notebook}: " if self.notebook else "") + self.message + where
 
 

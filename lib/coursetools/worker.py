@@ -76,7 +76,10 @@ def add_folder(digest, base: Path) -> None:
     """Feed every regular file under `base`, its path and its bytes, to `digest`."""
     files = sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink())
     for path in files:
-        digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes())
+        digest.update(str(path.relative_to(base)).encode() + b"\0")
+        with path.open("rb") as handle:  # a block at a time: any size fits in memory
+            while block := handle.read(1 << 20):
+                digest.update(block)
 
 
 def source_digest(root: Path, assignment: str) -> str:
@@ -94,7 +97,8 @@ def run(context: Context, job: Job) -> StudentResult:
     """Grade one student; every failure becomes the result, never an exception."""
     with _one_at_a_time:
         started = time.monotonic()
-        watchdog = Watchdog(context.settings["budget"])
+        watchdog = Watchdog(context.settings["budget"],
+                            memory_mb=context.settings["memory_mb"])
         try:
             grader = _graders.get(context.run_id)
             if grader is None:
@@ -109,6 +113,11 @@ def run(context: Context, job: Job) -> StudentResult:
             )
         finally:
             watchdog.cancel()
+        if watchdog.flooded:
+            result.findings.append(Finding(
+                "memory", "the kernel sent more output than the grader could hold "
+                f"(over {context.settings['memory_mb']} MB, its own memory cap) while "
+                "a test ran; the kernel was stopped"))
         result.token = job.token
         result.worker = f"{socket.gethostname()}:{os.getpid()}"
         result.seconds = round(time.monotonic() - started, 2)
@@ -121,13 +130,32 @@ class Watchdog:
     First its kernels and judges, so that nbclient gives up on the notebook; if
     the job still has not ended a minute later, the whole process: the pool sees
     a dead worker and tries the student once more, alone.
+
+    The same happens when this process grows by more than `memory_mb`: a
+    kernel's output waits here until it is read, and while a test runs in the
+    judge nothing reads it, so a kernel could otherwise fill this memory.
     """
 
-    def __init__(self, budget: float, grace: float = 60):
+    def __init__(self, budget: float, grace: float = 60, memory_mb: int = 0):
         self.grace, self.lock, self.cancelled = grace, threading.Lock(), False
+        self.flooded, self.done = False, threading.Event()
         self.timers = [threading.Timer(budget, self._stop_children)]
         self.timers[0].daemon = True
         self.timers[0].start()
+        if memory_mb:
+            import psutil
+
+            me = psutil.Process()
+            limit = me.memory_info().rss + memory_mb * 2**20
+            threading.Thread(target=self._watch_memory, args=(me, limit),
+                             daemon=True).start()
+
+    def _watch_memory(self, me, limit: int) -> None:
+        while not self.done.wait(0.1):
+            if me.memory_info().rss > limit:
+                self.flooded = True
+                self._stop_children()
+                return
 
     def _stop_children(self) -> None:
         import psutil
@@ -143,6 +171,7 @@ class Watchdog:
                 last.start()
 
     def cancel(self) -> None:
+        self.done.set()
         with self.lock:
             self.cancelled = True
             for timer in self.timers:
