@@ -204,6 +204,27 @@ return errors
 """, {})
 
 
+# -- ch01 Parts (c) and (e) -----------------------------------------------------------
+mistake("ch01 encoder_decoder_forward multiplies by W_hy", "ch01",
+        "ex_encoder_decoder_forward", """
+N, H = x.shape[0], enc_params["W_hh"].shape[0]
+h_enc, _ = rnnlib.rnn_forward(x, np.zeros((N, H)), enc_params)
+context = h_enc[np.arange(N), np.asarray(lengths) - 1]
+h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+return h_dec @ W_hy + b_y
+""", dict.fromkeys(["test_encoder_decoder_shapes",
+                    "test_encoder_decoder_own_last_step",
+                    "test_encoder_decoder_values"],
+                   "h_dec @ W_hy.T + b_y, not by W_hy"))
+mistake("ch01 remember_first_params without a flag unit", "ch01",
+        "ex_remember_first_params", """
+H = V
+return {"W_ih": 10.0 * np.eye(V), "W_hh": 30.0 * np.eye(V), "b_ih": np.zeros(H),
+        "b_hh": np.zeros(H), "W_hy": np.eye(V), "b_y": np.zeros(V)}
+""", {"test_remember_first_params_short": "Every symbol that occurs is stored",
+      "test_remember_first_params_long": "sequences of length 300"})
+
+
 # -- ch02 Parts 1 to 3 -------------------------------------------------------------
 mistake("ch02 pack_params returns a list (valid)", "ch02", "ex_packed_step", (
     'return [np.hstack((params["W_ih"], params["W_hh"])), '
