@@ -270,6 +270,14 @@ return int(np.ceil(np.log(threshold / g_norm) / np.log(rho)))
 """, None), {"test_predicted_distance": "equal is not below"})
 
 
+# -- ch05 Part 1: a blank answer fails every test cell on its own call ------------
+mistake("ch05 lstm_step_jacobian left blank", "ch05", "ex_lstm_step_jacobian",
+        "raise NotImplementedError()", dict.fromkeys(
+            ["test_jacobian_cell_path", "test_jacobian_h_from_c",
+             "test_jacobian_c_from_h", "test_jacobian_h_from_h"],
+            "NotImplementedError"))
+
+
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
