@@ -270,6 +270,24 @@ return int(np.ceil(np.log(threshold / g_norm) / np.log(rho)))
 """, None), {"test_predicted_distance": "equal is not below"})
 
 
+mistake("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
+        "ex_truncated_grads", """
+N, T, _ = x.shape
+W_hh = params["W_hh"]
+h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
+gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
+delta = np.asarray(g, dtype=float)
+for t in range(T - 1, max(T - k, 0) - 1, -1):
+    da = delta * (1 - h_seq[:, t] ** 2)
+    gr["W_ih"] += da.T @ x[:, t]
+    gr["W_hh"] += da.T @ h_seq[:, t - 1]
+    gr["b_ih"] += da.sum(0)
+    gr["b_hh"] += da.sum(0)
+    delta = da @ W_hh
+return gr
+""", {"test_truncated_full_bptt": "a negative index wraps round"})
+
+
 # -- ch05 Part 1: a blank answer fails every test cell on its own call ------------
 mistake("ch05 lstm_step_jacobian left blank", "ch05", "ex_lstm_step_jacobian",
         "raise NotImplementedError()", dict.fromkeys(
