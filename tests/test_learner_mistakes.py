@@ -296,6 +296,40 @@ mistake("ch05 lstm_step_jacobian left blank", "ch05", "ex_lstm_step_jacobian",
             "NotImplementedError"))
 
 
+# -- ch06 Parts 1, 2 and 4 ------------------------------------------------------------
+mistake("ch06 torch_lstm_to_keras in float32", "ch06", "ex_torch_lstm_to_keras", """
+return [params["W_ih"].T.astype(np.float32), params["W_hh"].T.astype(np.float32),
+        (params["b_ih"] + params["b_hh"]).astype(np.float32)]
+""", {"test_lstm_to_keras_outputs_agree": "float32's rounding"})
+mistake("ch06 packed_lstm in float32", "ch06", "ex_packed_lstm", """
+T = x.shape[1]
+model = nn.LSTM(x.shape[2], params["W_hh"].shape[1], batch_first=True)
+params_to_torch(params, model)
+packed = pack_padded_sequence(torch.as_tensor(x, dtype=torch.float32),
+                              torch.as_tensor(lengths), batch_first=True,
+                              enforce_sorted=False)
+with torch.no_grad():
+    out, (h, c) = model(packed)
+h_seq, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+return (h_seq.numpy().astype(np.float64), h[0].numpy().astype(np.float64),
+        c[0].numpy().astype(np.float64))
+""", dict.fromkeys(["test_packed_lstm_final_states", "test_packed_lstm_outputs"],
+                   "float32's rounding"))
+mistake("ch06 left_padded_last_states flips time", "ch06",
+        "ex_left_padded_last_states", """
+model = nn.GRU(x.shape[2], params["W_hh"].shape[1], batch_first=True,
+               dtype=torch.float64)
+params_to_torch(params, model)
+packed = pack_padded_sequence(torch.as_tensor(np.ascontiguousarray(x[:, ::-1])),
+                              torch.as_tensor(np.asarray(lengths)), batch_first=True,
+                              enforce_sorted=False)
+with torch.no_grad():
+    _, h = model(packed)
+return h[0].numpy()
+""", dict.fromkeys(["test_left_padded_last_states", "test_left_padded_edge_cases"],
+                   "BACKWARDS"))
+
+
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
