@@ -104,7 +104,8 @@ def mistake(name: str, chapter: str, answer_id: str, code, fails: dict[str, str]
 
 
 # -- ch03 Part 1, grad_check ---------------------------------------------------------
-def _ch03_grad_check(numeric_line: str, *, inner: str = "") -> str:
+def _ch03_grad_check(numeric_line: str) -> str:
+    """The solution's grad_check with another numerical derivative."""
     return f"""
 errors = {{}}
 for name, value in params.items():
@@ -116,7 +117,7 @@ for name, value in params.items():
         value[ix] = old - h
         loss_minus = float(loss_fn(params))
         value[ix] = old
-        {inner}numeric[ix] = {numeric_line}
+        numeric[ix] = {numeric_line}
     errors[name] = rel_error(grads[name], numeric)
 return errors
 """
