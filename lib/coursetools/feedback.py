@@ -11,6 +11,7 @@ pages.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 
 import bleach
@@ -130,6 +131,7 @@ def _harmless(tag: str, name: str, value: str) -> bool:
     return tag == "a" and name == "href" and not value.startswith("data:")
 
 
+@functools.lru_cache(maxsize=4096)  # the release's Markdown is on every page
 def clean(html: str) -> str:
     """HTML from a submission with its markup kept and no script, style, form,
     frame or event handler: a page the instructor opens runs nothing of it."""
@@ -160,7 +162,7 @@ class FeedbackExporter(HTMLExporter):
     def markdown2html(self, context, source):
         # A student's Markdown cell may hold raw HTML: nbgrader's feedback
         # template renders it unsanitized whatever sanitize_html says.
-        return clean(super().markdown2html(context, source))
+        return clean(str(super().markdown2html(context, source)))
 
     def _create_environment(self):
         environment = super()._create_environment()
@@ -174,7 +176,7 @@ class FeedbackExporter(HTMLExporter):
         self.register_filter("highlight_code", self.filters.get(
             "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
-        self.register_filter("clean_html", clean)
+        self.register_filter("clean_html", lambda html: clean(str(html)))
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
