@@ -63,9 +63,11 @@ def answered(cell: dict, answers: tuple[str | None, ...]) -> str:
     return "\n".join(out)
 
 
-def run_visible(chapter: str, answers: dict[str, str | tuple]) -> dict[str, str]:
+def run_visible(chapter: str, answers: dict[str, str | tuple],
+                hidden: bool = False) -> dict[str, str]:
     """Run a source notebook with some answers replaced; the first error of every
-    test cell's visible half, by grade_id ('' where it passes)."""
+    test cell's visible half (the whole cell with hidden=True), by grade_id (''
+    where it passes)."""
     namespace: dict = {"__name__": "__main__"}
     results = {}
     for cell in notebook(chapter)["cells"]:
@@ -74,7 +76,8 @@ def run_visible(chapter: str, answers: dict[str, str | tuple]) -> dict[str, str]
         meta = nbtools.nbgrader_meta(cell)
         grade_id = meta.get("grade_id", cell.get("id", "?"))
         if meta.get("grade"):
-            text = visible_half(nbtools.source(cell))
+            text = nbtools.source(cell)
+            text = text if hidden else visible_half(text)
         else:
             replacement = answers.get(grade_id, ())
             if isinstance(replacement, str):
@@ -331,6 +334,37 @@ return h[0].numpy()
                    "BACKWARDS"))
 
 
+# -- Cheats: answers that change the test's own arrays in place ---------------------
+# The grader writes a learner's in-place changes to argument arrays back into the
+# judge's arrays, so a test that derives its expected value or limit from its
+# inputs after the call can be fooled (zero params and grads, return zeros). Each
+# cheat must earn nothing: every test cell of its part fails, hidden half included,
+# and the visible half's message names what the answer did.
+CHEATS: dict[str, Case] = {}
+
+
+def cheat(name: str, chapter: str, answer_id: str, code, fails: dict[str, str]):
+    CHEATS[name] = (chapter, answer_id, code, fails)
+
+
+# ch04 Part 4: clip nothing, zero the caller's params and grads, return zeros
+# (3 points before: test_adaptive_clip_properties and _units_independent).
+cheat("ch04 adaptive_clip zeroes params and grads in place", "ch04", "ex_adaptive_clip",
+      """
+for name in grads:
+    params[name][...] = 0
+    grads[name][...] = 0
+return {name: np.zeros(np.shape(g)) for name, g in grads.items()}
+""", dict.fromkeys(["test_adaptive_clip_by_hand", "test_adaptive_clip_properties",
+                    "test_adaptive_clip_units_independent"], "changed params"))
+# ch04 Part 2: both functions return 0, which agree with each other
+# (1 point before: test_prediction_matches_measurement).
+cheat("ch04 predicted and measured distance both return 0", "ch04",
+      "ex_vanishing_distance", ("return 0", "return 0"),
+      {"test_predicted_distance": "expected 4", "test_measured_distance": "expected 4",
+       "test_prediction_matches_measurement": "both are wrong"})
+
+
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
@@ -350,3 +384,17 @@ def test_a_mistake_fails_its_own_visible_test_only(case):
             f"{case}: the message of {grade_id} should say {phrase!r}; "
             f"it is {failed[grade_id]!r}"
         )
+
+
+@pytest.mark.parametrize("case", sorted(CHEATS))
+def test_a_cheat_earns_nothing(case):
+    chapter, answer_id, code, fails = CHEATS[case]
+    visible = run_visible(chapter, {answer_id: code})
+    for grade_id, phrase in fails.items():
+        assert phrase in visible[grade_id], (
+            f"{case}: the message of {grade_id} should say {phrase!r}; "
+            f"it is {visible[grade_id]!r}"
+        )
+    whole = run_visible(chapter, {answer_id: code}, hidden=True)
+    earned = sorted(grade_id for grade_id in fails if not whole[grade_id])
+    assert not earned, f"{case} passes {earned} with the hidden tests"
