@@ -208,6 +208,51 @@ return errors
 """, {})
 
 
+
+# -- ch03 Part 5, leaky_rnn_backward: each bug has its own test cell ----------------
+def _ch03_leaky(line3: str, line4: str) -> str:
+    """The given leaky_rnn_backward with lines [3] and [4] as written here."""
+    return f"""
+x, h0, h_seq, u_seq = cache["x"], cache["h0"], cache["h_seq"], cache["u_seq"]
+p, alpha = cache["params"], cache["alpha"]
+da = np.zeros_like(h_seq)
+dh_prev = np.zeros_like(h0)
+for t in reversed(range(h_seq.shape[1])):
+    dh = dh_seq[:, t] + dh_prev
+    du = alpha * dh
+    {line3}
+    {line4}
+h_prev_seq = np.concatenate([h0[:, None], h_seq[:, :-1]], axis=1)
+return {{"x": da @ p["W_ih"], "h0": dh_prev,
+        "W_ih": np.einsum("nth,ntd->hd", da, x),
+        "W_hh": np.einsum("nth,ntk->hk", da, h_prev_seq),
+        "b_ih": da.sum(axis=(0, 1)), "b_hh": da.sum(axis=(0, 1))}}
+"""
+
+
+LEAKY = ("ch03", "ex_leaky_rnn_backward")
+BUG3 = "da[:, t] = du * (1 - h_seq[:, t] ** 2)"
+FIX3 = "da[:, t] = du * (1 - u_seq[:, t] ** 2)"
+BUG4 = 'dh_prev = da[:, t] @ p["W_hh"]'
+FIX4 = 'dh_prev = (1 - alpha) * dh + da[:, t] @ p["W_hh"]'
+TANH_TEST, PATH_TEST = "test_leaky_through_tanh", "test_leaky_leak_path"
+TANH_SAYS, PATH_SAYS = "which cached array holds tanh(a_t)", "more than one path"
+# Fixing one bug earns that bug's cell; the other bug's cell names the other bug.
+mistake("ch03 leaky fixes neither bug", *LEAKY, _ch03_leaky(BUG3, BUG4),
+        {TANH_TEST: TANH_SAYS, PATH_TEST: PATH_SAYS})
+mistake("ch03 leaky fixes only the tanh bug", *LEAKY, _ch03_leaky(FIX3, BUG4),
+        {PATH_TEST: PATH_SAYS})
+mistake("ch03 leaky fixes only the leak path", *LEAKY, _ch03_leaky(BUG3, FIX4),
+        {TANH_TEST: TANH_SAYS})
+mistake("ch03 leaky leaks dh_prev, not dh", *LEAKY, _ch03_leaky(
+    FIX3, 'dh_prev = (1 - alpha) * dh_prev + da[:, t] @ p["W_hh"]'),
+        {PATH_TEST: PATH_SAYS})
+mistake("ch03 leaky takes tanh of h_t", *LEAKY, _ch03_leaky(
+    "da[:, t] = du * (1 - np.tanh(h_seq[:, t]) ** 2)", FIX4), {TANH_TEST: TANH_SAYS})
+mistake("ch03 leaky recomputes u_t from h_t (valid)", *LEAKY, _ch03_leaky(
+    "u_t = (h_seq[:, t] - (1 - alpha) * (h_seq[:, t - 1] if t > 0 else h0)) / alpha; "
+    "da[:, t] = du * (1 - u_t ** 2)", FIX4), {})
+
 # -- ch01 Parts (c) and (e) -----------------------------------------------------------
 mistake("ch01 encoder_decoder_forward multiplies by W_hy", "ch01",
         "ex_encoder_decoder_forward", """
