@@ -475,6 +475,32 @@ def test_a_pipe_named_like_the_notebook_is_reported_and_never_opened(tmp_path):
     assert "nb.ipynb is not a regular file" in next(
         f.message for f in findings if f.code == "extra_file")
 
+
+def test_any_file_name_or_depth_is_reported_as_text(tmp_path):
+    """A name that is not UTF-8, and folders nested past PATH_MAX: each is told
+    about in text the report can write, and nothing stops the check."""
+    write(tmp_path / "nb.ipynb", notebook_with("answer"))
+    (tmp_path / os.fsdecode(b"notes\xff.txt")).write_text("y")
+    (tmp_path / os.fsdecode(b"\xfe.ipynb")).write_text("{}")
+    here = os.getcwd()
+    try:  # 25 folders of 200 bytes, each made from the last
+        os.chdir(tmp_path)
+        for _ in range(25):
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+        Path("deep.ipynb").write_text("{}")
+    finally:
+        os.chdir(here)
+    matched, findings = match_files(tmp_path, {"nb": {"answer"}})
+    assert matched == {"nb": tmp_path / "nb.ipynb"}
+    messages = sorted(f.message for f in findings)
+    assert messages == [
+        "notes\ufffd.txt was handed in beside the notebook; grading never gives it "
+        "to the notebook",
+        "\ufffd.ipynb is not part of the assignment; ignored"]
+    for message in messages:
+        message.encode("utf-8")  # writable in report.md
+
 # -- restore_stripped -----------------------------------------------------------
 def stripped(cell):
     cell = copy.deepcopy(cell)

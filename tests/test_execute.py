@@ -248,6 +248,27 @@ def test_findings_come_in_the_order_of_the_cells(guarded):
                                 "kernel_died"]
 
 
+
+def test_errors_count_towards_the_cap_and_each_cell_keeps_its_first_one_cut():
+    """showtraceback() adds any number of error outputs to a cell, each as large
+    as the learner likes; and many cells each just under the cap add up."""
+    flood = ("try:\n    raise ValueError('E' * 50_000)\nexcept ValueError:\n"
+             "    for _ in range(5):\n        get_ipython().showtraceback()")
+    many = [code("print('x' * 899)") for _ in range(25)]  # 900 characters each
+    nb, resources, _ = run(new_notebook(cells=[code(flood), *many]), timeout=20,
+                           notebook_timeout=120, max_output_bytes=2000)
+    errors = [o for o in nb.cells[0].outputs if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].evalue == "E" * 10_000
+    assert sum(map(len, errors[0].traceback)) <= 10_000
+    kept = [texts(cell) for cell in nb.cells[1:]]
+    # The notebook keeps 20 * 2000 characters: the flood's cut error (at most
+    # 20,000), then at least 22 whole prints, and then the budget has run out.
+    assert all(k == "x" * 899 + "\n" for k in kept[:22])
+    assert kept[-1] == "\n[... 900 more characters of output not kept ...]\n"
+    assert sum(map(len, kept[:-1])) + 20_000 <= 40_000 + 900
+    # the four errors after the first were dropped, and said so
+    assert findings_of(resources, "huge_output")[0]["message"].startswith("cell 0: ")
+
 @pytest.fixture(scope="module")
 def over_budget():
     """A notebook whose 3 s budget runs out in its first cell (cell timeout 30 s)."""

@@ -279,17 +279,9 @@ def test_the_remembered_highlights_are_bounded():
     assert 0 < len(HIGHLIGHTED) < 100
 
 
-def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
-    nb = new_notebook(cells=[new_markdown_cell(
-        "# Mine\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>"
-        '<img src="x" onerror="alert(2)"> <a href="javascript:alert(3)">link</a>'),
-        new_code_cell("show()", outputs=[
-            new_output("display_data", data={"text/html": "<b>bold</b><script>"
-                                             "alert(4)</script><iframe src='x'>"}),
-            new_output("display_data", data={"application/javascript": "alert(5)"}),
-            new_output("display_data", data={"text/markdown": "<style>*{}</style>"
-                                             "\n\n*md*"})])])
-    # nbgrader's own feedback template, as GenerateFeedback sets it up
+def feedback_page(nb) -> tuple[str, BeautifulSoup, list]:
+    """The page nbgrader's own feedback template makes, as GenerateFeedback sets
+    it up, parsed, and the tags that would run a script (alert) of the page's."""
     formgrader = Path(nbgrader.__file__).parent / "server_extensions/formgrader"
     templates = formgrader / "templates"
     css = formgrader / "static/node_modules/bootstrap/dist/css"
@@ -301,11 +293,43 @@ def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
     soup = BeautifulSoup(page, "html.parser")
     mine = [t for t in soup.find_all(True) if "alert(" in t.get_text()
             or any("alert(" in str(v) for v in t.attrs.values())]
-    assert not [t for t in mine if t.name in ("script", "iframe", "style")
-                or any(k.startswith("on") for k in t.attrs)
-                or str(t.get("href", "")).startswith("javascript:")]
+    return page, soup, [t for t in mine if t.name in ("script", "iframe", "style")
+                        or any(k.startswith("on") for k in t.attrs)
+                        or "javascript:" in str(t.get("href", ""))]
+
+
+def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
+    nb = new_notebook(cells=[new_markdown_cell(
+        "# Mine\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>"
+        '<img src="x" onerror="alert(2)"> <a href="javascript:alert(3)">link</a>'
+        ' <a href="files/javascript:alert(6)">six</a> [seven](files/javascript:'
+        "alert(7))"),
+        new_code_cell("show()", outputs=[
+            new_output("display_data", data={"text/html": "<b>bold</b><script>"
+                                             "alert(4)</script><iframe src='x'>"}),
+            new_output("display_data", data={"application/javascript": "alert(5)"}),
+            new_output("display_data", data={"text/markdown": "<style>*{}</style>"
+                                             "\n\n*md*"})])])
+    page, soup, scripts = feedback_page(nb)
+    assert not scripts
     assert "alert(5)" not in page  # JavaScript outputs are left out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text
     names = [t.name for t in soup.find_all(True)]
     assert {"h1", "table", "th", "td", "b", "em"} <= set(names)
     assert soup.find("img", src="x") is not None  # the image stays, its handler goes
+
+
+
+def test_an_images_size_from_the_kernel_adds_no_attribute():
+    """nbconvert writes width and height unquoted: a string could add onerror."""
+    output = new_output("display_data", data={"image/png": PIXEL}, metadata={
+        "image/png": {"width": "1 onerror=alert(8)", "height": 7},
+        "height": "2 onload=alert(9)"})
+    top_level = new_output("display_data", data={"image/png": PIXEL},
+                           metadata={"width": "3 onerror=alert(10)"})
+    graded = new_notebook(cells=[new_code_cell("plot()", outputs=[output, top_level])])
+    safe = hide_hidden_tests(graded, new_notebook(), set())
+    _, soup, scripts = feedback_page(safe)
+    assert not scripts
+    assert soup.find("img", height="7") is not None  # a number stays
+    assert graded.cells[0].outputs[0].metadata["height"] == "2 onload=alert(9)"

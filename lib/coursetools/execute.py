@@ -63,10 +63,25 @@ def _error_output(ename: str, evalue: str):
 
 
 def _message_size(content: dict) -> int:
-    size = len(content.get("text", "") or "")
+    size = len(content.get("text", "") or "") + len(str(content.get("evalue", "")))
+    size += sum(len(str(line)) for line in content.get("traceback") or [])
     for value in (content.get("data") or {}).values():
         size += len(value) if isinstance(value, str) else len(str(value))
     return size
+
+
+def _cut_error(content: dict, limit: int = 10_000) -> dict:
+    """An error output of at most about 2 * `limit` characters: its message's
+    head, and the last lines of its traceback, where the error is."""
+    lines, size = [], 0
+    for line in reversed([str(line)[:limit] for line in content.get("traceback")
+                          or []]):
+        if size + len(line) > limit:
+            break
+        lines.insert(0, line)
+        size += len(line)
+    return {**content, "evalue": str(content.get("evalue", ""))[:limit],
+            "traceback": lines}
 
 
 class GuardedExecute(Execute):
@@ -77,7 +92,8 @@ class GuardedExecute(Execute):
         5, help="Seconds a timed-out kernel has to answer the interrupt."
     ).tag(config=True)
     max_output_bytes = Integer(
-        1_000_000, help="Output kept per cell; the rest is dropped (errors are kept)."
+        1_000_000, help="Output kept per cell, and 20 times it per notebook; the rest "
+        "is dropped (a cell's first error is kept, cut to about 20,000 characters)."
     ).tag(config=True)
 
     def _event(self, code: str, cell, message: str) -> None:
@@ -90,6 +106,7 @@ class GuardedExecute(Execute):
         self._deadline = monotonic() + self.notebook_timeout
         self._stop_reason = None
         self._kept, self._dropped = Counter(), Counter()  # characters per cell
+        self._errored = set()  # cells that have kept an error output
         try:
             return super().preprocess(nb, resources, km=km)
         finally:
@@ -212,9 +229,16 @@ class GuardedExecute(Execute):
 
     # -- output cap -----------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):
-        if msg["msg_type"] != "error":
+        if msg["msg_type"] == "error" and cell_index not in self._errored:
+            # What scores a test zero: always kept, but cut.
+            self._errored.add(cell_index)
+            msg = {**msg, "content": _cut_error(msg["content"])}
+            self._kept[cell_index] += _message_size(msg["content"])
+            self._kept[None] += _message_size(msg["content"])  # the notebook's
+        else:
             size = _message_size(msg["content"])
-            room = self.max_output_bytes - self._kept[cell_index]
+            room = min(self.max_output_bytes - self._kept[cell_index],
+                       20 * self.max_output_bytes - self._kept[None])
             if size > room and msg["msg_type"] == "stream" and room > 0:
                 # Keep the head of the message that crosses the cap, so the
                 # instructor sees what the output was.
@@ -226,6 +250,7 @@ class GuardedExecute(Execute):
                 self._dropped[cell_index] += size
                 return None
             self._kept[cell_index] += size
+            self._kept[None] += size
         return super().output(outs, msg, display_id, cell_index)
 
 

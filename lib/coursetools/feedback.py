@@ -17,7 +17,7 @@ import re
 import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
-from nbconvert.filters import Highlight2HTML
+from nbconvert.filters import Highlight2HTML, strip_files_prefix
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import Bool
 
@@ -65,12 +65,23 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
         if ref is not None and is_locked_cell(meta(ref)):
             cell.source = text_of(ref)
         for output in cell.get("outputs", []):
+            _numeric_sizes(output.get("metadata", {}))
             if output.output_type != "error":
                 continue
             text = ANSI.sub("", "\n".join(output.get("traceback", [])))
             if any(_quotes_secret(line, secret) for line in text.splitlines()):
                 output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_NOTE]
     return nb
+
+
+def _numeric_sizes(metadata: dict) -> None:
+    """nbconvert writes an image's width and height into the page unquoted: a
+    string there could add an attribute (onerror=...). Only numbers stay."""
+    for level in [metadata, *(v for v in metadata.values() if isinstance(v, dict))]:
+        for key in ("width", "height"):
+            if key in level and (isinstance(level[key], bool)
+                                 or not isinstance(level[key], int | float)):
+                del level[key]
 
 
 def _quotes_secret(line: str, secret: set[str]) -> bool:
@@ -158,12 +169,6 @@ class FeedbackExporter(HTMLExporter):
     # HTML outputs through `clean`; JavaScript and widget outputs left out.
     sanitize_html = Bool(True).tag(config=True)
 
-    @jinja2.pass_context
-    def markdown2html(self, context, source):
-        # A student's Markdown cell may hold raw HTML: nbgrader's feedback
-        # template renders it unsanitized whatever sanitize_html says.
-        return clean(str(super().markdown2html(context, source)))
-
     def _create_environment(self):
         environment = super()._create_environment()
         environment.bytecode_cache = COMPILED_TEMPLATES
@@ -177,6 +182,11 @@ class FeedbackExporter(HTMLExporter):
             "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
         self.register_filter("clean_html", lambda html: clean(str(html)))
+        # Every template renders Markdown as markdown2html | strip_files_prefix,
+        # nbgrader's feedback template unsanitized whatever sanitize_html says:
+        # cleaned after the prefix goes, as files/javascript:... turns into a link.
+        self.register_filter("strip_files_prefix",
+                             lambda html: clean(strip_files_prefix(str(html))))
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)

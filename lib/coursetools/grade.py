@@ -177,7 +177,14 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
 
     def submit(student: str) -> None:
         attempts[student] += 1
-        job = make_job(student, secrets.token_hex(16))
+        try:
+            job = make_job(student, secrets.token_hex(16))
+        except Exception as error:  # noqa: BLE001 (one submission cannot stop all)
+            failed = StudentResult.failed(student, "", "the submission could not be "
+                                          f"read: {type(error).__name__}: {error}")
+            failed.attempts = attempts[student]
+            on_result(failed)
+            return
         future = current[0].submit(work, context, job)
         running[future] = (job, current[0])
 

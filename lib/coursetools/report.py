@@ -24,6 +24,14 @@ def _md(text) -> str:
     return re.sub(r"([\\`*\[\]<>|])", r"\\\1", " ".join(str(text).split()))
 
 
+def _not_a_formula(value):
+    """A spreadsheet runs a cell that starts with = + - @ (or a tab or return
+    before one) as a formula: such text from a submission gets a leading '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.1f} days"
@@ -56,7 +64,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     with (folder / "report.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _not_a_formula(v) for k, v in row.items()} for row in rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
     n_late = sum(1 for r in rows if late.get(r["student"]))

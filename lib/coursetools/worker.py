@@ -73,13 +73,16 @@ class Job:
 
 
 def add_folder(digest, base: Path) -> None:
-    """Feed every regular file under `base`, its path and its bytes, to `digest`."""
-    files = sorted(p for p in base.rglob("*") if p.is_file() and not p.is_symlink())
-    for path in files:
-        digest.update(str(path.relative_to(base)).encode() + b"\0")
-        with path.open("rb") as handle:  # a block at a time: any size fits in memory
-            while block := handle.read(1 << 20):
-                digest.update(block)
+    """Feed every regular file under `base`, its path and its bytes, to `digest`
+    (a file that cannot be read, its path and the error's number)."""
+    for path in checks.walk(base)["file"]:
+        digest.update(os.fsencode(path.relative_to(base)) + b"\0")
+        try:
+            with path.open("rb") as handle:  # a block at a time: any size fits
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        except OSError as error:
+            digest.update(f"\0unreadable {error.errno}".encode())
 
 
 def source_digest(root: Path, assignment: str) -> str:
@@ -116,8 +119,8 @@ def run(context: Context, job: Job) -> StudentResult:
         if watchdog.flooded:
             result.findings.append(Finding(
                 "memory", "the kernel sent more output than the grader could hold "
-                f"(over {context.settings['memory_mb']} MB, its own memory cap) while "
-                "a test ran; the kernel was stopped"))
+                f"(over {context.settings['memory_mb']} MB, its own memory cap); the "
+                "kernel was stopped"))
         result.token = job.token
         result.worker = f"{socket.gethostname()}:{os.getpid()}"
         result.seconds = round(time.monotonic() - started, 2)
