@@ -409,6 +409,26 @@ cheat("ch04 predicted and measured distance both return 0", "ch04",
       {"test_predicted_distance": "expected 4", "test_measured_distance": "expected 4",
        "test_prediction_matches_measurement": "both are wrong"})
 
+# ch01 Part (b): zero x in place and return zeros
+# (1 point before: test_causal_windows_edge_cases compared with x after the call).
+cheat("ch01 causal_windows zeroes x in place", "ch01", "ex_causal_windows", """
+x[...] = 0
+return np.zeros(x.shape[:2] + (k * x.shape[2],))
+""", {"test_causal_windows_one_feature": "got [[0.0, 0.0], [0.0, 0.0]",
+      "test_causal_windows_features_together": "got",
+      "test_causal_windows_edge_cases": "changed x in place"})
+# ch01 Part (c): zero both RNNs' weights in place, so that every decoder state is 0
+# and the scores are b_y (1 point before: test_encoder_decoder_own_last_step, whose
+# hidden half took its oracle after the call and did not compare the params dicts).
+cheat("ch01 encoder_decoder_forward zeroes the RNN weights in place", "ch01",
+      "ex_encoder_decoder_forward", """
+for p in (enc_params, dec_params):
+    for value in p.values():
+        value[...] = 0
+return np.zeros((x.shape[0], y_in.shape[1], len(b_y))) + b_y
+""", {"test_encoder_decoder_own_last_step": "changed enc_params",
+      "test_encoder_decoder_values": "did not change its scores"})
+
 
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
