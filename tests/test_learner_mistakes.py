@@ -428,6 +428,36 @@ for p in (enc_params, dec_params):
 return np.zeros((x.shape[0], y_in.shape[1], len(b_y))) + b_y
 """, {"test_encoder_decoder_own_last_step": "changed enc_params",
       "test_encoder_decoder_values": "did not change its scores"})
+# ch06 Part 2: zero lengths in place (every step is padding) and return zeros
+# (2 points before: test_packed_lstm_outputs took its padding mask after the call).
+cheat("ch06 packed_lstm zeroes lengths in place", "ch06", "ex_packed_lstm", """
+N, T, _ = x.shape
+H = params["W_hh"].shape[1]
+lengths[...] = 0
+return np.zeros((N, T, H)), np.zeros((N, H)), np.zeros((N, H))
+""", dict.fromkeys(["test_packed_lstm_final_states", "test_packed_lstm_outputs"],
+                   "packed_lstm changed lengths in place"))
+# ch06 Part 3: zero Keras's weights in place and return zeros of the right shapes
+# (3 points before: test_bigru_names_and_shapes, a shapes-only test, and
+# test_bigru_whole_model, which set the Keras model's weights after the call).
+cheat("ch06 keras_bigru_to_torch zeroes weights in place", "ch06",
+      "ex_keras_bigru_to_torch", """
+state = {}
+for layer in range(num_layers):
+    for direction, suffix in enumerate(("", "_reverse")):
+        first = 6 * layer + 3 * direction
+        kernel, recurrent, bias = weights[first : first + 3]
+        tag = f"l{layer}{suffix}"
+        state[f"weight_ih_{tag}"] = np.zeros(kernel.T.shape)
+        state[f"weight_hh_{tag}"] = np.zeros(recurrent.T.shape)
+        state[f"bias_ih_{tag}"] = np.zeros(bias.shape[1])
+        state[f"bias_hh_{tag}"] = np.zeros(bias.shape[1])
+for w in weights:
+    w[...] = 0
+return state
+""", {"test_bigru_names_and_shapes": "keras_bigru_to_torch changed weights",
+      "test_bigru_first_layer_forward": "keras_bigru_to_torch changed weights",
+      "test_bigru_whole_model": "keras_bigru_to_torch changed weights"})
 
 
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
