@@ -82,3 +82,18 @@ def chromium():
         pytest.skip(str(error))
     yield browser
     browser.quit()
+
+
+def nested_past_path_max(top: Path, file_name: str) -> None:
+    """25 folders of 200 bytes under `top`, past Linux's PATH_MAX (4,096 bytes),
+    each made from the last by its descriptor, and an empty file at the bottom."""
+    fd = os.open(top, os.O_DIRECTORY)
+    try:
+        for _ in range(25):
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open(file_name, os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    finally:
+        os.close(fd)

@@ -21,7 +21,7 @@ import nbformat
 import nbgrader.api
 import nbgrader.utils
 import pytest
-from conftest import ROOT
+from conftest import ROOT, nested_past_path_max
 from coursetools import checks
 from coursetools.checks import (
     RecordedDeduplicateIds,
@@ -482,15 +482,7 @@ def test_any_file_name_or_depth_is_reported_as_text(tmp_path):
     write(tmp_path / "nb.ipynb", notebook_with("answer"))
     (tmp_path / os.fsdecode(b"notes\xff.txt")).write_text("y")
     (tmp_path / os.fsdecode(b"\xfe.ipynb")).write_text("{}")
-    here = os.getcwd()
-    try:  # 25 folders of 200 bytes, each made from the last
-        os.chdir(tmp_path)
-        for _ in range(25):
-            os.mkdir("d" * 200)
-            os.chdir("d" * 200)
-        Path("deep.ipynb").write_text("{}")
-    finally:
-        os.chdir(here)
+    nested_past_path_max(tmp_path, "deep.ipynb")
     matched, findings = match_files(tmp_path, {"nb": {"answer"}})
     assert matched == {"nb": tmp_path / "nb.ipynb"}
     messages = sorted(f.message for f in findings)

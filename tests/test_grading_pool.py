@@ -17,6 +17,7 @@ from unittest import mock
 
 import jsonschema
 import pytest
+from conftest import nested_past_path_max
 from coursetools import grade as grade_module
 from coursetools import worker
 from coursetools.results import StudentResult
@@ -188,16 +189,7 @@ def test_any_file_name_or_depth_is_hashed_without_an_error(tmp_path):
     (folder / "a" / "ok.txt").write_text("x")
     weird = os.fsdecode(b"notes\xff\xfe.txt")  # not UTF-8
     (folder / weird).write_text("y")
-    (folder / "x").mkdir()
-    here = os.getcwd()
-    try:  # 25 folders of 200 bytes, past PATH_MAX (4,096), each made from the last
-        os.chdir(folder / "x")
-        for _ in range(25):
-            os.mkdir("d" * 200)
-            os.chdir("d" * 200)
-        Path("deep.txt").write_text("z")
-    finally:
-        os.chdir(here)
+    nested_past_path_max(folder, "deep.txt")
     import hashlib
 
     first, again = hashlib.sha256(), hashlib.sha256()
