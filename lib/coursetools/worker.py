@@ -140,8 +140,8 @@ class Watchdog:
     """
 
     def __init__(self, budget: float, grace: float = 60, memory_mb: int = 0):
-        self.grace, self.lock, self.cancelled = grace, threading.Lock(), False
-        self.flooded, self.done = False, threading.Event()
+        self.grace, self.lock, self.done = grace, threading.Lock(), threading.Event()
+        self.flooded = False
         self.timers = [threading.Timer(budget, self._stop_children)]
         self.timers[0].daemon = True
         self.timers[0].start()
@@ -167,16 +167,15 @@ class Watchdog:
             with contextlib.suppress(psutil.Error):
                 child.kill()
         with self.lock:
-            if not self.cancelled:
+            if not self.done.is_set():
                 last = threading.Timer(self.grace, os._exit, args=(70,))
                 last.daemon = True
                 self.timers.append(last)
                 last.start()
 
     def cancel(self) -> None:
-        self.done.set()
         with self.lock:
-            self.cancelled = True
+            self.done.set()
             for timer in self.timers:
                 timer.cancel()
 
