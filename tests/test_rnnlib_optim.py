@@ -11,21 +11,42 @@ def _grads(rng, scale):
             "b": scale * rng.standard_normal(3)}
 
 
+def _torch_clip_grad_norm(grads, max_norm):
+    """torch.nn.utils.clip_grad_norm_ in float64 on copies of grads."""
+    tensors = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
+               for g in grads.values()]
+    for t, g in zip(tensors, grads.values(), strict=True):
+        t.grad = torch.tensor(g)
+    total = torch.nn.utils.clip_grad_norm_(tensors, max_norm=max_norm).item()
+    return {name: t.grad.numpy() for name, t in zip(grads, tensors, strict=True)}, total
+
+
 @pytest.mark.parametrize("scale", [0.01, 1.0, 100.0])
 def test_clip_grad_norm_matches_torch(scale):
     rng = np.random.default_rng(0)
     grads = _grads(rng, scale)
     before = {k: v.copy() for k, v in grads.items()}
     clipped, total = rnnlib.clip_grad_norm(grads, max_norm=1.0)
-    tensors = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True)
-               for g in grads.values()]
-    for t, g in zip(tensors, grads.values(), strict=True):
-        t.grad = torch.tensor(g)
-    torch_total = torch.nn.utils.clip_grad_norm_(tensors, max_norm=1.0)
-    assert np.isclose(total, torch_total.item(), rtol=1e-14)
-    for t, name in zip(tensors, grads, strict=True):
-        np.testing.assert_allclose(clipped[name], t.grad.numpy(), rtol=1e-14)
+    torch_clipped, torch_total = _torch_clip_grad_norm(grads, max_norm=1.0)
+    assert np.isclose(total, torch_total, rtol=1e-14)
+    for name in grads:
+        np.testing.assert_allclose(clipped[name], torch_clipped[name], rtol=1e-14)
         np.testing.assert_array_equal(grads[name], before[name])  # not in place
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_clip_grad_norm_nonfinite_matches_torch(bad):
+    # A NaN norm must not let the finite entries through unscaled (Python's
+    # min(1.0, nan) is 1.0): PyTorch makes every entry NaN. An inf norm gives
+    # a scale of 0, so inf entries become NaN and the others 0.
+    grads = {"W": np.array([[bad, 1.0], [3.0, -2.0]]), "b": np.array([2.0, 0.5])}
+    with np.errstate(invalid="ignore"):  # 0 * inf
+        clipped, total = rnnlib.clip_grad_norm(grads, max_norm=1.0)
+    torch_clipped, torch_total = _torch_clip_grad_norm(grads, max_norm=1.0)
+    np.testing.assert_equal(total, torch_total)  # NaN equals NaN here
+    for name in grads:
+        # assert_array_equal counts NaN in the same places as equal
+        np.testing.assert_array_equal(clipped[name], torch_clipped[name])
 
 
 def test_clip_grad_value_matches_torch():

@@ -12,8 +12,11 @@ def clip_grad_norm(grads, max_norm):
     """Rescale all gradients together so their global L2 norm is <= max_norm.
 
     ``total_norm = sqrt(sum over arrays of sum(g**2))``; every array is
-    multiplied by ``min(1, max_norm / (total_norm + 1e-6))``, exactly as
+    multiplied by ``min(1, max_norm / (total_norm + 1e-6))``, as
     ``torch.nn.utils.clip_grad_norm_`` does (the 1e-6 avoids dividing by 0).
+    Also as in PyTorch, a non-finite norm is not hidden: a NaN norm makes
+    every entry NaN, and an inf norm gives a scale of 0 (inf entries become
+    NaN, the others 0).
 
     Parameters
     ----------
@@ -28,7 +31,8 @@ def clip_grad_norm(grads, max_norm):
     Taught in: Chapter 4 (Vanishing and exploding gradients).
     """
     total_norm = float(np.sqrt(sum(np.sum(np.square(g)) for g in grads.values())))
-    scale = min(1.0, max_norm / (total_norm + 1e-6))
+    # np.minimum keeps a NaN (Python's min(1.0, nan) would return 1.0)
+    scale = np.minimum(1.0, max_norm / (total_norm + 1e-6))
     clipped = {name: g * np.asarray(scale, dtype=g.dtype) for name, g in grads.items()}
     return clipped, total_norm
 
