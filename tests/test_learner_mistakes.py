@@ -465,6 +465,23 @@ return state
       "test_bigru_whole_model": "keras_bigru_to_torch changed weights"})
 
 
+# -- One mistake, hidden halves included -------------------------------------------
+# The grader runs the hidden halves too. A mistake must cost the cells of its own
+# part that check what it got wrong, and no cell that checks something else (a
+# shapes cell, a "leaves the arguments alone" cell, a cell whose hidden half
+# re-grades the values another cell grades), and a non-working answer (zeros, a
+# constant) must earn nothing of its part.
+WHOLE: dict[str, tuple[str, str, str | tuple, set[str]]] = {}
+
+
+def costs(name: str, chapter: str, answer_id: str, code, cells: set[str]):
+    """With the hidden halves run, exactly `cells` fail."""
+    WHOLE[name] = (chapter, answer_id, code, set(cells))
+
+
+# -- more cases above this line --
+
+
 @pytest.mark.parametrize("chapter", ["ch01", "ch02", "ch03", "ch04", "ch05", "ch06"])
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
@@ -498,3 +515,14 @@ def test_a_cheat_earns_nothing(case):
     whole = run_visible(chapter, {answer_id: code}, hidden=True)
     earned = sorted(grade_id for grade_id in fails if not whole[grade_id])
     assert not earned, f"{case} passes {earned} with the hidden tests"
+
+
+@pytest.mark.parametrize("case", sorted(WHOLE))
+def test_a_mistake_costs_its_own_cells_hidden_included(case):
+    chapter, answer_id, code, cells = WHOLE[case]
+    whole = run_visible(chapter, {answer_id: code}, hidden=True)
+    failed = {k: v for k, v in whole.items() if v}
+    assert set(failed) == cells, (
+        f"{case} should cost {sorted(cells)}; with the hidden halves it fails "
+        f"{ {k: v[:200] for k, v in failed.items()} }"
+    )
