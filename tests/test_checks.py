@@ -465,6 +465,41 @@ def test_a_link_named_like_the_notebook_is_flagged_and_never_read(tmp_path):
 
 
 
+@pytest.mark.parametrize("level", ["assignment folder", "student folder"])
+def test_a_linked_submission_folder_is_flagged_and_never_read(tmp_path, level):
+    """An unpacked archive can hold submitted/<student>/<assignment> as a link to
+    solutions/ (full marks and the solutions in the feedback) or to a
+    classmate's folder (their work graded as one's own)."""
+    secret = write(tmp_path / "solutions" / "a1" / "nb.ipynb",
+                   notebook_with("answer", "test_f"))
+    student = tmp_path / "submitted" / "mallory"
+    if level == "student folder":
+        student.parent.mkdir()
+        student.symlink_to(secret.parent.parent, target_is_directory=True)
+    else:
+        student.mkdir(parents=True)
+        (student / "a1").symlink_to(secret.parent, target_is_directory=True)
+    release = nbformat.from_dict(notebook_with("answer", "test_f"))
+    notebooks, submitted_as, findings = check_submission(student / "a1",
+                                                         {"nb": release})
+    assert notebooks == {"nb": None} and submitted_as == {"nb": None}
+    assert codes(findings) == ["symlink"]
+    assert "mallory/a1" in findings[0].message
+    assert "nb.ipynb" not in findings[0].message  # nothing behind it was listed
+
+
+def test_a_submission_folder_in_a_linked_course_folder_is_read(tmp_path):
+    """The instructor may keep submitted/ itself behind a link."""
+    elsewhere = tmp_path / "disk" / "submitted"
+    write(elsewhere / "ann" / "a1" / "nb.ipynb", notebook_with("answer", "test_f"))
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "submitted").symlink_to(elsewhere, target_is_directory=True)
+    release = nbformat.from_dict(notebook_with("answer", "test_f"))
+    notebooks, _, findings = check_submission(
+        tmp_path / "course" / "submitted" / "ann" / "a1", {"nb": release})
+    assert notebooks["nb"] is not None and not findings
+
+
 def test_a_pipe_named_like_the_notebook_is_reported_and_never_opened(tmp_path):
     os.mkfifo(tmp_path / "nb.ipynb")  # opening it to read would wait for ever
     release = nbformat.from_dict(notebook_with("answer"))

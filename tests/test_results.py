@@ -99,7 +99,25 @@ def test_text_from_a_submission_is_plain_text_in_report_md(tmp_path):
         line = line.split("plagiarism", 1)[1]
         assert not re.search(r"(?<!\\)[<>\[\]`*]", line.replace("\\\\", "")), line
     assert "\\<img src=x onerror=alert(1)\\>" in text
-    assert "\\[link\\](https://e.org) \\`code\\` \\*em\\* a\\\\b \\|" in text
+    # a bare address is no autolink either (GFM makes one of https:// and www.)
+    assert "\\[link\\](https:\\/\\/e.org) \\`code\\` \\*em\\* a\\\\b \\|" in text
+
+
+def test_terminal_escapes_from_a_submission_reach_no_terminal(tmp_path):
+    """A file name made of escape sequences (ESC c clears the screen, ESC P
+    swallows what follows, a carriage return rewrites the line) would let
+    `cat report.md` show a forged report; every such character is shown as its
+    escape, in report.md and report.csv alike, and the message stays readable."""
+    from coursetools import report
+
+    name = "\x1bc\x1bE\x1bM\x1b7\r\x07\x9b2J\u202egpj.exe\x1bPeaten"
+    found = [Finding("extra_file", f"{name} was handed in beside the notebook")]
+    report.write(tmp_path, "rnn", {"eve": graded(findings=found)}, {"eve": (1.0, 2.0)},
+                 not_graded={"bob": f"ValueError: {name}"})
+    for written in ("report.md", "report.csv"):
+        text = (tmp_path / written).read_text()
+        assert all(c.isprintable() for c in text.replace("\n", "")), written
+        assert "x1bc" in text and "u202egpj.exe" in text and "x1bPeaten" in text
 
 
 
@@ -119,3 +137,14 @@ def test_no_cell_of_report_csv_is_a_spreadsheet_formula(tmp_path):
     assert rows["eve"]["details"] == "'" + found[0].text()
     assert rows["eve"]["score"] == "1.0"  # numbers are left alone
     assert "**eve**: =HYPERLINK" in (tmp_path / "report.md").read_text()
+
+
+def test_a_grading_error_reaches_the_terminal_cut():
+    """nbgrader's log can quote a kernel message of the student's making whole
+    (a 2 MB one reached the terminal and report.md): each kept line is cut."""
+    from coursetools.worker import _why
+
+    log = "Traceback (most recent call last):\nNotebookValidationError: " + "F " * 10**6
+    why = _why({"log": log, "error": "NbGraderException: see the above traceback"})
+    assert why.startswith("Traceback") and "NotebookValidationError: F F" in why
+    assert len(why) < 2000

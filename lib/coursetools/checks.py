@@ -415,6 +415,14 @@ class RecordedOverwriteCells(OverwriteCells):
 
 
 # -- a whole submission -------------------------------------------------------
+def linked(folder: Path) -> bool:
+    """Whether submitted/<student>/<assignment> or its student folder is a
+    symbolic link (an unpacked archive can hold one, to solutions/ or to a
+    classmate's folder)."""
+    return os.path.realpath(folder) != os.path.join(
+        os.path.realpath(folder.parent.parent), folder.parent.name, folder.name)
+
+
 def check_submission(folder: Path, releases: dict[str, nbformat.NotebookNode]):
     """Check every expected notebook of one student's submission folder.
 
@@ -423,6 +431,10 @@ def check_submission(folder: Path, releases: dict[str, nbformat.NotebookNode]):
     """
     expected = {n: {grade_id(c) for c in nb.cells if grade_id(c)}
                 for n, nb in releases.items()}
+    if linked(folder):  # nothing behind the link is read
+        return dict.fromkeys(releases), dict.fromkeys(releases), [Finding(
+            "symlink", f"{shown(folder.parent)}/{shown(folder)} is or is under a "
+            "symbolic link; links are never followed")]
     matched, findings = match_files(folder, expected)
     notebooks = {}
     for name, path in matched.items():

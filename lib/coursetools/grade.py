@@ -397,7 +397,8 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
             {n: nbformat.writes(nb) if nb is not None else None
              for n, nb in notebooks.items()},
             submitted_as, findings,
-            _head(stamp) if stamp.is_file() and not stamp.is_symlink() else None)
+            _head(stamp) if stamp.is_file() and not stamp.is_symlink()
+            and not checks.linked(folder) else None)
 
     def on_result(result: StudentResult) -> None:
         started = time.monotonic()
@@ -452,7 +453,7 @@ def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None
             _not_graded_page(dirs[FEEDBACK_DIR], name, reasons)
     # `nbgrader release_feedback` names each page by the submission's secret.
     handed_in = root / SUBMITTED_DIR / student / assignment
-    if dirs[FEEDBACK_DIR].is_dir():
+    if dirs[FEEDBACK_DIR].is_dir() and not checks.linked(handed_in):
         for name in checks.NBGRADER_FILES:
             path = handed_in / name
             if not path.is_symlink() and path.is_file() and path.stat().st_size < 4096:
@@ -487,7 +488,7 @@ def _print_summary(summary: Summary, say) -> None:
     else:
         say("no student needs a look")
     for student, why in sorted(summary.not_graded.items()):
-        say(f"NOT GRADED: {student}: {why}")
+        say(f"NOT GRADED: {student}: {report.plain(why)[:2000]}")
     if summary.unsafe:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")

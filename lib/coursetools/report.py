@@ -18,10 +18,18 @@ UNSAFE_WARNING = (
 COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details"]
 
 
+def plain(text) -> str:
+    """Text from a submission with each character that is not printable (a
+    terminal escape, a carriage return, a bidi override) shown as its escape."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1]
+                   for c in str(text))
+
+
 def _md(text) -> str:
     """Text from a submission, shown in report.md as one line of plain text: no
     markup, link, image or HTML of its own, nor a row or a section of the report."""
-    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", " ".join(str(text).split()))
+    text = re.sub(r"([\\`*\[\]<>|])", r"\\\1", plain(" ".join(str(text).split())))
+    return text.replace("://", ":\\/\\/").replace("www.", "www\\.")  # no autolink
 
 
 def _not_a_formula(value):
@@ -64,7 +72,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     with (folder / "report.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows({k: _not_a_formula(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _not_a_formula(plain(v) if isinstance(v, str) else v)
+                          for k, v in row.items()} for row in rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
     n_late = sum(1 for r in rows if late.get(r["student"]))

@@ -410,4 +410,4 @@ def _last_lines(text: str, n: int = 6) -> str:
               if ("Error" in line or "Exception" in line)
               and "NbGraderException" not in line and "see the" not in line]
     end = errors[-1] + 1 if errors else len(lines)
-    return "\n".join(lines[max(0, end - n):end])
+    return "\n".join(line[:300] for line in lines[max(0, end - n):end])
