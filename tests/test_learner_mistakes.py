@@ -479,6 +479,93 @@ def costs(name: str, chapter: str, answer_id: str, code, cells: set[str]):
     WHOLE[name] = (chapter, answer_id, code, set(cells))
 
 
+# -- ch01 Part (a): one_hot_padded leaves its argument alone (F18) ------------------
+# Writes 0 into the caller's ids at padding; the codes are right (0 points lost before).
+OHP_WRITES_IDS = """
+indices = np.asarray(indices)
+is_pad = indices == pad_id
+bad = ~is_pad & ((indices < 0) | (indices >= V))
+if bad.any():
+    raise ValueError(f"id {indices[bad][0]} is outside [0, {V}) and is not pad_id")
+indices[is_pad] = 0
+out = np.eye(V)[indices]
+out[is_pad] = 0
+return out.astype(dtype)
+"""
+mistake("ch01 one_hot_padded writes into the caller's ids", "ch01", "ex_one_hot_padded",
+        OHP_WRITES_IDS, {"test_one_hot_padded_batch": "changed ids in place"})
+costs("ch01 one_hot_padded writes into the caller's ids", "ch01", "ex_one_hot_padded",
+      OHP_WRITES_IDS, {"test_one_hot_padded_batch"})
+
+# -- ch01 Part (c): a value mistake costs only test_encoder_decoder_values (F4) -----
+# (2/3 before: the hidden half of test_encoder_decoder_own_last_step compared values.)
+ED = ("ch01", "ex_encoder_decoder_forward")
+ED_HEAD = """
+N, H = x.shape[0], enc_params["W_hh"].shape[0]
+h_enc, _ = rnnlib.rnn_forward(x, np.zeros((N, H)), enc_params)
+context = h_enc[np.arange(N), np.asarray(lengths) - 1]
+"""
+costs("ch01 encoder_decoder_forward forgets b_y", *ED, ED_HEAD + """
+h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+return h_dec @ W_hy.T
+""", {"test_encoder_decoder_values"})
+costs("ch01 encoder_decoder_forward takes a softmax of the scores", *ED, ED_HEAD + """
+h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+return rnnlib.softmax(h_dec @ W_hy.T + b_y)
+""", {"test_encoder_decoder_values"})
+costs("ch01 encoder_decoder_forward starts the decoder from zeros", *ED, ED_HEAD + """
+h_dec, _ = rnnlib.rnn_forward(y_in, np.zeros((N, H)), dec_params)
+return h_dec @ W_hy.T + b_y
+""", {"test_encoder_decoder_values"})
+
+# -- ch01 Part (c): zeros or a constant earn nothing (F12, F4's hidden half) -------
+# (1/3 earned before: test_encoder_decoder_shapes compared shapes only.)
+ED_CELLS = {"test_encoder_decoder_shapes", "test_encoder_decoder_own_last_step",
+            "test_encoder_decoder_values"}
+ED_ZEROS = "return np.zeros((x.shape[0], y_in.shape[1], len(b_y)))"
+ED_CONSTANT = "return np.zeros((x.shape[0], y_in.shape[1], len(b_y))) + b_y"
+costs("ch01 encoder_decoder_forward returns zeros", *ED, ED_ZEROS, ED_CELLS)
+costs("ch01 encoder_decoder_forward returns b_y at every step", *ED, ED_CONSTANT,
+      ED_CELLS)
+mistake("ch01 encoder_decoder_forward returns zeros", *ED, ED_ZEROS, {
+    "test_encoder_decoder_shapes": "changing y_in did not change the scores",
+    "test_encoder_decoder_values": "changing the source did not change its scores"})
+
+# -- ch01 Part (d): forgetting / eps costs only the value cells (F5) -------------------
+# (4/4 before: the hidden half of test_step_influence_leaves_x_alone compared values.)
+costs("ch01 step_influence forgets to divide by eps", "ch01", "ex_step_influence", """
+base = np.asarray(forward(x))
+influence = np.zeros(x.shape[1])
+for t in range(x.shape[1]):
+    x_nudged = x.copy()
+    x_nudged[:, t] += eps
+    influence[t] = np.max(np.abs(np.asarray(forward(x_nudged)) - base))
+return influence
+""", {"test_step_influence_linear_model", "test_step_influence_window_vs_rnn"})
+
+
+# -- ch04 Part 5: reading h_seq[:, -1] at t = 0 costs only test_truncated_full_bptt
+# (F11)
+# (2/4 before: the hidden case (1, 1, 1, 1) of test_truncated_one_step put its only
+# step at t = 0.)
+costs("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
+      "ex_truncated_grads", """
+N, T, _ = x.shape
+W_hh = params["W_hh"]
+h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
+gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
+delta = np.asarray(g, dtype=float)
+for t in range(T - 1, max(T - k, 0) - 1, -1):
+    da = delta * (1 - h_seq[:, t] ** 2)
+    gr["W_ih"] += da.T @ x[:, t]
+    gr["W_hh"] += da.T @ h_seq[:, t - 1]
+    gr["b_ih"] += da.sum(0)
+    gr["b_hh"] += da.sum(0)
+    delta = da @ W_hh
+return gr
+""", {"test_truncated_full_bptt"})
+
+
 # -- more cases above this line --
 
 
