@@ -566,6 +566,139 @@ return gr
 """, {"test_truncated_full_bptt"})
 
 
+# -- ch03, hidden halves included (the learner audit's F3, F7, F9, F19, F21) -----
+# Part 1, grad_check: nudging a whole row params[name][i] at once instead of one entry.
+_CH03_ROW_LOOP = """
+errors = {}
+for name, value in params.items():
+    numeric = np.zeros(value.shape)
+    for i in range(value.shape[0]):
+        old = value[i].copy()
+        value[i] = old + h
+        loss_plus = loss_fn(params)
+        value[i] = old - h
+        loss_minus = loss_fn(params)
+        value[i] = old
+        numeric[i] = (loss_plus - loss_minus) / (2 * h)
+    errors[name] = rel_error(grads[name], numeric)
+return errors
+"""
+# F19: the row loop was told "your numerical gradient is 0", "not a mean, not a norm".
+mistake("ch03 grad_check nudges a whole row at once", *GC, _CH03_ROW_LOOP, {
+    "test_grad_check_correct_gradient": "one ENTRY at a time",
+    "test_grad_check_finds_a_wrong_entry": "one ENTRY at a time",
+})
+# F7: the row loop also failed is_centred and restores_params (IndexError on a 0-d
+# array) in their hidden halves: 4 points instead of 2.
+costs("ch03 grad_check nudges a whole row at once", *GC, _CH03_ROW_LOOP,
+      {"test_grad_check_correct_gradient", "test_grad_check_finds_a_wrong_entry"})
+# F7: a mean of the relative errors also failed is_centred's hidden half (a max over
+# 4 entries): 2 points instead of 1.
+costs("ch03 grad_check mean relative error", *GC,
+      MISTAKES["ch03 grad_check mean relative error"][2],
+      {"test_grad_check_finds_a_wrong_entry"})
+
+
+# Part 2, sequence_mean_cross_entropy: a wrong weighting whose dz is the exact
+# gradient of its own loss costs the two by-hand cells, not the gradient check (F3;
+# its hidden half graded the loss against PyTorch again: 4 points instead of 3).
+def _ch03_ce(weight: str) -> str:
+    return f"""
+N, T, V = z.shape
+lengths = np.asarray(lengths)
+real = np.arange(T) < lengths[:, None]
+weight = {weight}
+log_p = log_softmax(z)
+picked = np.take_along_axis(log_p, y[..., None], axis=-1)[..., 0]
+loss = -np.sum(picked * weight)
+dz = (softmax(z) - one_hot(y, V)) * weight[..., None]
+return float(loss), dz
+"""
+
+
+_CH03_CE_BY_HAND = {"test_sequence_ce_loss_by_hand",
+                    "test_sequence_ce_gradient_by_hand"}
+costs("ch03 sequence CE divides by T, dz its gradient", "ch03",
+      "ex_sequence_mean_cross_entropy", _ch03_ce("real / (N * T)"), _CH03_CE_BY_HAND)
+costs("ch03 sequence CE sums per sequence, dz its gradient", "ch03",
+      "ex_sequence_mean_cross_entropy", _ch03_ce("real / N"), _CH03_CE_BY_HAND)
+costs("ch03 sequence CE mean over all real steps, dz its gradient", "ch03",
+      "ex_sequence_mean_cross_entropy", _ch03_ce("real / real.sum()"), _CH03_CE_BY_HAND)
+
+# Part 3, last_state_backward: forgetting the classifier's gradients costs the
+# autograd cell only; the padding cell reads grads["x"] (F9: 3 points instead of 2).
+costs("ch03 last_state_backward forgets W_hy and b_y", "ch03", "ex_last_state_backward",
+      """
+out_grads = affine_backward(dz, cache["out"])
+h_seq = cache["rnn"]["h_seq"]
+dh_seq = np.zeros_like(h_seq)
+dh_seq[np.arange(h_seq.shape[0]), cache["lengths"] - 1] = out_grads["h"]
+return rnn_backward(dh_seq, cache["rnn"])
+""", {"test_last_state_matches_autograd"})
+
+# Part 5, leaky_rnn_backward: both bugs fixed, but a slip in the step from dh_t to
+# da_t (line [2] or [3]) is the tanh cell's alone; the leak-path cell grades the path
+# given the learner's own step (F21: 5 points instead of 2), and the tanh cell's
+# message names alpha.
+_CH03_ALPHA_DROPPED = _ch03_leaky(FIX3, FIX4).replace("du = alpha * dh", "du = dh")
+_CH03_ALPHA_TWICE = _ch03_leaky("da[:, t] = alpha * du * (1 - u_seq[:, t] ** 2)", FIX4)
+mistake("ch03 leaky drops alpha on line [2]", *LEAKY, _CH03_ALPHA_DROPPED,
+        {TANH_TEST: "one factor alpha"})
+mistake("ch03 leaky applies alpha twice", *LEAKY, _CH03_ALPHA_TWICE,
+        {TANH_TEST: "one factor alpha"})
+costs("ch03 leaky drops alpha on line [2]", *LEAKY, _CH03_ALPHA_DROPPED, {TANH_TEST})
+costs("ch03 leaky applies alpha twice", *LEAKY, _CH03_ALPHA_TWICE, {TANH_TEST})
+# -- ch03 guards: these passed before the fixes too; they check that the fixed cells
+# still give nothing to a non-working answer and still fail for their own mistakes.
+# (Uses _ch03_ce from ch03_cases.py: run after it, or concatenate.)
+_CH03_CE_ALL = {"test_sequence_ce_loss_by_hand", "test_sequence_ce_gradient_by_hand",
+                "test_sequence_ce_gradient_check"}
+costs("ch03 sequence CE returns (0.0, zeros)", "ch03", "ex_sequence_mean_cross_entropy",
+      "return 0.0, np.zeros_like(z)", _CH03_CE_ALL)
+costs("ch03 sequence CE dz with the wrong sign", "ch03",
+      "ex_sequence_mean_cross_entropy",
+      _ch03_ce("real / (N * lengths[:, None])").replace(
+          "(softmax(z) - one_hot(y, V))", "(one_hot(y, V) - softmax(z))"),
+      {"test_sequence_ce_gradient_by_hand", "test_sequence_ce_gradient_check"})
+costs("ch03 sequence CE dz not zeroed on padding", "ch03",
+      "ex_sequence_mean_cross_entropy",
+      _ch03_ce("real / (N * lengths[:, None])").replace(
+          "* weight[..., None]", "/ (N * lengths[:, None, None])"),
+      {"test_sequence_ce_gradient_by_hand", "test_sequence_ce_gradient_check"})
+costs("ch03 grad_check returns zeros", *GC, "return {name: 0.0 for name in params}",
+      {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+       "test_grad_check_finds_a_wrong_entry", "test_grad_check_restores_params"})
+costs("ch03 grad_check restores by subtracting", *GC,
+      MISTAKES["ch03 grad_check restores by subtracting"][2],
+      {"test_grad_check_restores_params"})
+costs("ch03 last_state_backward zeros", "ch03", "ex_last_state_backward", """
+grads = rnn_backward(np.zeros_like(cache["rnn"]["h_seq"]), cache["rnn"])
+grads = {k: np.zeros_like(v) for k, v in grads.items()}
+out = affine_backward(dz, cache["out"])
+grads["W_hy"], grads["b_y"] = np.zeros_like(out["W"]), np.zeros_like(out["b"])
+return grads
+""", {"test_last_state_padding_gets_nothing", "test_last_state_matches_autograd"})
+costs("ch03 leaky fixes only the tanh bug", *LEAKY, _ch03_leaky(FIX3, BUG4),
+      {PATH_TEST})
+costs("ch03 leaky fixes only the leak path", *LEAKY, _ch03_leaky(BUG3, FIX4),
+      {TANH_TEST})
+costs("ch03 leaky hands in the buggy function", *LEAKY,
+      "return leaky_rnn_backward_buggy(dh_seq, cache)", {TANH_TEST, PATH_TEST})
+costs("ch03 leaky zeros", *LEAKY, """
+p = cache["params"]
+return {"x": np.zeros_like(cache["x"]), "h0": np.zeros_like(cache["h0"]),
+        **{k: np.zeros_like(p[k]) for k in ("W_ih", "W_hh", "b_ih", "b_hh")}}
+""", {TANH_TEST, PATH_TEST})
+# The leak alone, with nothing through the tanh: the path through W_hh is unchecked
+# unless something gets to da_t, so this earns nothing.
+costs("ch03 leaky leak only, nothing through the tanh", *LEAKY, _ch03_leaky(
+    "da[:, t] = 0 * du", "dh_prev = (1 - alpha) * dh"), {TANH_TEST, PATH_TEST})
+costs("ch03 leaky leaks only dh_seq[:, t]", *LEAKY, _ch03_leaky(
+    FIX3, 'dh_prev = (1 - alpha) * dh_seq[:, t] + da[:, t] @ p["W_hh"]'), {PATH_TEST})
+costs("ch03 leaky forgets da @ W_hh", *LEAKY, _ch03_leaky(
+    FIX3, "dh_prev = (1 - alpha) * dh"), {PATH_TEST})
+
+
 # -- more cases above this line --
 
 
