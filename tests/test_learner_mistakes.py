@@ -699,6 +699,317 @@ costs("ch03 leaky forgets da @ W_hh", *LEAKY, _ch03_leaky(
     FIX3, "dh_prev = (1 - alpha) * dh"), {PATH_TEST})
 
 
+# -- ch02 (cases for the hidden-test audit, /tmp/audit_hidden/REPORT.md) -----------
+# F2, ch02 Part 2: a mistake only in the forward branch costs test_sequence_forward
+# only (4 points before: the hidden half of test_sequence_reverse compared the
+# forward pass too).
+costs("ch02 rnn_sequence_packed forward branch stores the state before each step",
+      "ch02", "ex_sequence_packed", """
+T = x.shape[1]
+h = h0
+if reverse:
+    states = [None] * T
+    for t in range(T - 1, -1, -1):
+        h = rnn_step_packed(x[:, t], h, W, b)
+        states[t] = h
+else:
+    states = []
+    for t in range(T):
+        states.append(h)
+        h = rnn_step_packed(x[:, t], h, W, b)
+return np.stack(states, axis=1)
+""", {"test_sequence_forward"})
+costs("ch02 rnn_sequence_packed forward branch ignores h0", "ch02",
+      "ex_sequence_packed", """
+T = x.shape[1]
+states = [None] * T
+if reverse:
+    h = h0
+    for t in range(T - 1, -1, -1):
+        h = rnn_step_packed(x[:, t], h, W, b)
+        states[t] = h
+else:
+    h = np.zeros_like(h0)
+    for t in range(T):
+        h = rnn_step_packed(x[:, t], h, W, b)
+        states[t] = h
+return np.stack(states, axis=1)
+""", {"test_sequence_forward"})
+
+# F6, ch02 Part 1: a value mistake of rnn_step_packed costs test_step_packed_fixed
+# only (2 points before: the hidden half of test_step_packed_random, a shapes and
+# "leaves its inputs alone" cell, compared values too).
+costs("ch02 rnn_step_packed without tanh", "ch02", "ex_packed_step", (None, """
+return np.concatenate([x_t, h_prev], axis=1) @ W.T + b
+"""), {"test_step_packed_fixed"})
+costs("ch02 rnn_step_packed with [h_prev, x_t]", "ch02", "ex_packed_step", (None, """
+return np.tanh(np.concatenate([h_prev, x_t], axis=1) @ W.T + b)
+"""), {"test_step_packed_fixed"})
+costs("ch02 rnn_step_packed forgets b", "ch02", "ex_packed_step", (None, """
+return np.tanh(np.concatenate([x_t, h_prev], axis=1) @ W.T)
+"""), {"test_step_packed_fixed"})
+costs("ch02 rnn_step_packed adds b outside the tanh", "ch02", "ex_packed_step",
+      (None, """
+return np.tanh(np.concatenate([x_t, h_prev], axis=1) @ W.T) + b
+"""), {"test_step_packed_fixed"})
+
+# F6, ch02 Part 4: a value mistake of jordan_forward costs the value cells, not
+# test_jordan_random (a shapes and "leaves its inputs alone" cell, whose hidden half
+# compared values: 3 points before for the logits fed back, 4 for the softmax over
+# the batch and for p0 ignored).
+costs("ch02 jordan_forward feeds back the logits", "ch02", "ex_jordan", """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    probs.append(p)
+    p = logits
+return np.stack(probs, axis=1)
+""", {"test_jordan_fixed_case"})
+costs("ch02 jordan_forward softmax over the batch axis", "ch02", "ex_jordan", """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max())
+    p = e / e.sum(axis=0, keepdims=True)
+    probs.append(p)
+return np.stack(probs, axis=1)
+""", {"test_jordan_fixed_case", "test_jordan_large_logits"})
+costs("ch02 jordan_forward ignores p0", "ch02", "ex_jordan", """
+p = np.zeros_like(p0)
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    probs.append(p)
+return np.stack(probs, axis=1)
+""", {"test_jordan_fixed_case", "test_jordan_large_logits"})
+# b_hh is 0 in every visible case, so only a hidden half sees it; it is a value
+# mistake, graded by the value cell now (test_jordan_random before).
+costs("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan", """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"] + p @ params["W_yh"].T)
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    probs.append(p)
+return np.stack(probs, axis=1)
+""", {"test_jordan_fixed_case"})
+
+# F15, ch02 Part 5: a rate that never reads W_hh earns nothing (1 point before:
+# test_decay_pure_leak, whose W_hh is 0).
+costs("ch02 leaky_decay_rate returns 1 - mean(alpha)", "ch02", "ex_decay_rate",
+      "return float(1 - np.mean(alpha))",
+      {"test_decay_no_leak", "test_decay_pure_leak", "test_decay_negative_eigenvalue",
+       "test_decay_rotation", "test_decay_per_unit"})
+
+# F20, ch02 Part 3: the forward half kept at padded positions (the state is right,
+# only not zeroed); the torch cell named stepping before.
+mistake("ch02 birnn_padded forward half not zeroed at padding", "ch02",
+        "ex_birnn_padded", """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+h_seq = np.zeros((N, T, 2 * H))
+h = h0_fwd
+for t in range(T):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *fwd), h)
+    h_seq[:, t, :H] = h
+h = h0_bwd
+for t in range(T - 1, -1, -1):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)
+    h_seq[:, t, H:] = np.where(keep, h, 0.0)
+return h_seq
+""", {"test_birnn_padded_forward": "the forward half is not 0 at padded positions",
+      "test_birnn_padded_torch": "the forward half is not 0 at padded positions"})
+
+mistake("ch02 birnn_padded backward half not zeroed at padding", "ch02",
+        "ex_birnn_padded", """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+h_seq = np.zeros((N, T, 2 * H))
+h = h0_fwd
+for t in range(T):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *fwd), h)
+    h_seq[:, t, :H] = np.where(keep, h, 0.0)
+h = h0_bwd
+for t in range(T - 1, -1, -1):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)
+    h_seq[:, t, H:] = h
+return h_seq
+""", {"test_birnn_padded_backward": "the backward half is not 0 at padded positions",
+      "test_birnn_padded_torch": "the backward half is not 0 at padded positions"})
+
+# F23, ch02 Part 5: 1 - alpha + alpha * rho(W_hh) gives 1.0 for the rotation; its
+# message spoke of eigvalsh only.
+mistake("ch02 leaky_decay_rate shifts the spectral radius", "ch02", "ex_decay_rate", """
+H = W_hh.shape[0]
+alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (H,))
+return float(np.max(1 - alpha + alpha * np.abs(np.linalg.eigvals(W_hh)).max()))
+""", {"test_decay_negative_eigenvalue": "(1 - alpha) + alpha * rho(W_hh)",
+      "test_decay_rotation": "1 - alpha + alpha * rho(W_hh) moves the spectral radius",
+      "test_decay_per_unit": "max(1 - alpha + alpha * rho(W_hh))"})
+
+
+# Guards for the ch02 fixes: these pass on the old notebook too; they must still
+# pass after (zeros and constants earn nothing, reverse mistakes cost the reverse
+# cell only, the other messages unchanged).
+costs("ch02 guard the solution itself", "ch02", "ex_packed_step", (None, None), set())
+costs("ch02 guard step zeros", "ch02", "ex_packed_step",
+      (None, "return np.zeros_like(h_prev)"),
+      {"test_step_packed_fixed", "test_step_packed_random"})
+costs("ch02 guard step returns h_prev", "ch02", "ex_packed_step",
+      (None, "return h_prev.copy()"),
+      {"test_step_packed_fixed", "test_step_packed_random"})
+costs("ch02 guard step constant", "ch02", "ex_packed_step",
+      (None, "return np.full((x_t.shape[0], W.shape[0]), 0.5)"),
+      {"test_step_packed_fixed", "test_step_packed_random"})
+costs("ch02 guard step raises", "ch02", "ex_packed_step",
+      (None, "raise NotImplementedError()"),
+      {"test_step_packed_fixed", "test_step_packed_random"})
+costs("ch02 guard pack W_hh first", "ch02", "ex_packed_step", ("""
+W = np.concatenate([params["W_hh"], params["W_ih"]], axis=1)
+return W, params["b_ih"] + params["b_hh"]
+""", None), {"test_pack_params"})
+costs("ch02 guard pack zeros", "ch02", "ex_packed_step", ("""
+H, D = params["W_ih"].shape
+return np.zeros((H, D + H)), np.zeros(H)
+""", None), {"test_pack_params"})
+costs("ch02 guard sequence reverse in reading order", "ch02", "ex_sequence_packed", """
+T = x.shape[1]
+order = range(T - 1, -1, -1) if reverse else range(T)
+states, h = [], h0
+for t in order:
+    h = rnn_step_packed(x[:, t], h, W, b)
+    states.append(h)
+return np.stack(states, axis=1)
+""", {"test_sequence_reverse"})
+costs("ch02 guard sequence ignores reverse", "ch02", "ex_sequence_packed", """
+states, h = [], h0
+for t in range(x.shape[1]):
+    h = rnn_step_packed(x[:, t], h, W, b)
+    states.append(h)
+return np.stack(states, axis=1)
+""", {"test_sequence_reverse"})
+costs("ch02 guard sequence reverse branch ignores h0", "ch02", "ex_sequence_packed", """
+T = x.shape[1]
+states = [None] * T
+h = np.zeros_like(h0) if reverse else h0
+for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    h = rnn_step_packed(x[:, t], h, W, b)
+    states[t] = h
+return np.stack(states, axis=1)
+""", {"test_sequence_reverse"})
+costs("ch02 guard sequence zeros", "ch02", "ex_sequence_packed",
+      "return np.zeros((x.shape[0], x.shape[1], h0.shape[1]))",
+      {"test_sequence_forward", "test_sequence_reverse"})
+costs("ch02 guard sequence h0 repeated", "ch02", "ex_sequence_packed",
+      "return np.repeat(h0[:, None], x.shape[1], axis=1)",
+      {"test_sequence_forward", "test_sequence_reverse"})
+JO = """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    logits = h @ params["W_hy"].T + params["b_y"]
+    {softmax}
+    probs.append(p)
+return np.stack(probs, axis=1)
+"""
+costs("ch02 guard jordan no max shift", "ch02", "ex_jordan", JO.format(
+    softmax="e = np.exp(logits); p = e / e.sum(axis=1, keepdims=True)"),
+    {"test_jordan_large_logits"})
+J3 = {"test_jordan_fixed_case", "test_jordan_large_logits", "test_jordan_random"}
+costs("ch02 guard jordan zeros", "ch02", "ex_jordan",
+      "return np.zeros((x.shape[0], x.shape[1], p0.shape[1]))", J3)
+costs("ch02 guard jordan uniform", "ch02", "ex_jordan",
+      "return np.full((x.shape[0], x.shape[1], p0.shape[1]), 1.0 / p0.shape[1])", J3)
+costs("ch02 guard jordan p0 repeated", "ch02", "ex_jordan",
+      "return np.repeat(p0[:, None], x.shape[1], axis=1)", J3)
+costs("ch02 guard jordan raises", "ch02", "ex_jordan", "raise NotImplementedError()",
+      J3)
+costs("ch02 guard jordan softmax of p0 only", "ch02", "ex_jordan", """
+e = np.exp(p0 - p0.max(axis=1, keepdims=True))
+p = e / e.sum(axis=1, keepdims=True)
+return np.repeat(p[:, None], x.shape[1], axis=1)
+""", J3)
+DR = """
+H = W_hh.shape[0]
+alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (H,))
+M = {M}
+return {ret}
+"""
+costs("ch02 guard decay eigvalsh", "ch02", "ex_decay_rate",
+      DR.format(M="np.diag(1 - alpha) + alpha[:, None] * W_hh",
+                ret="float(np.abs(np.linalg.eigvalsh(M)).max())"),
+      {"test_decay_rotation", "test_decay_per_unit"})
+mistake("ch02 guard decay eigvalsh message", "ch02", "ex_decay_rate",
+        DR.format(M="np.diag(1 - alpha) + alpha[:, None] * W_hh",
+                  ret="float(np.abs(np.linalg.eigvalsh(M)).max())"),
+        {"test_decay_rotation": "eigvalsh", "test_decay_per_unit": "expected 0.7283"})
+costs("ch02 guard decay mean alpha", "ch02", "ex_decay_rate",
+      DR.format(M="(1 - alpha.mean()) * np.eye(H) + alpha.mean() * W_hh",
+                ret="float(np.abs(np.linalg.eigvals(M)).max())"),
+      {"test_decay_per_unit"})
+costs("ch02 guard decay real part", "ch02", "ex_decay_rate",
+      DR.format(M="np.diag(1 - alpha) + alpha[:, None] * W_hh",
+                ret="float(np.linalg.eigvals(M).real.max())"),
+      {"test_decay_rotation", "test_decay_per_unit"})
+costs("ch02 guard decay alpha on the columns (valid)", "ch02", "ex_decay_rate",
+      DR.format(M="np.diag(1 - alpha) + W_hh * alpha",
+                ret="float(np.abs(np.linalg.eigvals(M)).max())"), set())
+costs("ch02 guard decay returns 0", "ch02", "ex_decay_rate", "return 0.0",
+      {"test_decay_no_leak", "test_decay_pure_leak", "test_decay_negative_eigenvalue",
+       "test_decay_rotation", "test_decay_per_unit"})
+BI = """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+h_seq = np.zeros((N, T, 2 * H))
+h = h0_fwd
+for t in range(T):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *fwd), h)
+    h_seq[:, t, :H] = np.where(keep, h, 0.0)
+h = h0_bwd
+for t in range(T - 1, -1, -1):
+    keep = valid[:, t, None]
+    {bwd_update}
+    {bwd_store}
+return h_seq
+"""
+BU = "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)"
+BS = "h_seq[:, t, H:] = np.where(keep, h, 0.0)"
+mistake("ch02 guard birnn backward steps through padding", "ch02", "ex_birnn_padded",
+        BI.format(bwd_update="h = rnn_step_packed(x[:, t], h, *bwd)", bwd_store=BS),
+        {"test_birnn_padded_backward": "has read padding",
+         "test_birnn_padded_torch": "not even zero padding"})
+mistake("ch02 guard birnn backward reset to 0", "ch02", "ex_birnn_padded",
+        BI.format(bwd_update=(
+            "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), 0.0)"),
+                  bwd_store=BS),
+        {"test_birnn_padded_backward": "backward unit 0 is",
+         "test_birnn_padded_torch": "each row must take a step only where"})
+
+
 # -- more cases above this line --
 
 
