@@ -1010,6 +1010,148 @@ mistake("ch02 guard birnn backward reset to 0", "ch02", "ex_birnn_padded",
          "test_birnn_padded_torch": "each row must take a step only where"})
 
 
+# -- ch05 (audit of the hidden halves, /tmp/audit_hidden/REPORT.md) ------------------
+def _ch05_jacobian(tc="c", blocks='np.split(params["W_hh"], 4)',
+                   gterm="\n            + (i * (1 - g * g))[:, None] * W_hg",
+                   croute=" + h_from_c_new[:, None] * c_from_h",
+                   ret="[[h_from_h, np.diag(h_from_c_new * f)],"
+                       " [c_from_h, np.diag(f)]]"):
+    """The solution's lstm_step_jacobian with one piece changed."""
+    return f"""
+H = h_prev.shape[0]
+a = (params["W_ih"] @ x_t + params["b_ih"] + params["W_hh"] @ h_prev + params["b_hh"])
+i, f = sigmoid(a[:H]), sigmoid(a[H : 2 * H])
+g, o = np.tanh(a[2 * H : 3 * H]), sigmoid(a[3 * H :])
+c = f * c_prev + i * g
+tanh_c = np.tanh({tc})
+W_hi, W_hf, W_hg, W_ho = {blocks}
+c_from_h = ((c_prev * f * (1 - f))[:, None] * W_hf
+            + (g * i * (1 - i))[:, None] * W_hi{gterm})
+h_from_c_new = o * (1 - tanh_c * tanh_c)
+h_from_h = (tanh_c * o * (1 - o))[:, None] * W_ho{croute}
+return np.block({ret})
+"""
+
+
+def _ch05_count(b="biases"):
+    """The solution's count_params with another bias count."""
+    return f"""
+blocks = {{"rnn": 1, "gru": 3, "lstm": 4, "lstm_peephole": 4, "lstm_cifg": 3}}
+per_block = H * D + H * H + {b} * H
+peepholes = 3 * H if cell == "lstm_peephole" else 0
+return blocks[cell] * per_block + peepholes
+"""
+
+
+def _ch05_memory(share):
+    return f"""
+final = write_weights(i_seq, f_seq, i_seq.shape[0] - 1)
+marked = np.asarray(marked)
+share = {share}
+return int(np.argmax(share))
+"""
+
+
+LJ5 = ("ch05", "ex_lstm_step_jacobian")
+# F1: a mistake only in dc_t/dc_prev costs test_jacobian_cell_path (1 point), not
+# 5/5: the hidden halves of the next three cells used helpers that the cell-path
+# cell defined after its visible asserts (NameError: JACOBIAN_CASES).
+costs("ch05 lstm_step_jacobian dc/dc_prev = identity (the carousel copies c)", *LJ5,
+      _ch05_jacobian(ret="[[h_from_h, np.diag(h_from_c_new * f)],"
+                         " [c_from_h, np.eye(H)]]"),
+      {"test_jacobian_cell_path"})
+costs("ch05 lstm_step_jacobian dc/dc_prev = diag(f * c_prev)", *LJ5,
+      _ch05_jacobian(ret="[[h_from_h, np.diag(h_from_c_new * f)],"
+                         " [c_from_h, np.diag(f * c_prev)]]"),
+      {"test_jacobian_cell_path"})
+# ... and a mistake in one other block costs only that block's cell (these three
+# passed before too: they guard the move of the helpers).
+costs("ch05 lstm_step_jacobian dh/dc_prev misses the factor f", *LJ5,
+      _ch05_jacobian(ret="[[h_from_h, np.diag(h_from_c_new)],"
+                         " [c_from_h, np.diag(f)]]"),
+      {"test_jacobian_h_from_c"})
+costs("ch05 lstm_step_jacobian returns dc/dh_prev transposed", *LJ5,
+      _ch05_jacobian(ret="[[h_from_h, np.diag(h_from_c_new * f)],"
+                         " [c_from_h.T, np.diag(f)]]"),
+      {"test_jacobian_c_from_h"})
+costs("ch05 lstm_step_jacobian dh/dh_prev only through o", *LJ5,
+      _ch05_jacobian(croute=""), {"test_jacobian_h_from_h"})
+# F22: the messages name transposed W_h* blocks, and h_from_h says "add both" only
+# where a route is missing.
+mistake("ch05 lstm_step_jacobian transposes every W_h* block", *LJ5,
+        _ch05_jacobian(blocks='[w.T for w in np.split(params["W_hh"], 4)]'),
+        dict.fromkeys(["test_jacobian_c_from_h", "test_jacobian_h_from_h"],
+                      "right only where every W_h* block is symmetric"))
+mistake("ch05 lstm_step_jacobian dc/dh_prev misses the candidate's term", *LJ5,
+        _ch05_jacobian(gterm=""),
+        {"test_jacobian_c_from_h": "one term for each",
+         "test_jacobian_h_from_h": "your J[H:, :H] is off"})
+mistake("ch05 lstm_step_jacobian dh/dh_prev only through o (message)", *LJ5,
+        _ch05_jacobian(croute=""),
+        {"test_jacobian_h_from_h": "add the route through c_t"})
+
+CP5 = ("ch05", "ex_count_params")
+# F10: always one bias costs test_count_params_pytorch only (1 point, was 3): the
+# variants cell checks the CIFG count against the learner's own LSTM count.
+costs("ch05 count_params always one bias", *CP5, (_ch05_count(b="1"), None),
+      {"test_count_params_pytorch"})
+mistake("ch05 count_params always one bias (message)", *CP5, (_ch05_count(b="1"), None),
+        {"test_count_params_pytorch": "one bias vector per block"})
+# F16: a tie fits the budget; `<` passed every test before.
+_ch05_matched_lt = """
+budget = count_params("lstm", D, H_lstm)
+H = 0
+while count_params("gru", D, H + 1) < budget:
+    H += 1
+return H
+"""
+costs("ch05 matched_gru_size with < instead of <=", *CP5, (None, _ch05_matched_lt),
+      {"test_matched_gru_size"})
+mistake("ch05 matched_gru_size with < instead of <= (message)", *CP5,
+        (None, _ch05_matched_lt), {"test_matched_gru_size": "a tie fits"})
+
+WW5 = ("ch05", "ex_write_weights")
+# F17: ranking by the input gates alone (the forget gates ignored) passed every test.
+_ch05_input_share = _ch05_memory("i_seq[marked == 1].sum(axis=0) / i_seq.sum(axis=0)")
+costs("ch05 memory_unit ranks by the input gates alone", *WW5,
+      (None, _ch05_input_share), {"test_memory_unit"})
+mistake("ch05 memory_unit ranks by the input gates alone (message)", *WW5,
+        (None, _ch05_input_share), {"test_memory_unit": "forget gate"})
+
+
+# Guards for ch05 (pass before and after the fixes): non-working answers still earn
+# nothing of their part once the variants cell compares CIFG with the learner's own
+# LSTM count and the memory cell has a second made-up pair.
+costs("ch05 count_params returns 0", "ch05", "ex_count_params",
+      ("return 0", None), {"test_count_params_pytorch", "test_count_params_variants"})
+costs("ch05 count_params counts blocks only", "ch05", "ex_count_params",
+      ('return {"rnn": 1, "gru": 3, "lstm": 4, "lstm_peephole": 4,'
+       ' "lstm_cifg": 3}[cell]', None),
+      {"test_count_params_pytorch", "test_count_params_variants"})
+costs("ch05 count_params and matched_gru_size left blank", "ch05", "ex_count_params",
+      ("raise NotImplementedError()", "raise NotImplementedError()"),
+      {"test_count_params_pytorch", "test_count_params_variants",
+       "test_matched_gru_size"})
+costs("ch05 matched_gru_size returns H_lstm", "ch05", "ex_count_params",
+      (None, "return H_lstm"), {"test_matched_gru_size"})
+costs("ch05 lstm_step_jacobian zeros", "ch05", "ex_lstm_step_jacobian",
+      "return np.zeros((2 * len(h_prev), 2 * len(h_prev)))",
+      {"test_jacobian_cell_path", "test_jacobian_h_from_c", "test_jacobian_c_from_h",
+       "test_jacobian_h_from_h"})
+costs("ch05 lstm_step_jacobian identity", "ch05", "ex_lstm_step_jacobian",
+      "return np.eye(2 * len(h_prev))",
+      {"test_jacobian_cell_path", "test_jacobian_h_from_c", "test_jacobian_c_from_h",
+       "test_jacobian_h_from_h"})
+costs("ch05 memory_unit returns 0", "ch05", "ex_write_weights", (None, "return 0"),
+      {"test_memory_unit"})
+costs("ch05 memory_unit returns 1", "ch05", "ex_write_weights", (None, "return 1"),
+      {"test_memory_unit"})
+costs("ch05 write_weights and memory_unit left blank", "ch05", "ex_write_weights",
+      ("raise NotImplementedError()", "raise NotImplementedError()"),
+      {"test_write_weights_by_hand", "test_write_weights_rebuild_cell",
+       "test_memory_unit"})
+
+
 # -- more cases above this line --
 
 
