@@ -1152,6 +1152,171 @@ costs("ch05 write_weights and memory_unit left blank", "ch05", "ex_write_weights
        "test_memory_unit"})
 
 
+# -- ch06 Part 3, keras_bigru_to_torch: a mistake in the layers above the first ----
+def _ch06_bigru_to_torch(first="6 * layer + 3 * direction", bias_ih="bias[0]"):
+    """The solution's keras_bigru_to_torch with another array offset or bias_ih."""
+    return f"""
+state = {{}}
+for layer in range(num_layers):
+    for direction, suffix in enumerate(("", "_reverse")):
+        first = {first}
+        kernel, recurrent, bias = (np.asarray(a) for a in weights[first : first + 3])
+        H = recurrent.shape[0]
+        blocks = np.concatenate([np.arange(H, 2 * H), np.arange(H),
+                                 np.arange(2 * H, 3 * H)])
+        tag = f"l{{layer}}{{suffix}}"
+        state[f"weight_ih_{{tag}}"] = kernel.T[blocks]
+        state[f"weight_hh_{{tag}}"] = recurrent.T[blocks]
+        state[f"bias_ih_{{tag}}"] = {bias_ih}[blocks]
+        state[f"bias_hh_{{tag}}"] = bias[1][blocks]
+return state
+"""
+
+
+# F8: every *_l0 array is right; before, test_bigru_first_layer_forward checked the
+# shapes of every layer and failed too (5/5; now 3/5).
+costs("ch06 keras_bigru_to_torch reads 3 * layer (layers above the first wrong)",
+      "ch06", "ex_keras_bigru_to_torch",
+      _ch06_bigru_to_torch(first="3 * layer + 3 * direction"),
+      {"test_bigru_names_and_shapes", "test_bigru_whole_model"})
+mistake("ch06 keras_bigru_to_torch reads 3 * layer, visible", "ch06",
+        "ex_keras_bigru_to_torch",
+        _ch06_bigru_to_torch(first="3 * layer + 3 * direction"),
+        {"test_bigru_names_and_shapes": "weight_ih_l1 has shape",
+         "test_bigru_whole_model": "weight_ih_l1 has shape"})
+
+# F13: zeros (or fresh random numbers) of the right shapes, Keras's weights left
+# alone, earned test_bigru_names_and_shapes (1/5); now nothing.
+_CH06_BIGRU_FILLED = """
+state = {{}}
+for layer in range(num_layers):
+    for direction, suffix in enumerate(("", "_reverse")):
+        kernel, recurrent, bias = weights[6 * layer + 3 * direction :][:3]
+        tag = f"l{{layer}}{{suffix}}"
+        state[f"weight_ih_{{tag}}"] = {fill}(np.shape(kernel)[::-1])
+        state[f"weight_hh_{{tag}}"] = {fill}(np.shape(recurrent)[::-1])
+        state[f"bias_ih_{{tag}}"] = {fill}(np.shape(bias)[1])
+        state[f"bias_hh_{{tag}}"] = {fill}(np.shape(bias)[1])
+return state
+"""
+costs("ch06 keras_bigru_to_torch returns zeros of the right shapes", "ch06",
+      "ex_keras_bigru_to_torch", _CH06_BIGRU_FILLED.format(fill="np.zeros"),
+      {"test_bigru_names_and_shapes", "test_bigru_first_layer_forward",
+       "test_bigru_whole_model"})
+costs("ch06 keras_bigru_to_torch returns random arrays of the right shapes", "ch06",
+      "ex_keras_bigru_to_torch",
+      _CH06_BIGRU_FILLED.format(fill="np.random.default_rng().standard_normal"),
+      {"test_bigru_names_and_shapes", "test_bigru_first_layer_forward",
+       "test_bigru_whole_model"})
+mistake("ch06 keras_bigru_to_torch returns zeros of the right shapes, visible", "ch06",
+        "ex_keras_bigru_to_torch", _CH06_BIGRU_FILLED.format(fill="np.zeros"),
+        {"test_bigru_names_and_shapes": "does not follow Keras's weights",
+         "test_bigru_first_layer_forward": "differs from the forward GRU",
+         "test_bigru_whole_model": "differ from the Keras model's"})
+
+# -- ch06 Part 5, train_first_vs_last: seeded, but no training -----------------------
+# F14: the seeded initial weights, or seeded random arrays, earned
+# test_training_is_seeded (1/5); now nothing.
+costs("ch06 train_first_vs_last returns the seeded initial weights", "ch06",
+      "ex_train_first_vs_last", """
+torch.manual_seed(seed)
+embed = nn.Embedding(10, 8, padding_idx=0)
+gru = nn.GRU(8, 32, batch_first=True)
+head = nn.Linear(32, 2)
+return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(gru),
+        "W_out": head.weight.detach().numpy().copy(),
+        "b_out": head.bias.detach().numpy().copy()}
+""", {"test_training_is_seeded", "test_training_reaches_97_percent"})
+costs("ch06 train_first_vs_last returns seeded random arrays", "ch06",
+      "ex_train_first_vs_last", """
+rng = np.random.default_rng(seed)
+shapes = {"embedding": (10, 8), "W_ih": (96, 8), "W_hh": (96, 32), "b_ih": (96,),
+          "b_hh": (96,), "W_out": (2, 32), "b_out": (2,)}
+return {k: rng.standard_normal(s) for k, s in shapes.items()}
+""", {"test_training_is_seeded", "test_training_reaches_97_percent"})
+mistake("ch06 train_first_vs_last returns seeded random arrays, visible", "ch06",
+        "ex_train_first_vs_last", """
+rng = np.random.default_rng(seed)
+shapes = {"embedding": (10, 8), "W_ih": (96, 8), "W_hh": (96, 32), "b_ih": (96,),
+          "b_hh": (96,), "W_out": (2, 32), "b_out": (2,)}
+return {k: rng.standard_normal(s) for k, s in shapes.items()}
+""", {"test_training_is_seeded": "2 and 3 steps",
+      "test_training_reaches_97_percent": "at least 97 % is needed"})
+
+
+# Plausible value mistakes that must keep test_bigru_names_and_shapes (F13's new
+# check) and the seeding point (F14's new check). These pass on the old notebook
+# too: they guard the fixes, they do not prove them.
+def _ch06_guard_bigru(first="6 * layer + 3 * direction",
+                      blocks="np.concatenate([np.arange(H, 2 * H), np.arange(H), "
+                             "np.arange(2 * H, 3 * H)])",
+                      w_ih="kernel.T[blocks]", w_hh="recurrent.T[blocks]",
+                      b_ih="bias[0][blocks]", b_hh="bias[1][blocks]"):
+    return f"""
+state = {{}}
+for layer in range(num_layers):
+    for direction, suffix in enumerate(("", "_reverse")):
+        first = {first}
+        kernel, recurrent, bias = (np.asarray(a) for a in weights[first : first + 3])
+        H = recurrent.shape[0]
+        blocks = {blocks}
+        tag = f"l{{layer}}{{suffix}}"
+        state[f"weight_ih_{{tag}}"] = {w_ih}
+        state[f"weight_hh_{{tag}}"] = {w_hh}
+        state[f"bias_ih_{{tag}}"] = {b_ih}
+        state[f"bias_hh_{{tag}}"] = {b_hh}
+return state
+"""
+
+
+_CH06_P3 = "ex_keras_bigru_to_torch"
+_CH06_VALUES = {"test_bigru_first_layer_forward", "test_bigru_whole_model"}
+costs("ch06 guard: gate blocks in Keras's order z, r, h", "ch06", _CH06_P3,
+      _ch06_guard_bigru(blocks="np.arange(3 * H)"), _CH06_VALUES)
+costs("ch06 guard: bias rows swapped", "ch06", _CH06_P3,
+      _ch06_guard_bigru(b_ih="bias[1][blocks]", b_hh="bias[0][blocks]"), _CH06_VALUES)
+costs("ch06 guard: bias rows summed into bias_ih, bias_hh = 0", "ch06", _CH06_P3,
+      _ch06_guard_bigru(b_ih="bias.sum(axis=0)[blocks]", b_hh="np.zeros(3 * H)"),
+      _CH06_VALUES)
+costs("ch06 guard: reshape instead of transpose", "ch06", _CH06_P3,
+      _ch06_guard_bigru(w_ih="kernel.reshape(3 * H, -1)[blocks]",
+                        w_hh="recurrent.reshape(3 * H, H)[blocks]"), _CH06_VALUES)
+costs("ch06 guard: a layer's two directions swapped", "ch06", _CH06_P3,
+      _ch06_guard_bigru(first="6 * layer + 3 * (1 - direction)"), _CH06_VALUES)
+costs("ch06 guard: the reverse direction takes the forward GRU's arrays", "ch06",
+      _CH06_P3, _ch06_guard_bigru(first="6 * layer"), {"test_bigru_whole_model"})
+costs("ch06 guard: float32 arrays", "ch06", _CH06_P3,
+      _ch06_guard_bigru(w_ih="kernel.T[blocks].astype(np.float32)",
+                        w_hh="recurrent.T[blocks].astype(np.float32)",
+                        b_ih="bias[0][blocks].astype(np.float32)",
+                        b_hh="bias[1][blocks].astype(np.float32)"), _CH06_VALUES)
+costs("ch06 guard: train_first_vs_last with lr 1e-3 (too weak, but trains)", "ch06",
+      "ex_train_first_vs_last", """
+torch.manual_seed(seed)
+sampler = torch.Generator().manual_seed(seed)
+embed = nn.Embedding(10, 8, padding_idx=0)
+gru = nn.GRU(8, 32, batch_first=True)
+head = nn.Linear(32, 2)
+weights = [*embed.parameters(), *gru.parameters(), *head.parameters()]
+optimizer = torch.optim.Adam(weights, lr=1e-3)
+ids_t, lengths_t, y_t = (torch.as_tensor(np.asarray(a), dtype=torch.int64)
+                         for a in (x_ids, lengths, y))
+for _ in range(num_steps):
+    rows = torch.randint(0, len(y_t), (64,), generator=sampler)
+    sequences = pack_padded_sequence(embed(ids_t[rows]), lengths_t[rows],
+                                     batch_first=True, enforce_sorted=False)
+    _, h_final = gru(sequences)
+    loss = nn.functional.cross_entropy(head(h_final[0]), y_t[rows])
+    optimizer.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(weights, 1.0)
+    optimizer.step()
+return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(gru),
+        "W_out": head.weight.detach().numpy().copy(),
+        "b_out": head.bias.detach().numpy().copy()}
+""", {"test_training_reaches_97_percent"})
+
+
 # -- more cases above this line --
 
 
