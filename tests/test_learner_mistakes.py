@@ -1317,6 +1317,25 @@ return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(g
 """, {"test_training_reaches_97_percent"})
 
 
+# -- ch02 Part 4: forgetting b_hh is caught by a visible check (every visible case
+# had b_hh = 0, so only the hidden half saw it)
+_JORDAN_NO_B_HH = """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"] + p @ params["W_yh"].T)
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    probs.append(p)
+return np.stack(probs, axis=1)
+"""
+mistake("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan", _JORDAN_NO_B_HH,
+        {"test_jordan_fixed_case": "moved from b_ih into b_hh"})
+costs("ch02 jordan_forward forgets b_hh, hidden included", "ch02", "ex_jordan",
+      _JORDAN_NO_B_HH, {"test_jordan_fixed_case"})
+
+
 # -- more cases above this line --
 
 
