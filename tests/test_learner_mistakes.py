@@ -134,6 +134,7 @@ return errors
 GC = ("ch03", "ex_grad_check")
 mistake("ch03 grad_check returns zeros", *GC, "return {name: 0.0 for name in params}", {
     "test_grad_check_correct_gradient": "not a fixed number",
+    "test_grad_check_is_centred": "called loss_fn 0 times",
     "test_grad_check_finds_a_wrong_entry": "is wrong in its last entry",
     "test_grad_check_restores_params": "did not compute a numerical gradient",
 })
@@ -153,6 +154,7 @@ for k, g in grads.items():
 return errors
 """, {
     "test_grad_check_correct_gradient": "not a fixed number",
+    "test_grad_check_is_centred": "called loss_fn 0 times",
     "test_grad_check_finds_a_wrong_entry": "changed grads['W'] in place",
     "test_grad_check_restores_params": "did not compute a numerical gradient",
 })
@@ -1334,6 +1336,105 @@ mistake("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan", _JORDAN_NO_B_HH
         {"test_jordan_fixed_case": "moved from b_ih into b_hh"})
 costs("ch02 jordan_forward forgets b_hh, hidden included", "ch02", "ex_jordan",
       _JORDAN_NO_B_HH, {"test_jordan_fixed_case"})
+
+
+# -- ch03 Part 1, grad_check: no path around the work (red team finding 5) ----------
+# A grad_check that never calls loss_fn: 0.0 for every key, 1.0 when the given
+# gradient is all 0, and 2e-5 / (2 + 2e-5) on its second call (the visible test's
+# own comment). It earned test_grad_check_correct_gradient and
+# test_grad_check_restores_params: 2 of 4 points.
+def _ch03_fake_grad_check(second: bool, calls_loss: bool) -> str:
+    """The red team's fake; `second` also hard-codes the value that the hidden
+    half of test_grad_check_is_centred printed to more digits than its
+    tolerance (1.030928e-02 in the red team's run, 2.665956e-04 after dafd966);
+    `calls_loss` nudges every entry by +h and -h and calls loss_fn (2 per entry)
+    and puts it back, but never uses the losses."""
+    loop = """
+for name, value in params.items():
+    for ix in np.ndindex(value.shape):
+        old = value[ix]
+        value[ix] = old + h
+        loss_fn(params)
+        value[ix] = old - h
+        loss_fn(params)
+        value[ix] = old
+""" if calls_loss else ""
+    return loop + f"""
+calls = globals().setdefault("_fake_calls", [0])
+calls[0] += 1
+errors = {{}}
+for name in params:
+    if not np.any(grads[name]):
+        errors[name] = 1.0
+    elif h == 0.1 and {second}:
+        errors[name] = 2.665956e-04
+    elif calls[0] == 2:
+        errors[name] = 2e-5 / (2 + 2e-5)
+    else:
+        errors[name] = 0.0
+return errors
+"""
+
+
+_CH03_GC_ALL = {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+                "test_grad_check_finds_a_wrong_entry",
+                "test_grad_check_restores_params"}
+costs("ch03 grad_check never calls loss_fn", *GC,
+      _ch03_fake_grad_check(second=False, calls_loss=False), _CH03_GC_ALL)
+costs("ch03 grad_check hard-codes the value a hidden test printed", *GC,
+      _ch03_fake_grad_check(second=True, calls_loss=False), _CH03_GC_ALL)
+costs("ch03 grad_check calls loss_fn, ignores the losses, hard-codes", *GC,
+      _ch03_fake_grad_check(second=True, calls_loss=True), _CH03_GC_ALL)
+mistake("ch03 grad_check never calls loss_fn", *GC,
+        _ch03_fake_grad_check(second=False, calls_loss=False), {
+            "test_grad_check_correct_gradient": "not a fixed number",
+            "test_grad_check_is_centred": "called loss_fn 0 times",
+            "test_grad_check_finds_a_wrong_entry": "is wrong in its last entry",
+            "test_grad_check_restores_params": "loss_fn was called 0 times",
+        })
+mistake("ch03 grad_check calls loss_fn, ignores the losses, hard-codes", *GC,
+        _ch03_fake_grad_check(second=True, calls_loss=True), {
+            "test_grad_check_correct_gradient": "not a fixed number",
+            "test_grad_check_is_centred": "about 1.7e-7, not less",
+            "test_grad_check_finds_a_wrong_entry": "is wrong in its last entry",
+            "test_grad_check_restores_params": "loss_fn does not read",
+        })
+
+
+# -- ch03 Part 1 guards (pass before and after the fix of red team finding 5) --------
+# A one-sided difference that evaluates the loss once per entry plus once at the
+# start (n + 1 calls) costs the value cells, not the restoring one.
+costs("ch03 grad_check one-sided, n + 1 calls", *GC, """
+errors = {}
+base = float(loss_fn(params))
+for name, value in params.items():
+    numeric = np.zeros(value.shape)
+    for ix in np.ndindex(value.shape):
+        old = value[ix]
+        value[ix] = old + h
+        numeric[ix] = (float(loss_fn(params)) - base) / h
+        value[ix] = old
+    errors[name] = rel_error(grads[name], numeric)
+return errors
+""", {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+      "test_grad_check_finds_a_wrong_entry"})
+costs("ch03 grad_check one-sided", *GC, MISTAKES["ch03 grad_check one-sided"][2],
+      {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+       "test_grad_check_finds_a_wrong_entry"})
+costs("ch03 grad_check divides by h", *GC, MISTAKES["ch03 grad_check divides by h"][2],
+      {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+       "test_grad_check_finds_a_wrong_entry"})
+# Ignoring the h it is given (always 1e-5) costs the hidden half of is_centred only.
+costs("ch03 grad_check ignores h", *GC, _ch03_grad_check(
+    "(loss_plus - loss_minus) / (2 * h)").replace("errors = {}",
+                                                  "errors = {}\nh = 1e-5"),
+    {"test_grad_check_is_centred"})
+costs("ch03 grad_check on copies of params (valid)", *GC,
+      MISTAKES["ch03 grad_check on copies of params (valid)"][2], set())
+costs("ch03 grad_check zeroes grads in place", *GC,
+      MISTAKES["ch03 grad_check zeroes grads in place"][2],
+      {"test_grad_check_correct_gradient", "test_grad_check_is_centred",
+       "test_grad_check_finds_a_wrong_entry", "test_grad_check_restores_params"})
 
 
 # -- more cases above this line --
