@@ -198,6 +198,7 @@ class HostileCatalog:
             *self.reading_secrets(),
             *self.harming_others(),
             *self.exhausting(),
+            *self.flooding(),
             *self.files_beside(),
             *self.delegating(),
         ]
@@ -439,6 +440,38 @@ class HostileCatalog:
                      self.full, self.guarded("cpu_thread", CPU_THREAD)
                  )), blank=False),
         ]
+
+    # 4b. Output past the cap: paths around GuardedExecute.output (red team 3) -----
+    def flooding(self) -> list[Case]:
+        extra = {
+            "display_update": (DISPLAY_UPDATE, "an update_display_data of 3 MB",
+                               {"huge_output"}),
+            "shared_display_id": (SHARED_DISPLAY_ID, "30 outputs share a display id, "
+                                  "then one update of 100 kB", {"huge_output"}),
+            "output_metadata": (OUTPUT_METADATA, "an output with 3 MB of metadata",
+                                {"huge_output"}),
+            "reply_error": (REPLY_ERROR, "a 3 MB error shown only in the execute "
+                            "reply", {"error_outside_tests"}),
+        }
+        cases = [Case(student, "exhaust", 0.0, f"blank; {why}", self.file(
+            self.with_cell(self.release, self.guarded(student, payload))), flags=flags)
+            for student, (payload, why, flags) in extra.items()]
+        gid, func = self.lone_function(self.answer_ids)
+        lost = sum(_points(c) for c in self.tests_calling(func.name, after=gid))
+        cases.append(Case(
+            "judge_error", "exhaust", self.total - lost,
+            f"full; {func.name} raises an error whose name and message, forged in "
+            "the bridge, are 3 MB each", self.file(self.with_function(
+                self.full, gid, func, JUDGE_ERROR)), blank=False))
+        cases.append(Case(
+            "forged_messages", "exhaust", self.total,
+            "full; sends an execute_input whose execution_count is a string, an "
+            "invalid display_data and 3 MB of widget state",
+            self.file(self.with_cell(self.full, self.guarded(
+                "forged_messages", FORGED_MESSAGES))),
+            flags={"bad_message", "huge_output"}, blank=False,
+            must_print=["FORGED-DONE"]))
+        return cases
 
     # 5. Files beside the notebook -------------------------------------------------
     def files_beside(self) -> list[Case]:
@@ -979,6 +1012,63 @@ for _ in range(30000):
 _sys.stdout.write("y" * 2_000_000)
 _os.write(1, b"z" * 2_000_000)
 _display(_HTML("<p>" + "w" * 2_000_000 + "</p>"))
+"""
+
+DISPLAY_UPDATE = """\
+from IPython.display import display as _display
+from IPython.display import update_display as _update
+
+_display({"text/plain": "small"}, raw=True, display_id="grow")
+_update({"text/plain": "A" * 3_000_000}, raw=True, display_id="grow")
+"""
+
+SHARED_DISPLAY_ID = """\
+from IPython.display import display as _display
+from IPython.display import update_display as _update
+
+for _ in range(30):
+    _display({"text/plain": "."}, raw=True, display_id="same")
+_update({"text/plain": "E" * 100_000}, raw=True, display_id="same")
+"""
+
+OUTPUT_METADATA = """\
+from IPython.display import display as _display
+
+_display({"text/plain": "tiny"}, metadata={"junk": "B" * 3_000_000}, raw=True)
+"""
+
+REPLY_ERROR = """\
+get_ipython()._showtraceback = lambda *args, **kwargs: None
+raise ValueError("C" * 3_000_000)
+"""
+
+# In the answer function: its error crosses the bridge with a 3 MB name and message.
+JUDGE_ERROR = """\
+import sys as _sys
+
+_bridge = _sys.modules["course_bridge"]
+if not hasattr(_bridge, "_plain"):
+    _bridge._plain = _bridge.describe_error
+    _bridge.describe_error = lambda error: (
+        dict(_bridge._plain(error), type="E" * 3_000_000, message="D" * 3_000_000)
+        if "INFLATE" in str(error) else _bridge._plain(error))
+raise ValueError("INFLATE")
+"""
+
+FORGED_MESSAGES = """\
+_kernel = get_ipython().kernel
+
+
+def _send(kind, content):
+    _kernel.session.send(_kernel.iopub_socket, kind, content,
+                         parent=_kernel.get_parent("shell"))
+
+
+_send("execute_input", {"code": "", "execution_count": "NOT A COUNT " * 1000})
+_send("display_data", {"data": {"text/plain": 5}, "metadata": {}})
+_send("comm_open", {"comm_id": "c", "target_name": "t", "data": {
+    "state": {"_model_name": "M", "junk": "F" * 3_000_000}, "buffer_paths": []}})
+print("FORGED-DONE")
 """
 
 MEMFD_HOG = """\

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import psutil
 import pytest
 from coursetools import execute, sandbox
@@ -268,6 +269,110 @@ def test_errors_count_towards_the_cap_and_each_cell_keeps_its_first_one_cut():
     assert sum(map(len, kept[:-1])) + 20_000 <= 40_000 + 900
     # the four errors after the first were dropped, and said so
     assert findings_of(resources, "huge_output")[0]["message"].startswith("cell 0: ")
+
+# What the kernel sends past output(): display updates, metadata, the reply's error,
+# widget state, and messages of its own making (red-team pass 3, finding 1 A-E
+# and finding 4).
+SEND = ("_k = get_ipython().kernel\n"
+        "def send(kind, content):\n"
+        "    _k.session.send(_k.iopub_socket, kind, content, "
+        "parent=_k.get_parent('shell'))\n")
+BYPASS = {
+    "update": "display({'text/plain': 'small'}, raw=True, display_id='a')\n"
+              "update_display({'text/plain': 'A' * 5000}, raw=True, display_id='a')\n"
+              "display({'text/plain': 'before'}, raw=True, display_id='b')\n"
+              "update_display({'text/plain': 'after'}, raw=True, display_id='b')",
+    "shared_id": "for _ in range(20):\n"
+                 "    display({'text/plain': '.'}, raw=True, display_id='same')\n"
+                 "update_display({'text/plain': 'E' * 100}, raw=True, "
+                 "display_id='same')",
+    "metadata": "display({'text/plain': 'tiny'}, metadata={'junk': 'B' * 5000}, "
+                "raw=True)",
+    "forged": SEND + "send('execute_input', {'code': '', 'execution_count': 'X'})\n"
+              "send('display_data', {'data': {'text/plain': 5}, 'metadata': {}})\n"
+              "send('comm_open', {'comm_id': 'c', 'target_name': 't', 'data': "
+              "{'state': {'_model_name': 'M', 'junk': 'F' * 5000}}})\n"
+              "print('sent')",
+    "reply_error": "get_ipython()._showtraceback = lambda *args, **kwargs: None\n"
+                   "raise ValueError('C' * 50_000)",
+}
+
+
+@pytest.fixture(scope="module")
+def bypasses():
+    nb = new_notebook(cells=[code("from IPython.display import display, "
+                                  "update_display"),
+                             *(code(src) for src in BYPASS.values())])
+    nb, resources, _ = run(nb, timeout=20, notebook_timeout=120, max_output_bytes=1000)
+    return dict(zip(BYPASS, nb.cells[1:], strict=True)), resources, nb
+
+
+def plain(cell) -> list[str]:
+    return [o.data["text/plain"] for o in cell.outputs if "data" in o]
+
+
+def dropped_in(resources, cell) -> bool:
+    return any(f["message"].startswith(f"cell {cell}:")
+               for f in findings_of(resources, "huge_output"))
+
+
+def test_a_display_update_over_the_cap_is_refused_and_a_small_one_kept(bypasses):
+    cells, resources, _ = bypasses
+    assert plain(cells["update"]) == ["small", "after"]
+    assert dropped_in(resources, 1)
+
+
+def test_an_update_counts_once_for_each_output_sharing_its_display_id(bypasses):
+    cells, resources, _ = bypasses
+    assert plain(cells["shared_id"]) == ["."] * 20  # 20 x 100 is over 1000
+    assert dropped_in(resources, 2)
+
+
+def test_an_outputs_metadata_counts_towards_the_cap(bypasses):
+    cells, resources, _ = bypasses
+    assert plain(cells["metadata"]) == [] and dropped_in(resources, 3)
+
+
+def test_forged_messages_leave_a_valid_notebook_and_no_widget_state(bypasses):
+    cells, resources, nb = bypasses
+    nbformat.validate(nb)
+    assert cells["forged"].execution_count is None
+    assert texts(cells["forged"]).startswith("sent\n")
+    assert "widgets" not in nb.metadata and dropped_in(resources, 4)
+    assert [f["message"] for f in findings_of(resources, "bad_message")] == [
+        "cell 4: 1 kernel messages that make no valid output dropped"]
+
+
+def test_the_replys_error_is_cut_like_any_first_error(bypasses):
+    cells, _, _ = bypasses
+    [error] = [o for o in cells["reply_error"].outputs if o.output_type == "error"]
+    assert error.ename == "ValueError" and error.evalue == "C" * 10_000
+
+
+def test_outputs_past_the_notebooks_budget_become_notes():
+    executor = GuardedExecute(max_output_bytes=100)
+    executor._resources = {}
+    cells = [code("x", outputs=[new_output("stream", name="stdout", text="x" * 900)])
+             for _ in range(3)]
+    cells[2].outputs.append(error("AssertionError", "y" * 900))
+    nb = new_notebook(cells=cells)
+    executor._backstop(nb)
+    assert [len(o.text) for c in nb.cells[:2] for o in c.outputs] == [900, 900]
+    assert "over its limit" in nb.cells[2].outputs[0].text
+    assert nb.cells[2].outputs[1].ename == "AssertionError"  # still fails its test
+    assert "over its limit" in nb.cells[2].outputs[1].evalue
+    assert codes(executor._resources) == ["huge_output"]
+
+
+def test_the_judges_error_is_cut():
+    from coursetools import bridge, judge
+
+    out = judge._error_output(AssertionError("W is " + "9" * 50_000), "assert 0")
+    assert len(out["evalue"]) == 10_000 and len(out["traceback"][-1]) < 10_100
+    forged = bridge.rebuild_error({"type": "E" * 50_000, "message": "m" * 50_000})
+    out = judge._error_output(forged, "f()")
+    assert len(out["ename"]) == len(out["evalue"]) == 10_000
+
 
 @pytest.fixture(scope="module")
 def over_budget():

@@ -65,6 +65,9 @@ CASES = [
     # escaping and exhausting
     "network", "fork_bomb", "memory_hog", "memfd_hog", "namespaces", "disk_filler",
     "huge_output", "loop_graded", "cpu_thread",
+    # output past the cap, around GuardedExecute.output
+    "display_update", "shared_display_id", "output_metadata", "reply_error",
+    "judge_error", "forged_messages",
     # files beside the notebook, or instead of it
     "beside_files", "symlink_solution", "json_bomb",
     # delegating to the reference
@@ -266,6 +269,12 @@ def output_text(nb: dict, tests: bool = True) -> str:
     return "\n".join(parts)
 
 
+def output_size(cell: dict) -> int:
+    """Characters of a cell's outputs, metadata included."""
+    metadata = [o.get("metadata", {}) for o in cell.get("outputs", [])]
+    return len(output_text({"cells": [cell]})) + len(json.dumps(metadata))
+
+
 def _joined(text) -> str:
     return text if isinstance(text, str) else "".join(text)
 
@@ -326,6 +335,18 @@ def test_case_code_ran_and_printed_what_it_should(run, student):
         values = [float(v) for v in re.findall(rf"^{label} (\d+)", text, re.M)]
         assert values, f"{student} printed no {label} line"
         assert max(values) <= bound, f"{student}: {label} {max(values):g} > {bound:g}"
+
+
+def test_no_graded_notebook_keeps_more_output_than_its_cap(run):
+    cap = Settings().max_output_bytes  # a cell's; 20 times it a notebook's
+    over = {}
+    for student in run.cases:
+        nb = graded_notebook(run, student)
+        sizes = [output_size(cell) for cell in nb["cells"]]
+        widgets = len(json.dumps(nb.get("metadata", {}).get("widgets", {})))
+        if max(sizes, default=0) > cap + 50_000 or sum(sizes) + widgets > 21 * cap:
+            over[student] = (max(sizes, default=0), sum(sizes), widgets)
+    assert not over, f"(largest cell, all cells, widget state): {over}"
 
 
 # -- nothing else ------------------------------------------------------------------

@@ -13,7 +13,8 @@ every byte a runaway ``print`` loop emits. :class:`GuardedExecute` replaces
   the points already earned;
 - turns stderr output into stdout, so a warning is shown but no longer zeroes a
   test cell (errors still do: they are ``error`` outputs, not stderr);
-- keeps at most ``max_output_bytes`` of output per cell (errors are always kept).
+- keeps at most ``max_output_bytes`` of output per cell, however it comes (a
+  cell's first error is always kept, cut), and drops forged kernel messages.
 
 Every such event is a finding in ``resources["coursetools"]``, with each test's
 running time; :class:`KeepFindings`, last in each of nbgrader's pipelines, saves
@@ -64,6 +65,8 @@ def _error_output(ename: str, evalue: str):
 
 def _message_size(content: dict) -> int:
     size = len(content.get("text", "") or "") + len(str(content.get("evalue", "")))
+    size += len(str(content.get("ename", "")))
+    size += len(json.dumps(content["metadata"])) if content.get("metadata") else 0
     size += sum(len(str(line)) for line in content.get("traceback") or [])
     for value in (content.get("data") or {}).values():
         size += len(value) if isinstance(value, str) else len(str(value))
@@ -73,15 +76,22 @@ def _message_size(content: dict) -> int:
 def _cut_error(content: dict, limit: int = 10_000) -> dict:
     """An error output of at most about 2 * `limit` characters: its message's
     head, and the last lines of its traceback, where the error is."""
-    lines, size = [], 0
-    for line in reversed([str(line)[:limit] for line in content.get("traceback")
-                          or []]):
+    lines, size, tb = [], 0, content.get("traceback")
+    for line in reversed([str(line)[:limit] for line in
+                          (tb if isinstance(tb, list) else [])]):
         if size + len(line) > limit:
             break
         lines.insert(0, line)
         size += len(line)
-    return {**content, "evalue": str(content.get("evalue", ""))[:limit],
-            "traceback": lines}
+    return {**content, "ename": str(content.get("ename"))[:limit],
+            "evalue": str(content.get("evalue", ""))[:limit], "traceback": lines}
+
+
+def _as_message(output: dict) -> dict:
+    """The iopub message that would have carried `output`, for GuardedExecute.output."""
+    kind = output["output_type"]
+    return {"msg_type": kind, "header": {"msg_type": kind}, "parent_header": {},
+            "content": output}
 
 
 class GuardedExecute(Execute):
@@ -106,11 +116,14 @@ class GuardedExecute(Execute):
         self._deadline = monotonic() + self.notebook_timeout
         self._stop_reason = None
         self._kept, self._dropped = Counter(), Counter()  # characters per cell
+        self._bad = Counter()  # kernel messages dropped per cell: no valid output
         self._errored = set()  # cells that have kept an error output
         try:
-            return super().preprocess(nb, resources, km=km)
+            nb, resources = super().preprocess(nb, resources, km=km)
         finally:
             self.timeout = self._base_timeout
+        self._backstop(nb)
+        return nb, resources
 
     # -- one cell -------------------------------------------------------------
     def preprocess_cell(self, cell, resources, index):
@@ -226,8 +239,81 @@ class GuardedExecute(Execute):
             )
             note = f"\n[... {dropped:,} more characters of output not kept ...]\n"
             cell.outputs.append(new_output("stream", name="stdout", text=note))
+        if bad := self._bad[index]:
+            self._event("bad_message", cell, f"cell {index}: {bad:,} kernel messages "
+                        "that make no valid output dropped")
 
     # -- output cap -----------------------------------------------------------
+    def process_message(self, msg, cell, cell_index):
+        # The kernel's messages are the student's to forge: an execution count
+        # that is none becomes None, widget state (kept in the notebook) counts,
+        # and a message that makes no valid output is dropped (else nbconvert
+        # refuses the notebook).
+        self._index, content = cell_index, msg["content"]
+        try:
+            count = content.get("execution_count")
+            if count is not None and not (type(count) is int and count >= 0):
+                content["execution_count"] = None
+            if isinstance(content.get("text"), list):
+                content["text"] = "".join(map(str, content["text"]))
+            if msg["msg_type"].startswith("comm"):
+                size = len(json.dumps(content["data"]))
+                size += sum(map(len, msg.get("buffers") or []))
+                if not self._take(cell_index, {cell_index: size}):
+                    return None
+            return super().process_message(msg, cell, cell_index)
+        except (nbformat.ValidationError, LookupError, TypeError, AttributeError):
+            self._bad[cell_index] += 1
+            return None
+
+    def _update_display_id(self, display_id, msg):
+        # nbclient writes an update into every output with its display_id, without
+        # output(): each of them counts, and an update that does not fit is refused.
+        size, grow = _message_size(msg["content"]), Counter()
+        for index, places in self._display_id_map.get(display_id, {}).items():
+            outputs = self.nb.cells[index].outputs
+            grow[index] += sum(size - _message_size(outputs[i]) for i in places)
+        if self._take(self._index, grow):
+            super()._update_display_id(display_id, msg)
+
+    def _take(self, index: int, grow: dict) -> bool:
+        """Count characters added to cells (cell index -> characters) if they fit,
+        and to the notebook; else count them as dropped by cell `index`."""
+        grow[None] = sum(grow.values())
+        if any(self._kept[i] + n > (20 if i is None else 1) * self.max_output_bytes
+               for i, n in grow.items() if n > 0):
+            self._dropped[index] += grow[None]
+            return False
+        self._kept.update(grow)
+        return True
+
+    def on_cell_executed(self, cell, cell_index, execute_reply, **kwargs):
+        # nbgrader's appends, uncut, the reply's error that no output shows (a
+        # timeout, or a _showtraceback that shows nothing): here it is an output.
+        content = execute_reply["content"]
+        if content.get("status") == "error" and not any(
+            o.output_type == "error" and o.ename == content.get("ename")
+            for o in cell.outputs
+        ):
+            error = {**_cut_error(content), "output_type": "error"}
+            error["traceback"] = error["traceback"] or ["(traceback display was off)"]
+            self.output(cell.outputs, _as_message(error), None, cell_index)
+
+    def _backstop(self, nb) -> None:
+        """However they came in, outputs past the notebook's budget (and room for
+        the notes) go; an error stays an error: a test's score is read from it."""
+        total, why = 0, "output not kept: the notebook's output is over its limit"
+        for cell in nb.cells:
+            for i, out in enumerate(cell.get("outputs", [])):
+                total += _message_size(out)
+                if total > 21 * self.max_output_bytes:
+                    cell.outputs[i] = new_output("stream", name="stdout", text=why)
+                    if "ename" in out:
+                        cell.outputs[i] = _error_output(out.ename, why)
+        if total > 21 * self.max_output_bytes:
+            self._event("huge_output", None, f"{total:,} characters of output: "
+                        "what is past the notebook's limit was replaced")
+
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "error" and cell_index not in self._errored:
             # What scores a test zero: always kept, but cut.
@@ -246,11 +332,8 @@ class GuardedExecute(Execute):
                 msg = {**msg, "content": {**msg["content"], "text": text[:room]}}
                 self._dropped[cell_index] += len(text) - room
                 size = room
-            elif size > room:
-                self._dropped[cell_index] += size
+            if not self._take(cell_index, {cell_index: size}):
                 return None
-            self._kept[cell_index] += size
-            self._kept[None] += size
         return super().output(outs, msg, display_id, cell_index)
 
 
@@ -555,7 +638,10 @@ class SealedExecute(GuardedExecute):
                     self._stop(cell, "unresponsive", "the kernel stopped answering")
         # The judge caps their size (judge.MAX_OUTPUT).
         cell.outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
-        if keep_outputs:
+        if keep_outputs:  # counted, an error cut, like the kernel's outputs
+            outputs, cell.outputs = cell.outputs, []
+            for output in outputs:
+                self.output(cell.outputs, _as_message(output), None, index)
             self.code_cells_executed += 1
             cell.execution_count = self.code_cells_executed
 

@@ -34,6 +34,7 @@ from coursetools import bridge
 from coursetools.sandbox_launch import exit_with_parent
 
 MAX_OUTPUT = 1_000_000
+MAX_ERROR = 10_000  # characters of an error's name, and of its message
 CELL_FILE = "<test cell>"
 
 
@@ -256,10 +257,11 @@ def _error_output(error: BaseException, code: str) -> dict:
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == CELL_FILE and 0 < (frame.lineno or 0) <= len(lines):
             frames.append(f"---> {frame.lineno:>3} {lines[frame.lineno - 1]}")
-    ename = getattr(error, "remote_type", None) or type(error).__name__
+    ename = (getattr(error, "remote_type", None) or type(error).__name__)[:MAX_ERROR]
     evalue = str(error)
     if isinstance(error, bridge.LearnerError):
         evalue = evalue.split(": ", 1)[-1]
+    evalue = evalue[:MAX_ERROR]  # a test's message may quote the learner's values
     tb = [*frames[-3:], f"{ename}: {evalue}"]
     learner_tb = getattr(error, "learner_traceback", "")
     if learner_tb:
