@@ -551,21 +551,9 @@ return influence
 # (2/4 before: the hidden case (1, 1, 1, 1) of test_truncated_one_step put its only
 # step at t = 0.)
 costs("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
-      "ex_truncated_grads", """
-N, T, _ = x.shape
-W_hh = params["W_hh"]
-h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
-gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
-delta = np.asarray(g, dtype=float)
-for t in range(T - 1, max(T - k, 0) - 1, -1):
-    da = delta * (1 - h_seq[:, t] ** 2)
-    gr["W_ih"] += da.T @ x[:, t]
-    gr["W_hh"] += da.T @ h_seq[:, t - 1]
-    gr["b_ih"] += da.sum(0)
-    gr["b_hh"] += da.sum(0)
-    delta = da @ W_hh
-return gr
-""", {"test_truncated_full_bptt"})
+      "ex_truncated_grads",
+      MISTAKES["ch04 truncated_grads reads h_seq[:, -1] at t = 0"][2],
+      {"test_truncated_full_bptt"})
 
 
 # -- ch03, hidden halves included (the learner audit's F3, F7, F9, F19, F21) -----
@@ -755,60 +743,43 @@ costs("ch02 rnn_step_packed adds b outside the tanh", "ch02", "ex_packed_step",
 return np.tanh(np.concatenate([x_t, h_prev], axis=1) @ W.T) + b
 """), {"test_step_packed_fixed"})
 
+_JORDAN = """
+p = p0
+probs = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    logits = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    probs.append(p)
+return np.stack(probs, axis=1)
+"""
+
+
+def _ch02_jordan(correct: str, mistaken: str) -> str:
+    """The solution's jordan_forward with one piece of it replaced."""
+    assert correct in _JORDAN
+    return _JORDAN.replace(correct, mistaken)
+
+
 # F6, ch02 Part 4: a value mistake of jordan_forward costs the value cells, not
 # test_jordan_random (a shapes and "leaves its inputs alone" cell, whose hidden half
 # compared values: 3 points before for the logits fed back, 4 for the softmax over
 # the batch and for p0 ignored).
-costs("ch02 jordan_forward feeds back the logits", "ch02", "ex_jordan", """
-p = p0
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
-                + p @ params["W_yh"].T + params["b_hh"])
-    logits = h @ params["W_hy"].T + params["b_y"]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    probs.append(p)
-    p = logits
-return np.stack(probs, axis=1)
-""", {"test_jordan_fixed_case"})
-costs("ch02 jordan_forward softmax over the batch axis", "ch02", "ex_jordan", """
-p = p0
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
-                + p @ params["W_yh"].T + params["b_hh"])
-    logits = h @ params["W_hy"].T + params["b_y"]
-    e = np.exp(logits - logits.max())
-    p = e / e.sum(axis=0, keepdims=True)
-    probs.append(p)
-return np.stack(probs, axis=1)
-""", {"test_jordan_fixed_case", "test_jordan_large_logits"})
-costs("ch02 jordan_forward ignores p0", "ch02", "ex_jordan", """
-p = np.zeros_like(p0)
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
-                + p @ params["W_yh"].T + params["b_hh"])
-    logits = h @ params["W_hy"].T + params["b_y"]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    probs.append(p)
-return np.stack(probs, axis=1)
-""", {"test_jordan_fixed_case", "test_jordan_large_logits"})
-# b_hh is 0 in every visible case, so only a hidden half sees it; it is a value
-# mistake, graded by the value cell now (test_jordan_random before).
-costs("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan", """
-p = p0
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"] + p @ params["W_yh"].T)
-    logits = h @ params["W_hy"].T + params["b_y"]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    probs.append(p)
-return np.stack(probs, axis=1)
-""", {"test_jordan_fixed_case"})
+JORDAN = ("ch02", "ex_jordan")
+JORDAN_VALUES = {"test_jordan_fixed_case", "test_jordan_large_logits"}
+costs("ch02 jordan_forward feeds back the logits", *JORDAN,
+      _ch02_jordan("    probs.append(p)\n", "    probs.append(p)\n    p = logits\n"),
+      {"test_jordan_fixed_case"})
+costs("ch02 jordan_forward softmax over the batch axis", *JORDAN,
+      _ch02_jordan("logits.max(axis=1, keepdims=True))\n    p = e / e.sum(axis=1,",
+                   "logits.max())\n    p = e / e.sum(axis=0,"), JORDAN_VALUES)
+costs("ch02 jordan_forward ignores p0", *JORDAN,
+      _ch02_jordan("p = p0\n", "p = np.zeros_like(p0)\n"), JORDAN_VALUES)
+# A value mistake, graded by the value cell (test_jordan_random before).
+costs("ch02 jordan_forward forgets b_hh", *JORDAN,
+      _ch02_jordan(' + params["b_hh"])', ")"), {"test_jordan_fixed_case"})
 
 # F15, ch02 Part 5: a rate that never reads W_hh earns nothing (1 point before:
 # test_decay_pure_leak, whose W_hh is 0).
@@ -819,28 +790,7 @@ costs("ch02 leaky_decay_rate returns 1 - mean(alpha)", "ch02", "ex_decay_rate",
 
 # F20, ch02 Part 3: the forward half kept at padded positions (the state is right,
 # only not zeroed); the torch cell named stepping before.
-mistake("ch02 birnn_padded forward half not zeroed at padding", "ch02",
-        "ex_birnn_padded", """
-N, T, _ = x.shape
-H = h0_fwd.shape[1]
-valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
-h_seq = np.zeros((N, T, 2 * H))
-h = h0_fwd
-for t in range(T):
-    keep = valid[:, t, None]
-    h = np.where(keep, rnn_step_packed(x[:, t], h, *fwd), h)
-    h_seq[:, t, :H] = h
-h = h0_bwd
-for t in range(T - 1, -1, -1):
-    keep = valid[:, t, None]
-    h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)
-    h_seq[:, t, H:] = np.where(keep, h, 0.0)
-return h_seq
-""", {"test_birnn_padded_forward": "the forward half is not 0 at padded positions",
-      "test_birnn_padded_torch": "the forward half is not 0 at padded positions"})
-
-mistake("ch02 birnn_padded backward half not zeroed at padding", "ch02",
-        "ex_birnn_padded", """
+BI = """
 N, T, _ = x.shape
 H = h0_fwd.shape[1]
 valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
@@ -853,11 +803,24 @@ for t in range(T):
 h = h0_bwd
 for t in range(T - 1, -1, -1):
     keep = valid[:, t, None]
-    h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)
-    h_seq[:, t, H:] = h
+    {bwd_update}
+    {bwd_store}
 return h_seq
-""", {"test_birnn_padded_backward": "the backward half is not 0 at padded positions",
-      "test_birnn_padded_torch": "the backward half is not 0 at padded positions"})
+"""
+BI_STEP = "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)"
+BI_ZEROED = "np.where(keep, h, 0.0)"
+mistake("ch02 birnn_padded forward half not zeroed at padding", "ch02",
+        "ex_birnn_padded",
+        BI.format(bwd_update=BI_STEP, bwd_store=f"h_seq[:, t, H:] = {BI_ZEROED}")
+        .replace(f"h_seq[:, t, :H] = {BI_ZEROED}", "h_seq[:, t, :H] = h"),
+        dict.fromkeys(["test_birnn_padded_forward", "test_birnn_padded_torch"],
+                      "the forward half is not 0 at padded positions"))
+
+mistake("ch02 birnn_padded backward half not zeroed at padding", "ch02",
+        "ex_birnn_padded",
+        BI.format(bwd_update=BI_STEP, bwd_store="h_seq[:, t, H:] = h"),
+        dict.fromkeys(["test_birnn_padded_backward", "test_birnn_padded_torch"],
+                      "the backward half is not 0 at padded positions"))
 
 # F23, ch02 Part 5: 1 - alpha + alpha * rho(W_hh) gives 1.0 for the rotation; its
 # message spoke of eigvalsh only.
@@ -925,20 +888,9 @@ costs("ch02 guard sequence zeros", "ch02", "ex_sequence_packed",
 costs("ch02 guard sequence h0 repeated", "ch02", "ex_sequence_packed",
       "return np.repeat(h0[:, None], x.shape[1], axis=1)",
       {"test_sequence_forward", "test_sequence_reverse"})
-JO = """
-p = p0
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
-                + p @ params["W_yh"].T + params["b_hh"])
-    logits = h @ params["W_hy"].T + params["b_y"]
-    {softmax}
-    probs.append(p)
-return np.stack(probs, axis=1)
-"""
-costs("ch02 guard jordan no max shift", "ch02", "ex_jordan", JO.format(
-    softmax="e = np.exp(logits); p = e / e.sum(axis=1, keepdims=True)"),
-    {"test_jordan_large_logits"})
+costs("ch02 guard jordan no max shift", "ch02", "ex_jordan",
+      _ch02_jordan("logits - logits.max(axis=1, keepdims=True)", "logits"),
+      {"test_jordan_large_logits"})
 J3 = {"test_jordan_fixed_case", "test_jordan_large_logits", "test_jordan_random"}
 costs("ch02 guard jordan zeros", "ch02", "ex_jordan",
       "return np.zeros((x.shape[0], x.shape[1], p0.shape[1]))", J3)
@@ -981,23 +933,6 @@ costs("ch02 guard decay alpha on the columns (valid)", "ch02", "ex_decay_rate",
 costs("ch02 guard decay returns 0", "ch02", "ex_decay_rate", "return 0.0",
       {"test_decay_no_leak", "test_decay_pure_leak", "test_decay_negative_eigenvalue",
        "test_decay_rotation", "test_decay_per_unit"})
-BI = """
-N, T, _ = x.shape
-H = h0_fwd.shape[1]
-valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
-h_seq = np.zeros((N, T, 2 * H))
-h = h0_fwd
-for t in range(T):
-    keep = valid[:, t, None]
-    h = np.where(keep, rnn_step_packed(x[:, t], h, *fwd), h)
-    h_seq[:, t, :H] = np.where(keep, h, 0.0)
-h = h0_bwd
-for t in range(T - 1, -1, -1):
-    keep = valid[:, t, None]
-    {bwd_update}
-    {bwd_store}
-return h_seq
-"""
 BU = "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)"
 BS = "h_seq[:, t, H:] = np.where(keep, h, 0.0)"
 mistake("ch02 guard birnn backward steps through padding", "ch02", "ex_birnn_padded",
@@ -1321,21 +1256,9 @@ return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(g
 
 # -- ch02 Part 4: forgetting b_hh is caught by a visible check (every visible case
 # had b_hh = 0, so only the hidden half saw it)
-_JORDAN_NO_B_HH = """
-p = p0
-probs = []
-for t in range(x.shape[1]):
-    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"] + p @ params["W_yh"].T)
-    logits = h @ params["W_hy"].T + params["b_y"]
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = e / e.sum(axis=1, keepdims=True)
-    probs.append(p)
-return np.stack(probs, axis=1)
-"""
-mistake("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan", _JORDAN_NO_B_HH,
+mistake("ch02 jordan_forward forgets b_hh", "ch02", "ex_jordan",
+        WHOLE["ch02 jordan_forward forgets b_hh"][2],
         {"test_jordan_fixed_case": "moved from b_ih into b_hh"})
-costs("ch02 jordan_forward forgets b_hh, hidden included", "ch02", "ex_jordan",
-      _JORDAN_NO_B_HH, {"test_jordan_fixed_case"})
 
 
 # -- ch03 Part 1, grad_check: no path around the work (red team finding 5) ----------
