@@ -246,7 +246,7 @@ class GuardedExecute(Execute):
     # -- output cap -----------------------------------------------------------
     def process_message(self, msg, cell, cell_index):
         # The kernel's messages are the student's to forge: an execution count
-        # that is none becomes None, widget state (kept in the notebook) counts,
+        # that is not a count becomes None, widget state (kept in the notebook) counts,
         # and a message that makes no valid output is dropped (else nbconvert
         # refuses the notebook).
         self._index, content = cell_index, msg["content"]
@@ -288,7 +288,7 @@ class GuardedExecute(Execute):
         return True
 
     def on_cell_executed(self, cell, cell_index, execute_reply, **kwargs):
-        # nbgrader's appends, uncut, the reply's error that no output shows (a
+        # nbgrader appends, uncut, the reply's error that no output shows (a
         # timeout, or a _showtraceback that shows nothing): here it is an output.
         content = execute_reply["content"]
         if content.get("status") == "error" and not any(
