@@ -7,6 +7,7 @@ them through /usr/bin/chromedriver, never a driver or browser it downloads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -194,5 +195,15 @@ def internal_target(server: BookServer, href: str) -> tuple[str, str] | None:
     return path, unquote(fragment)
 
 
-def fresh_profile() -> Path:
-    return Path(tempfile.mkdtemp(prefix="chromium-profile-"))
+@contextlib.contextmanager
+def browser_session(chromium: Path, chromedriver: Path):
+    """A driver on a fresh profile; on exit the browser quits and the profile
+    (about 20 MB) is removed."""
+    with tempfile.TemporaryDirectory(
+        prefix="chromium-profile-", ignore_cleanup_errors=True
+    ) as profile:
+        driver = start_driver(chromium, chromedriver, Path(profile))
+        try:
+            yield driver
+        finally:
+            driver.quit()

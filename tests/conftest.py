@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -69,19 +70,18 @@ def chromium():
     """
     from browser_helpers import (
         BrowserUnavailable,
+        browser_session,
         ensure_chromium,
-        fresh_profile,
-        start_driver,
     )
 
-    try:
-        browser = start_driver(*ensure_chromium([]), fresh_profile())
-    except BrowserUnavailable as error:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"browser test cannot run under CI: {error}")
-        pytest.skip(str(error))
-    yield browser
-    browser.quit()
+    with contextlib.ExitStack() as stack:
+        try:
+            browser = stack.enter_context(browser_session(*ensure_chromium([])))
+        except BrowserUnavailable as error:
+            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                pytest.fail(f"browser test cannot run under CI: {error}")
+            pytest.skip(str(error))
+        yield browser
 
 
 def nested_past_path_max(top: Path, file_name: str) -> None:

@@ -13,6 +13,7 @@ with the reason; under CI (CI=true) they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -20,11 +21,10 @@ import pytest
 from browser_helpers import (
     BookServer,
     BrowserUnavailable,
+    browser_session,
     ensure_chromium,
-    fresh_profile,
     html_pages,
     internal_target,
-    start_driver,
     visit,
 )
 from conftest import ARTIFACTS
@@ -56,14 +56,15 @@ def browser_log():
 @pytest.fixture(scope="session")
 def driver(browser_log):
     start = time.monotonic()
-    try:
-        chromium, chromedriver = ensure_chromium(browser_log)
-        browser = start_driver(chromium, chromedriver, fresh_profile())
-    except BrowserUnavailable as error:
-        _unavailable(str(error))
-    browser_log.append(f"browser ready after {time.monotonic() - start:.1f} s")
-    yield browser
-    browser.quit()
+    with contextlib.ExitStack() as stack:
+        try:
+            browser = stack.enter_context(
+                browser_session(*ensure_chromium(browser_log))
+            )
+        except BrowserUnavailable as error:
+            _unavailable(str(error))
+        browser_log.append(f"browser ready after {time.monotonic() - start:.1f} s")
+        yield browser
 
 
 @pytest.fixture(scope="session")
