@@ -1360,6 +1360,140 @@ costs("ch03 grad_check zeroes grads in place", *GC,
        "test_grad_check_finds_a_wrong_entry", "test_grad_check_restores_params"})
 
 
+# Mistakes that only a hidden half caught, or nothing did (the hidden-test audit's
+# "visible-only holes", sixth session): each now fails a visible check of its own part.
+
+# -- ch01 Part (c): zeroing x's padding in place fails the visible no-mutation check --
+# (the visible padding was already 0, so only the hidden half saw it; the hidden half
+# already cost test_encoder_decoder_own_last_step only, 1 point, before and after).
+ED_ZEROES_X_PADDING = """
+x[np.arange(x.shape[1]) >= np.asarray(lengths)[:, None]] = 0.0  # "clean" the padding
+""" + ED_HEAD + """
+h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+return h_dec @ W_hy.T + b_y
+"""
+mistake("ch01 encoder_decoder_forward zeroes x's padding in place", *ED,
+        ED_ZEROES_X_PADDING,
+        {"test_encoder_decoder_own_last_step":
+         "at the padding after the end of source 1"})
+costs("ch01 encoder_decoder_forward zeroes x's padding in place", *ED,
+      ED_ZEROES_X_PADDING, {"test_encoder_decoder_own_last_step"})
+# guards: the solution keeps every cell, a blank answer earns nothing of Part (c)
+costs("ch01 encoder_decoder_forward as the course writes it", *ED, (), set())
+costs("ch01 encoder_decoder_forward left blank", *ED, "raise NotImplementedError()",
+      ED_CELLS)
+
+# -- ch04 Part 2: |g| == threshold is not below (a visible case at the exact tie) ------
+PD_LE = """
+rho = float(np.max(np.abs(np.linalg.eigvals(W_hh))))
+if g_norm <= threshold:
+    return 0
+if rho >= 1.0:
+    return -1
+n = max(int(np.floor(np.log(threshold / g_norm) / np.log(rho))) + 1, 1)
+while n > 1 and g_norm * rho ** (n - 1) < threshold:
+    n -= 1
+while not g_norm * rho**n < threshold:
+    n += 1
+return n
+"""
+PD4 = ("ch04", "ex_vanishing_distance")
+mistake("ch04 predicted_distance counts |g| == threshold as below", *PD4,
+        (PD_LE, None), {"test_predicted_distance": "at n = 0 the norm |g| EQUALS"})
+costs("ch04 predicted_distance counts |g| == threshold as below", *PD4,
+      (PD_LE, None), {"test_predicted_distance"})
+costs("ch04 predicted_distance as the course writes it", *PD4, (), set())
+costs("ch04 predicted_distance left blank", *PD4,
+      ("raise NotImplementedError()", None),
+      {"test_predicted_distance", "test_prediction_matches_measurement"})
+
+# -- ch05 Part 4: memory_unit at the wrong step, or with the marks as row indices -----
+# The visible stand-in for write_weights ignored t; only the hidden half failed.
+_CH05_AT_T = _ch05_memory("final[marked == 1].sum(axis=0) / final.sum(axis=0)").replace(
+    "i_seq.shape[0] - 1", "i_seq.shape[0]")
+_CH05_AT_0 = _ch05_memory("final[marked == 1].sum(axis=0) / final.sum(axis=0)").replace(
+    "i_seq.shape[0] - 1", "0")
+_CH05_AT_T_MINUS_2 = _ch05_memory(
+    "final[marked == 1].sum(axis=0) / final.sum(axis=0)").replace(
+    "i_seq.shape[0] - 1", "i_seq.shape[0] - 2")
+_CH05_ROW_INDICES = _ch05_memory("final[marked].sum(axis=0) / final.sum(axis=0)")
+for _label, _code, _says in [
+        ("reads the weights at t = T", _CH05_AT_T, "t = 6"),
+        ("reads the weights at t = 0", _CH05_AT_0, "at step t = 0"),
+        ("reads the weights at t = T - 2", _CH05_AT_T_MINUS_2, "at step t = 4"),
+        ("uses the 0/1 marks as row indices", _CH05_ROW_INDICES, "final[marked]")]:
+    mistake(f"ch05 memory_unit {_label}", *WW5, (None, _code),
+            {"test_memory_unit": _says})
+    costs(f"ch05 memory_unit {_label}", *WW5, (None, _code), {"test_memory_unit"})
+# A valid memory_unit that also reads other steps (and uses the last) keeps its points.
+costs("ch05 memory_unit reads every step, uses the last (valid)", *WW5, (None, """
+every = [write_weights(i_seq, f_seq, t) for t in range(i_seq.shape[0])]
+final = every[-1]
+share = final[np.asarray(marked) == 1].sum(axis=0) / final.sum(axis=0)
+return int(np.argmax(share))
+"""), set())
+costs("ch05 memory_unit with a boolean mask (valid)", *WW5, (None, """
+final = write_weights(i_seq, f_seq, len(marked) - 1)
+mask = np.asarray(marked).astype(bool)
+return int(np.argmax(final[mask].sum(axis=0) / final.sum(axis=0)))
+"""), set())
+costs("ch05 write_weights and memory_unit as the course writes them", *WW5, (), set())
+costs("ch05 memory_unit left blank", *WW5, (None, "raise NotImplementedError()"),
+      {"test_memory_unit"})
+costs("ch05 memory_unit returns 2", *WW5, (None, "return 2"), {"test_memory_unit"})
+# write_weights off by one step: both of its visible cells already failed for these
+# (guards, they pass before and after).
+_CH05_WW_OFF = {
+    "stops a step early": """
+T, H = i_seq.shape
+weights = np.zeros((T, H))
+kept = np.ones(H)
+for s in range(t - 1, -1, -1):
+    weights[s] = i_seq[s] * kept
+    kept = kept * f_seq[s]
+return weights
+""",
+    "multiplies the forget gates up to f_(t+1)": """
+T, H = i_seq.shape
+weights = np.zeros((T, H))
+for s in range(t + 1):
+    weights[s] = i_seq[s] * np.prod(f_seq[s + 1 : t + 2], axis=0)
+return weights
+""",
+    "multiplies the forget gates up to f_(t-1)": """
+T, H = i_seq.shape
+weights = np.zeros((T, H))
+for s in range(t + 1):
+    weights[s] = i_seq[s] * np.prod(f_seq[s + 1 : t], axis=0)
+return weights
+""",
+}
+for _label, _code in _CH05_WW_OFF.items():
+    mistake(f"ch05 write_weights {_label}", *WW5, (_code, None),
+            {"test_write_weights_by_hand": "write_weights(..., t=",
+             "test_write_weights_rebuild_cell": "differs from the cell state"})
+
+# -- ch03 Part 5: line [4] sends dLoss/du_t, not dLoss/da_t, through W_hh --------------
+# At rest (the leak-path cell) tanh' = 1, so du_t = da_t; with T = 1 (the tanh cell)
+# line [4] reaches only dh0, which that cell leaves out: this passed every cell.
+_CH03_DU_THROUGH_W = _ch03_leaky(FIX3, 'dh_prev = (1 - alpha) * dh + du @ p["W_hh"]')
+mistake("ch03 leaky line [4] sends du_t through W_hh", *LEAKY, _CH03_DU_THROUGH_W,
+        {PATH_TEST: "line [4]"})
+costs("ch03 leaky line [4] sends du_t through W_hh", *LEAKY, _CH03_DU_THROUGH_W,
+      {PATH_TEST})
+costs("ch03 leaky line [4] sends du_t through W_hh, line [3] reads h_t", *LEAKY,
+      _ch03_leaky(BUG3, 'dh_prev = (1 - alpha) * dh + du @ p["W_hh"]'),
+      {TANH_TEST, PATH_TEST})
+# guards: the new check takes the learner's own lines [2] and [3] as written
+costs("ch03 leaky as the course writes it", *LEAKY, (), set())
+costs("ch03 leaky takes tanh of h_t, line [4] right", *LEAKY, _ch03_leaky(
+    "da[:, t] = du * (1 - np.tanh(h_seq[:, t]) ** 2)", FIX4), {TANH_TEST})
+costs("ch03 leaky drops alpha on line [2], line [4] right", *LEAKY,
+      _ch03_leaky(FIX3, FIX4).replace("du = alpha * dh", "du = dh"), {TANH_TEST})
+costs("ch03 leaky left blank", *LEAKY, "raise NotImplementedError()",
+      {TANH_TEST, PATH_TEST})
+
+
 # -- more cases above this line --
 
 
