@@ -1,7 +1,10 @@
 """Argument checks shared by every function, so each error names the argument.
 
-A learner who passes ``W_hh.T`` should read "W_hh has shape (4, 3); expected
-(H, H) = (3, 3)" at the call, not a broadcasting error three lines deeper.
+A learner who passes ``W_ih.T`` with D = 3 and H = 4 should read "W_ih has
+shape (3, 4); expected (H, D) = (4, 3), ..." at the call, not a broadcasting
+error three lines deeper. Shapes cannot catch everything: a transposed W_hh is
+(H, H) like W_hh, and so is a transposed W_ih when D = H; only a comparison of
+values (with PyTorch, say) finds those.
 The rules, in one place:
 
 * arrays are float32 or float64, and all arrays of one call share one dtype

@@ -44,7 +44,9 @@ def init_params(kind, input_size, hidden_size, rng, *, scheme="pytorch",
     -------
     dict with W_ih (G*H, D), W_hh (G*H, H), b_ih (G*H,), b_hh (G*H,)
 
-    Taught in: Chapter 4 (Vanishing and exploding gradients).
+    Taught in: Chapter 2 (An RNN cell in NumPy: the default "pytorch" scheme);
+    Chapter 4 (Vanishing and exploding gradients: the other schemes and
+    spectral_radius); Chapter 5 (LSTM and GRU: forget_bias).
     """
     if kind not in GATES:
         raise ValueError(f"kind is {kind!r}; expected one of {tuple(GATES)}")
