@@ -314,11 +314,9 @@ class LearnerError(RuntimeError):
 class RemoteFunction:
     """Stands for a function on the other side: calling it calls it there."""
 
-    whose = "remote"  # whose function it is, for its repr
-
-    def __init__(self, call, key: int, name: str):
+    def __init__(self, call, key: int, name: str, whose: str):
         self._call, self._key, self.__name__ = call, key, name
-        self.__qualname__ = name
+        self.__qualname__, self.whose = name, whose  # whose: for its repr
 
     def __call__(self, *args, **kwargs):
         return self._call(self._key, args, kwargs)
@@ -328,18 +326,13 @@ class RemoteFunction:
 
 
 # -- the learner's side ----------------------------------------------------------
-class _Callback(RemoteFunction):
-    """A judge function, called from the learner's code."""
-
-    whose = "course"
-
-
 class LearnerServer:
     """Answers the judge's requests in the learner's kernel until told to stop."""
 
     def __init__(self, namespace: dict):
         self.namespace = namespace
-        self.codec = Codec(lambda key, name: _Callback(self.call_judge, key, name))
+        self.codec = Codec(functools.partial(RemoteFunction, self.call_judge,
+                                             whose="course"))
         self.swaps: list[tuple[dict, dict]] = []
         self.sock = None
 

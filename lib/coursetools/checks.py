@@ -271,7 +271,7 @@ def restore_stripped(nb, release, findings: list[Finding], name: str) -> None:
         text = normalised_text(cell)
         gids = by_text.get(text, [])
         if len(gids) == 1 and texts[text] == 1 and text:
-            _set_meta(cell, ref[gids[0]])
+            cell.metadata["nbgrader"] = copy.deepcopy(meta(ref[gids[0]]))
             restored.append(gids[0])
 
     def key(cell):
@@ -291,16 +291,12 @@ def restore_stripped(nb, release, findings: list[Finding], name: str) -> None:
             for w, h in zip(want, have, strict=True)
         ):
             for w, h in zip(want, have, strict=True):
-                _set_meta(h, w)
+                h.metadata["nbgrader"] = copy.deepcopy(meta(w))
                 restored.append(grade_id(w))
     if restored:
         findings.append(Finding("metadata_restored", "nbgrader metadata was missing "
                                 f"from {len(restored)} cell(s); restored from the "
                                 "release", name))
-
-
-def _set_meta(cell, ref_cell) -> None:
-    cell.metadata["nbgrader"] = copy.deepcopy(meta(ref_cell))
 
 
 # -- nbgrader's own repairs, recorded -----------------------------------------

@@ -45,15 +45,31 @@ from queue import Empty
 from time import monotonic
 
 import nbformat
+import psutil
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import (
+    DeduplicateIds,
+    Execute,
+    NbGraderPreprocessor,
+    OverwriteCells,
+)
 from traitlets import Bool, Dict, Integer, List, Type, Unicode
+from traitlets.config import Config, PyFileConfigLoader
 
 from coursetools import judge
+from coursetools.course import (
+    AUTOGRADED_DIR,
+    FEEDBACK_DIR,
+    GRADEBOOK,
+    SOURCE_DIR,
+    SUBMITTED_DIR,
+)
+from coursetools.results import Finding
 from coursetools.sandbox import KERNEL_SOCKETS
 
 
@@ -73,7 +89,7 @@ def _message_size(content: dict) -> int:
     return size
 
 
-def _cut_error(content: dict, limit: int = 10_000) -> dict:
+def _cut_error(content: dict, limit: int = judge.MAX_ERROR) -> dict:
     """An error output of at most about 2 * `limit` characters: its message's
     head, and the last lines of its traceback, where the error is."""
     lines, size, tb = [], 0, content.get("traceback")
@@ -291,10 +307,8 @@ class GuardedExecute(Execute):
         # nbgrader appends, uncut, the reply's error that no output shows (a
         # timeout, or a _showtraceback that shows nothing): here it is an output.
         content = execute_reply["content"]
-        if content.get("status") == "error" and not any(
-            o.output_type == "error" and o.ename == content.get("ename")
-            for o in cell.outputs
-        ):
+        if content.get("status") == "error" and not _has_error(cell,
+                                                              content.get("ename")):
             error = {**_cut_error(content), "output_type": "error"}
             error["traceback"] = error["traceback"] or ["(traceback display was off)"]
             self.output(cell.outputs, _as_message(error), None, cell_index)
@@ -380,8 +394,6 @@ QUIET_ERRORS = {  # reported by other findings, or not an anomaly at all
 
 def output_findings(nb, notebook: str) -> list:
     """Errors outside the tests, and calls of the withheld reference."""
-    from coursetools.results import Finding
-
     found = []
     for index, cell in enumerate(nb.cells):
         nbg = cell.metadata.get("nbgrader", {})
@@ -453,8 +465,6 @@ class PromptKernelManager(AsyncKernelManager):
             return
         # bwrap's child, the sandbox's first process, holds its mounts from the
         # moment the sockets' folder exists in its root until the sandbox ends.
-        import psutil
-
         bwrap, folder = self.provisioner.process.pid, Path(self.ip).parent
         deadline = monotonic() + 30
         with contextlib.suppress(psutil.Error):  # bwrap has ended: no sandbox
@@ -478,23 +488,12 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     `sealed` holds SealedExecute's judge_names, judge_cells and judge_log, and
     the release's cells for the repairs (``checks.RecordedOverwriteCells``).
     """
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import DeduplicateIds, OverwriteCells
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    from coursetools import checks
-    from coursetools.course import (
-        AUTOGRADED_DIR,
-        FEEDBACK_DIR,
-        SOURCE_DIR,
-        SUBMITTED_DIR,
-    )
+    from coursetools import checks  # here: checks imports this module
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     extra = Config()
     extra.CourseDirectory.root = str(course)
-    extra.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    extra.CourseDirectory.db_url = f"sqlite:///{course / GRADEBOOK}"
     extra.CourseDirectory.source_directory = SOURCE_DIR
     extra.CourseDirectory.submitted_directory = SUBMITTED_DIR
     extra.CourseDirectory.autograded_directory = AUTOGRADED_DIR
@@ -563,11 +562,8 @@ class SealedExecute(GuardedExecute):
 
     def preprocess(self, nb, resources=None, km=None):
         # A fresh connection folder (unsealed, the kernel's home is in it).
-        for leftover in Path(self.comm_dir).iterdir():
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
+        shutil.rmtree(self.comm_dir)
+        Path(self.comm_dir).mkdir()
         self._judge = _JudgeProcess(
             self.judge_names, self.bridge_socket, self.judge_log, self.judge_memory_mb
         )
@@ -607,12 +603,9 @@ class SealedExecute(GuardedExecute):
         if reply is None or reply["content"].get("status") != "ok":
             self._event("sandbox", None, "the grading bridge did not start")
 
-    def _learner_alive(self) -> bool:
-        return bool(run_sync(self.km.is_alive)())
-
     # -- one cell in the judge ------------------------------------------------
     def _judge_cell(self, cell, index: int, source: str, keep_outputs: bool) -> None:
-        alive = self._learner_alive()
+        alive = bool(run_sync(self.km.is_alive)())
         serve_id = None
         if alive:
             serve_id = self.kc.execute(
@@ -626,7 +619,8 @@ class SealedExecute(GuardedExecute):
             run_sync(self.km.interrupt_kernel)()
             reply = self._judge.wait(self.interrupt_grace)
         if reply is None:
-            self._judge.restart()
+            self._judge.close()
+            self._judge.start()
             reply = {"outputs": [
                 _error_output("CellTimeoutError", judge.timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
@@ -651,23 +645,21 @@ class SealedExecute(GuardedExecute):
 JUDGE_PRELOAD = ["numpy", "rnnlib", "coursetools.judge"]
 
 
-def _forkserver():
-    """Python's fork server, started once per process with JUDGE_PRELOAD imported.
-
-    Each judge is then a fork of it: a fresh process, whose imports (torch takes
-    seconds) are already done.
-    """
+def forkserver(preload: list[str], start: bool = False):
+    """Python's fork server (one per process) with `preload` imported in it:
+    each fork then starts with those imports done (torch takes seconds).
+    `start`: start it now, so that its imports overlap other work."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(dict.fromkeys(JUDGE_PRELOAD)))
+    context.set_forkserver_preload(list(dict.fromkeys(preload)))
+    if start:
+        multiprocessing.forkserver.ensure_running()
     return context
 
 
 def start_judge_server() -> None:
-    """Start the fork server now: its imports then overlap the first notebook's
-    set-up instead of delaying its first test (a daemonic process has none)."""
+    """Start the judges' fork server now (a daemonic process has none)."""
     if not multiprocessing.current_process().daemon:
-        _forkserver()
-        multiprocessing.forkserver.ensure_running()
+        forkserver(JUDGE_PRELOAD, start=True)
 
 
 @contextlib.contextmanager
@@ -696,8 +688,7 @@ class _JudgeProcess:
         self.start()
 
     def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
+        Path(self.socket_path).unlink(missing_ok=True)
         read_end, write_end = os.pipe()
         commands, to_judge = os.pipe()
         self.commands = open(to_judge, "wb")  # noqa: SIM115 (closed in close())
@@ -712,8 +703,9 @@ class _JudgeProcess:
                 stderr=subprocess.DEVNULL, pass_fds=(write_end,),
                 env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True)
         else:  # forked from a process that has imported what the tests need
-            self.proc = _forkserver().Process(target=judge.forked_main, daemon=True,
-                                              args=(argv, *ends, self.log_path))
+            self.proc = forkserver(JUDGE_PRELOAD).Process(
+                target=judge.forked_main, args=(argv, *ends, self.log_path),
+                daemon=True)
             with _main_module_hidden():
                 self.proc.start()
         for end in ends:
@@ -750,20 +742,13 @@ class _JudgeProcess:
         except json.JSONDecodeError:
             return None
 
-    def restart(self) -> None:
-        self.close()
-        self.start()
-
     def close(self) -> None:
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)  # before its setsid
+            for kill in (os.killpg, os.kill):  # os.kill: before its setsid
+                with contextlib.suppress(ProcessLookupError):
+                    kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait() if hasattr(self.proc, "wait") else self.proc.join()
-        with contextlib.suppress(OSError):
-            self.commands.close()
-        with contextlib.suppress(OSError):
-            os.close(self.reader)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
+        for close in (self.commands.close, lambda: os.close(self.reader)):
+            with contextlib.suppress(OSError):
+                close()
+        Path(self.socket_path).unlink(missing_ok=True)

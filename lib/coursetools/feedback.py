@@ -17,14 +17,13 @@ import re
 import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
-from nbconvert.filters import Highlight2HTML, strip_files_prefix
+from nbconvert.filters import Highlight2HTML, strip_ansi, strip_files_prefix
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import Bool
 
 from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython quotes source as "     15     code" or "---> 15     code"
 LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
 HIDDEN_NOTE = (
@@ -68,7 +67,7 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
             _numeric_sizes(output.get("metadata", {}))
             if output.output_type != "error":
                 continue
-            text = ANSI.sub("", "\n".join(output.get("traceback", [])))
+            text = strip_ansi("\n".join(output.get("traceback", [])))
             if any(_quotes_secret(line, secret) for line in text.splitlines()):
                 output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_NOTE]
     return nb

@@ -27,8 +27,6 @@ import contextlib
 import hashlib
 import html
 import json
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import secrets
 import shutil
@@ -42,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from coursetools import checks, gradebook, report, sandbox, worker
+from coursetools import checks, execute, gradebook, report, sandbox, worker
 from coursetools.course import (
     ANALYSIS_PAGE,
     AUTOGRADED_DIR,
@@ -61,6 +59,7 @@ from coursetools.course import (
 from coursetools.results import StudentResult
 
 VERSION = "4"  # bump when grading changes in a way that should regrade everyone
+WORKER_PRELOAD = ["coursetools.worker", "nbgrader.apps"]
 ATTEMPTS = 2  # a student whose grading fails is tried once more, then reported
 
 
@@ -114,7 +113,6 @@ class Summary:
     seconds: float = 0.0  # the whole run
     grading_seconds: float = 0.0  # the pool only: without registration and export
     parent_seconds: float = 0.0  # of grading_seconds: checks and merges, one at a time
-    unsafe: bool = False
 
 
 # -- the pool -----------------------------------------------------------------
@@ -140,20 +138,9 @@ def executor(settings: Settings, context):
             shared = client.scatter(context, broadcast=True)
             yield client.get_executor(pure=False, retries=0), slots, shared
     else:
-        forks = local_forks()
+        forks = execute.forkserver(WORKER_PRELOAD)
         yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
             settings.jobs, context
-
-
-def local_forks(start: bool = False):
-    """The context whose fork server makes the local workers, with the grading
-    code and nbgrader imported in it. `start`: start that server now, so that
-    it imports them while this process does something else."""
-    forks = multiprocessing.get_context("forkserver")
-    forks.set_forkserver_preload(["coursetools.worker", "nbgrader.apps"])
-    if start:
-        multiprocessing.forkserver.ensure_running()
-    return forks
 
 
 def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result,
@@ -268,13 +255,12 @@ def _no_submissions(root: Path, assignment: str) -> str:
     return message
 
 
-def submission_key(root: Path, assignment: str, student: str,
-                   settings: Settings) -> str:
-    """Hash of what determines a grade: the files handed in, the source, settings."""
-    digest = hashlib.sha256(json.dumps(settings.key(), sort_keys=True).encode())
-    for base in (root / SUBMITTED_DIR / student / assignment,
-                 root / SOURCE_DIR / assignment):
-        worker.add_folder(digest, base)
+def submission_key(root: Path, assignment: str, student: str, settings: Settings,
+                   source: str) -> str:
+    """Hash of what determines a grade: the files handed in, the source's digest
+    and the settings."""
+    digest = hashlib.sha256(json.dumps([settings.key(), source]).encode())
+    worker.add_folder(digest, root / SUBMITTED_DIR / student / assignment)
     return digest.hexdigest()
 
 
@@ -293,10 +279,11 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     if not students:
         raise CourseError(_no_submissions(root, assignment))
     out = root / REPORT_DIR / assignment
-    summary = Summary(assignment, unsafe=settings.unsafe)
+    summary = Summary(assignment)
     db_url = f"sqlite:///{root / GRADEBOOK}"
     if not settings.report_only:
-        _grade_students(root, assignment, students, settings, summary, say)
+        _grade_students(root, assignment, students, settings, summary, say, out,
+                        db_url)
         summary.grades_csv = root / GRADES_CSV
         run_nbgrader(root, "export", f"--to={summary.grades_csv}")
     elif not (root / GRADEBOOK).exists():
@@ -314,7 +301,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
                    graded_cells(root, assignment))
     summary.attention = sorted(s for s, r in results.items() if r.needs_attention())
     summary.seconds = time.monotonic() - started
-    _print_summary(summary, say)
+    _print_summary(summary, settings.unsafe, say)
     return summary
 
 
@@ -338,7 +325,8 @@ def graded_cells(root: Path, assignment: str) -> list[tuple[str, str, float]]:
     return found
 
 
-def _grade_students(root, assignment, students, settings, summary, say) -> None:
+def _grade_students(root, assignment, students, settings, summary, say, out,
+                    db_url) -> None:
     if not settings.unsafe and (why := sandbox.problem()):
         raise CourseError(
             f"cannot seal the grading here: {why}. Grades made without a sandbox are "
@@ -352,25 +340,28 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
         say(f"warning: not graded, the folder must be named {assignment}: "
             + ", ".join(strays))
     if not settings.scheduler:
-        local_forks(start=True)  # its imports overlap the registration below
-    out = root / REPORT_DIR / assignment
+        execute.forkserver(WORKER_PRELOAD, start=True)  # imports while we register
     (out / "state").mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{root / GRADEBOOK}"
     with tempfile.TemporaryDirectory(prefix="coursetools-grade-") as scratch:
         release_dir = Path(scratch) / "release"
-        gradebook.register(root, assignment, release_dir)
+        # Registers the assignment (its cells and points) in the gradebook, and
+        # writes its student notebooks aside: exercises/ is never rewritten.
+        run_nbgrader(root, "generate_assignment", assignment, "--force",
+                     f"--CourseDirectory.release_directory={release_dir}")
         with sqlite3.connect(root / GRADEBOOK) as src, \
                 sqlite3.connect(Path(scratch) / "template.db") as copy:
             src.backup(copy)  # a consistent copy: the workers' starting gradebook
         template = (Path(scratch) / "template.db").read_bytes()
         releases = {p.stem: p.read_text()
                     for p in sorted((release_dir / assignment).glob("*.ipynb"))}
-    keys = {s: submission_key(root, assignment, s, settings) for s in students}
+    source = worker.source_digest(root, assignment)
+    keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
+    in_gradebook = gradebook.scores(db_url, assignment)
     todo = []
     for student in students:
         if (student in saved and saved[student].key == keys[student]
-                and gradebook.has_submission(db_url, assignment, student)):
+                and student in in_gradebook):
             summary.skipped.append(student)
         else:
             todo.append(student)
@@ -381,7 +372,7 @@ def _grade_students(root, assignment, students, settings, summary, say) -> None:
     context = worker.Context(
         run_id=secrets.token_hex(8), root=str(root), assignment=assignment,
         settings=settings.for_worker(len(releases)),
-        source_digest=worker.source_digest(root, assignment),
+        source_digest=source,
         template_db=template, releases=releases)
     release_nbs = {n: nbformat.reads(t, as_version=4) for n, t in releases.items()}
 
@@ -437,7 +428,7 @@ def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None
     student = result.student
     dirs = {kind: root / kind / student / assignment
             for kind in (AUTOGRADED_DIR, FEEDBACK_DIR)}
-    keep = root / REPORT_DIR / assignment / "feedback-src" / student
+    keep = root / REPORT_DIR / assignment / worker.FEEDBACK_SOURCE_DIR / student
     for folder in [*dirs.values(), keep]:
         _remove(folder)
     for name, entry in result.notebooks.items():
@@ -475,7 +466,7 @@ def _remove(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def _print_summary(summary: Summary, say) -> None:
+def _print_summary(summary: Summary, unsafe: bool, say) -> None:
     values = [s for s, _ in summary.scores.values()]
     top = max((m for _, m in summary.scores.values()), default=0)
     mean = sum(values) / len(values) if values else 0
@@ -489,7 +480,7 @@ def _print_summary(summary: Summary, say) -> None:
         say("no student needs a look")
     for student, why in sorted(summary.not_graded.items()):
         say(f"NOT GRADED: {student}: {report.plain(why)[:2000]}")
-    if summary.unsafe:
+    if unsafe:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")
     say(f"report:   {summary.report_md}")

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 
-from coursetools.course import run_nbgrader
 from coursetools.results import StudentResult
 
 
@@ -25,16 +23,6 @@ def opened(db_url: str):
     with warnings.catch_warnings(), Gradebook(db_url) as gb:
         warnings.simplefilter("ignore", SAWarning)
         yield gb
-
-
-def register(root: Path, assignment: str, release_dir: Path) -> None:
-    """Create the gradebook if needed and record the assignment's cells and points.
-
-    generate_assignment does that; its student notebooks go to `release_dir`, so
-    the committed exercises/ is never rewritten by grading.
-    """
-    run_nbgrader(root, "generate_assignment", assignment, "--force",
-                 f"--CourseDirectory.release_directory={release_dir}")
 
 
 def merge(gb: Gradebook, assignment: str, result: StudentResult) -> None:
@@ -76,12 +64,3 @@ def seconds_late(db_url: str, assignment: str) -> dict[str, float]:
         return {sub.student_id: float(sub.total_seconds_late)
                 for sub in gb.assignment_submissions(assignment)
                 if sub.total_seconds_late}
-
-
-def has_submission(db_url: str, assignment: str, student: str) -> bool:
-    with opened(db_url) as gb:
-        try:
-            gb.find_submission(assignment, student)
-        except MissingEntry:
-            return False
-    return True

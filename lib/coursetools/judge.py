@@ -76,12 +76,6 @@ class Opaque:
         return f"<{self._name}: cannot be graded, {self._why}>"
 
 
-class LearnerFunction(bridge.RemoteFunction):
-    """A function of the learner's, called in the learner's kernel."""
-
-    whose = "your"
-
-
 class _NoIPython:
     """What ``get_ipython()`` gives set-up cells here: magics do nothing."""
 
@@ -109,7 +103,8 @@ class Judge:
         out, err = io.StringIO(), io.StringIO()
         status, error = "ok", None
         # A new codec for each cell: callbacks of earlier cells are revoked.
-        self.codec = bridge.Codec(functools.partial(LearnerFunction, self.call))
+        self.codec = bridge.Codec(functools.partial(bridge.RemoteFunction, self.call,
+                                                    whose="your"))
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 self._connect(connect, timeout)
@@ -224,7 +219,7 @@ class Judge:
     @contextlib.contextmanager
     def swap(self, function, replacements: dict):
         """rnnlib.grading.swapped_in, when the learner's function is over there."""
-        if not isinstance(function, LearnerFunction):
+        if not isinstance(function, bridge.RemoteFunction):  # all the learner's here
             raise TypeError(f"swapped_in needs one of your functions, got {function!r}")
         before = set(self.codec.exported)
         names = self.codec.encode(dict(replacements))
@@ -274,11 +269,10 @@ def main() -> int:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--names", required=True, help="JSON list of answer names")
     parser.add_argument("--reply-fd", type=int, required=True)
-    parser.add_argument("--accept-timeout", type=float, default=20.0)
     args = parser.parse_args()
     exit_with_parent()
     reply = os.fdopen(args.reply_fd, "w", buffering=1)
-    judge = Judge(args.socket, json.loads(args.names), args.accept_timeout)
+    judge = Judge(args.socket, json.loads(args.names), accept_timeout=20.0)
 
     import rnnlib.grading
 

@@ -53,6 +53,7 @@ KERNEL_SOCKETS = "/run/course-kernel"
 # (COURSE_UID 0 for the launcher).
 SANDBOX_UIDS = range(61000, 61000 + 32000)
 UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def bwrap_path() -> str | None:
@@ -299,8 +300,8 @@ class Sandbox:
         return {
             "RLIMIT_AS": int(self.settings["memory_mb"]) * 2**20,
             "RLIMIT_CPU": int(self.settings["notebook_timeout"]) + 60,
-            "RLIMIT_NPROC": int(self.settings.get("max_processes", 64)),
-            "RLIMIT_FSIZE": int(self.settings.get("max_file_mb", 64)) * 2**20,
+            "RLIMIT_NPROC": 64,
+            "RLIMIT_FSIZE": 64 * 2**20,
             "RLIMIT_NOFILE": 1024,
             "RLIMIT_CORE": 0,
         }
@@ -318,9 +319,7 @@ class Sandbox:
             "MPLCONFIGDIR": f"{home}/.config/matplotlib",
             "KERAS_BACKEND": "torch",
             "KERAS_HOME": f"{home}/.keras",
-            "OMP_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+            **dict.fromkeys(THREAD_VARS, threads),
             "COURSE_LIMITS": json.dumps(self.limits()),
             "COURSE_UID": str(self.uid if self.sealed else -1),
         }

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -33,10 +34,22 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
+import nbformat
+import psutil
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps import NbGraderAPI
+from nbgrader.nbgraderformat import common
+from nbgrader.utils import temp_attrs
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SAWarning
+
 from coursetools import checks, execute
 from coursetools.course import (
     AUTOGRADED_DIR,
     FEEDBACK_DIR,
+    GRADEBOOK,
     SOURCE_DIR,
     SUBMITTED_DIR,
     CourseError,
@@ -44,7 +57,7 @@ from coursetools.course import (
 )
 from coursetools.feedback import hide_hidden_tests, secret_lines
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
-from coursetools.sandbox import Sandbox, answer_names, judge_cells
+from coursetools.sandbox import THREAD_VARS, Sandbox, answer_names, judge_cells
 
 FEEDBACK_SOURCE_DIR = "feedback-src"  # the scratch course's hidden-tests-free copies
 
@@ -146,8 +159,6 @@ class Watchdog:
         self.timers[0].daemon = True
         self.timers[0].start()
         if memory_mb:
-            import psutil
-
             me = psutil.Process()
             limit = me.memory_info().rss + memory_mb * 2**20
             threading.Thread(target=self._watch_memory, args=(me, limit),
@@ -161,8 +172,6 @@ class Watchdog:
                 return
 
     def _stop_children(self) -> None:
-        import psutil
-
         for child in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error):
                 child.kill()
@@ -183,12 +192,6 @@ class Watchdog:
 # -- one process's grader ------------------------------------------------------
 class Grader:
     def __init__(self, context: Context):
-        import nbformat
-        from nbgrader.apps import NbGraderAPI
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-        from sqlalchemy.exc import SAWarning
-
         # nbgrader's autograde trips SQLAlchemy's autoflush warnings: harmless,
         # and this process's stderr is the instructor's terminal.
         warnings.simplefilter("ignore", SAWarning)
@@ -208,12 +211,12 @@ class Grader:
         # each with an fsync; the copy is thrown away when the run ends.
         unsynced = functools.partial(_unsynced_under, f"{self.work}/")
         event.listen(Engine, "connect", unsynced)
-        self._cleanup = weakref.finalize(self, _forget, self.work, unsynced)
+        self.close = weakref.finalize(self, _forget, self.work, unsynced)
         self.course = self.work / "course"
         (self.course / SOURCE_DIR).mkdir(parents=True)
         source = root / SOURCE_DIR / assignment
         (self.course / SOURCE_DIR / assignment).symlink_to(source)
-        (self.course / "gradebook.db").write_bytes(context.template_db)
+        (self.course / GRADEBOOK).write_bytes(context.template_db)
         self.releases = {name: nbformat.reads(text, as_version=4)
                          for name, text in context.releases.items()}
         sources = {
@@ -225,8 +228,8 @@ class Grader:
         # The kernel that nbclient starts is the sandboxed one written here.
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(settings["kernel_threads"])
+        # For the judges, started from here (the kernel's env is the kernelspec's).
+        os.environ.update(dict.fromkeys(THREAD_VARS, str(settings["kernel_threads"])))
         cells = {f"{name}/{grade_id}": cell  # grade ids: unique per notebook
                  for name, nb in sources.items()
                  for grade_id, cell in judge_cells(nb).items()}
@@ -244,9 +247,6 @@ class Grader:
                            for name, nb in self.releases.items()},
         )
         self.api = NbGraderAPI(config=config)
-
-    def close(self) -> None:
-        self._cleanup()
 
     def grade(self, job: Job) -> StudentResult:
         student = job.student
@@ -276,11 +276,8 @@ class Grader:
         return result
 
     def _collect(self, job: Job, result: StudentResult) -> None:
-        import nbformat
-        from nbgrader.api import Gradebook, MissingEntry
-
         autograded = self.course / AUTOGRADED_DIR / job.student / self.assignment
-        with Gradebook(f"sqlite:///{self.course / 'gradebook.db'}") as gb:
+        with Gradebook(f"sqlite:///{self.course / GRADEBOOK}") as gb:
             try:
                 submission = gb.find_submission(self.assignment, job.student)
             except MissingEntry:
@@ -314,9 +311,6 @@ class Grader:
                 entry.autograded = path.read_text()
 
     def _feedback(self, student: str, result: StudentResult) -> None:
-        import nbformat
-        from nbgrader.utils import temp_attrs
-
         source = self.course / FEEDBACK_SOURCE_DIR / student / self.assignment
         graded = {n: e for n, e in result.notebooks.items() if e.graded}
         for name, entry in graded.items():
@@ -350,11 +344,6 @@ def _schema_checked_once() -> None:
     first checks nbgrader's schema itself against JSON Schema's meta-schema: 1.2
     ms a cell, about 0.07 s a ch02 notebook. Here each schema is checked once a
     process, and each cell still against it, with the same error raised."""
-    import json
-
-    import jsonschema
-    from nbgrader.nbgraderformat import common
-
     validators = {}
 
     def validate(instance, schema) -> None:
@@ -371,9 +360,6 @@ def _schema_checked_once() -> None:
 
 
 def _forget(work: Path, unsynced) -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     event.remove(Engine, "connect", unsynced)
     shutil.rmtree(work, ignore_errors=True)
 
