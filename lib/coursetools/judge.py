@@ -5,8 +5,8 @@ as ``python -m coursetools.judge --socket PATH --names JSON``. It never runs a
 line of the learner's code. It runs the notebook's set-up cells and its test
 cells (hidden tests included) in its own namespace, where each name that the
 assignment's answer cells define is a copy of the learner's value or, for a
-function, a :class:`LearnerFunction` that calls into the learner's kernel over
-the bridge socket (:mod:`coursetools.bridge`). numpy, rnnlib and the test
+function, a :class:`~coursetools.bridge.RemoteFunction` that calls into the
+learner's kernel over the bridge socket. numpy, rnnlib and the test
 helpers here are the judge's own, so patching them in the learner's kernel
 changes nothing, and the test's variables live in a process the learner cannot
 read.
