@@ -15,7 +15,7 @@ Chapter 1, Feedforward vs recurrent        data.one_hot, sliding_windows,
                                            remember_first
 Chapter 2, An RNN cell in NumPy            rnn_step_forward, rnn_forward,
                                            affine_forward, softmax, sigmoid,
-                                           params_to_torch
+                                           params_to_torch, init_params
 Chapter 3, Backpropagation through time    rnn_*_backward, affine_backward,
                                            softmax_cross_entropy, log_softmax,
                                            gradcheck, SGD, Adagrad, Adam,
