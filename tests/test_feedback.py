@@ -11,11 +11,16 @@ from pathlib import Path
 from unittest import mock
 
 import jinja2
+import nbformat
 import nbgrader
 from bs4 import BeautifulSoup
+from conftest import ROOT
 from coursetools.feedback import (
+    AS_TEXT,
     COMPILED_TEMPLATES,
     HIGHLIGHTED,
+    MAX_CELL_MARKUP,
+    MAX_PAGE_MARKUP,
     FeedbackExporter,
     hide_hidden_tests,
     secret_lines,
@@ -318,6 +323,40 @@ def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
     assert {"h1", "table", "th", "td", "b", "em"} <= set(names)
     assert soup.find("img", src="x") is not None  # the image stays, its handler goes
 
+
+
+def test_markup_past_the_limits_is_shown_as_text_and_the_rest_as_markup():
+    """Deep nesting and unclosed brackets cost the page's cleaning quadratic time
+    (red-team pass 4: 40,000 nested <div>s held a worker until its watchdog)."""
+    as_text = AS_TEXT.split("{}")[0]
+    deep = "<div>" * 20_000 + "<script>alert(11)</script>"
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Mine\n\n<b>kept</b>"),
+        new_markdown_cell(deep),
+        new_markdown_cell("![" * 20_000),
+        new_code_cell("show()", outputs=[
+            new_output("display_data", data={"text/html": deep}),
+            new_output("display_data", data={"text/markdown": "[" * 20_000})]),
+        # each under the cell limit, together past the page's
+        *[new_markdown_cell("<span>" * (MAX_CELL_MARKUP - 10)) for _ in range(30)],
+    ])
+    # A span cell renders with <p> and </p>; the first cell has 6 tags.
+    fitting = (MAX_PAGE_MARKUP - 6) // (MAX_CELL_MARKUP - 10 + 2)
+    page, soup, scripts = feedback_page(nb)
+    assert not scripts
+    assert soup.find("h1") is not None and soup.find("b").get_text() == "kept"
+    assert "&lt;div&gt;&lt;div&gt;" in page and "![![![" in page
+    assert 0 < fitting < 30
+    assert page.count(as_text) == 4 + 30 - fitting  # four past the cell limit
+
+
+def test_no_exercise_reaches_the_markup_limits():
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:  # the page of an ungraded notebook: markup only
+            cell.metadata.pop("nbgrader", None)
+        page, _, _ = feedback_page(nb)
+        assert AS_TEXT.split("{}")[0] not in page, path.name
 
 
 def test_an_images_size_from_the_kernel_adds_no_attribute():

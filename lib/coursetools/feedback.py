@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import html as html_text
 import re
 
 import bleach
@@ -149,6 +150,16 @@ def clean(html: str) -> str:
                         protocols={"http", "https", "mailto", "data"})
 
 
+# Markup beyond these is shown as text: bleach's parser is quadratic in nesting
+# (20,000 nested <div>s take 23 s) and nbconvert's strip_files_prefix in "["
+# without "]" (20,000: 10 s). Counted as "<" and "[", a cell's worth costs at
+# most about 0.06 s, a page's 0.6 s; an exercise's own cells have at most 228, its
+# pages 583 (tests/test_feedback.py checks they stay under).
+MAX_CELL_MARKUP, MAX_PAGE_MARKUP = 1_000, 10_000
+AS_TEXT = ("<p><em>(This has more markup than a feedback page shows, so here it "
+           "is as text.)</em></p><pre>{}</pre>")
+
+
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 
 
@@ -180,12 +191,21 @@ class FeedbackExporter(HTMLExporter):
         self.register_filter("highlight_code", self.filters.get(
             "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
-        self.register_filter("clean_html", lambda html: clean(str(html)))
+        markup_left = [MAX_PAGE_MARKUP]
+
+        def bounded(html, strip_prefix: bool) -> str:
+            html = str(html)
+            size = html.count("<") + html.count("[")
+            if size > min(MAX_CELL_MARKUP, markup_left[0]):
+                return AS_TEXT.format(html_text.escape(html))
+            markup_left[0] -= size
+            return clean(strip_files_prefix(html) if strip_prefix else html)
+
+        self.register_filter("clean_html", lambda html: bounded(html, False))
         # Every template renders Markdown as markdown2html | strip_files_prefix,
         # nbgrader's feedback template unsanitized whatever sanitize_html says:
         # cleaned after the prefix goes, as files/javascript:... turns into a link.
-        self.register_filter("strip_files_prefix",
-                             lambda html: clean(strip_files_prefix(str(html))))
+        self.register_filter("strip_files_prefix", lambda html: bounded(html, True))
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
