@@ -9,13 +9,18 @@ server (the local pool's use it): both ways of starting a judge are compared.
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+import types
+from pathlib import Path
 
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
-from coursetools.grade import Settings, grade
+from coursetools.grade import Settings, executor, grade, run_jobs
 from coursetools.results import StudentResult
+from coursetools.worker import Job
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +92,50 @@ def test_a_dask_cluster_grades_exactly_as_the_local_pool(tmp_path):
     # The jobs really ran in the cluster's two worker processes.
     ran_on = {int(w.rsplit(":", 1)[1]) for w in there.workers}
     assert ran_on and ran_on <= worker_pids, (ran_on, worker_pids)
+
+
+def dies_as_told(context, job: Job) -> StudentResult:
+    """Grades nobody; the student "killer" ends the worker process it runs in."""
+    marks = Path(context.marks)
+    (marks / f"{job.student}.{len(list(marks.glob(job.student + '.*')))}").touch()
+    if job.student == "killer":
+        os._exit(3)
+    return StudentResult(job.student, "a1", token=job.token, worker="fake")
+
+
+def test_a_dying_dask_worker_costs_only_its_own_student(tmp_path):
+    """Red-team pass 4: on a one-worker cluster the killer's death took the
+    scattered context and its queued classmates with it (all "not graded")."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    students = ["before", "killer", "after1", "after2", "after3"]
+    seen: dict[str, list[StudentResult]] = {}
+    context = types.SimpleNamespace(marks=str(tmp_path))  # scattered whole, as Context
+    # Dask's own retries off: run_jobs decides who was at fault.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1,
+                                     processes=True, dashboard_address=None) as cluster:
+        settings = Settings(scheduler=cluster.scheduler_address)
+        with executor(settings, context) as (pool, slots, shared):
+            ended = {}
+            runner = threading.Thread(daemon=True, target=lambda: ended.update(
+                not_graded=run_jobs(
+                    pool, slots, students, shared,
+                    lambda student, token: Job(student, token, {}, {}),
+                    lambda r: seen.setdefault(r.student, []).append(r),
+                    work=dies_as_told)))
+            runner.start()
+            runner.join(120)  # the killer's three deaths take about 10 s
+            assert ended, "run_jobs still waits for a job whose worker died"
+    assert not ended["not_graded"] and sorted(seen) == sorted(students)
+    assert all(len(results) == 1 for results in seen.values()), seen
+    for student in students:
+        result = seen[student][0]
+        if student == "killer":
+            assert result.retryable and "stopped unexpectedly" in result.errors[0]
+        else:
+            assert result.errors == [] and not result.retryable, (student, result)
 
 
 def test_the_worker_settings_in_dask_worker_yaml_are_all_dask_settings():

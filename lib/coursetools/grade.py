@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import nbformat
+from distributed import Client, KilledWorker
 
 from coursetools import checks, execute, gradebook, report, sandbox, worker
 from coursetools.course import (
@@ -118,29 +119,56 @@ class Summary:
 # -- the pool -----------------------------------------------------------------
 @contextlib.contextmanager
 def executor(settings: Settings, context):
-    """An executor, how many jobs it runs at once, and the context to send.
+    """An executor, how many jobs it runs at once, and a function that gives the
+    context to send with a job.
 
     Local processes are forked from Python's fork server once it has imported
     the grading code (each then starts in milliseconds, not seconds), never
     from this process, and are made again if one dies. On a Dask cluster
     (``distributed.Client``, the same futures interface) the context goes to
-    every worker once; each worker runs one job at a time in its own sandbox,
-    as a local process does.
+    every worker once, and again if the workers that held it died; each worker
+    runs one job at a time in its own sandbox, as a local process does.
     """
     if settings.scheduler:
-        from distributed import Client
-
         with Client(settings.scheduler, timeout=30) as client:
             slots = sum(client.nthreads().values())
             if not slots:
                 raise CourseError(f"the Dask cluster at {settings.scheduler} has no "
                                   "workers: start some with `dask worker`")
-            shared = client.scatter(context, broadcast=True)
-            yield client.get_executor(pure=False, retries=0), slots, shared
+            scattered = [client.scatter(context, broadcast=True)]
+
+            def shared():
+                if scattered[0].status != "finished":  # lost with its workers
+                    scattered[0] = client.scatter(context, broadcast=True)
+                return scattered[0]
+
+            yield _DaskPool(client), slots, shared
     else:
         forks = execute.forkserver(WORKER_PRELOAD)
         yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
-            settings.jobs, context
+            settings.jobs, lambda: context
+
+
+class _DaskPool(cf.Executor):
+    """client.submit, with each job's result in a concurrent.futures future that
+    always ends. (Dask's own ClientExecutor leaves its future pending for good
+    when a finished result is lost with its worker and cannot be made again.)"""
+
+    def __init__(self, client):
+        self.client = client
+
+    def submit(self, fn, /, *args, **kwargs):
+        mirror = cf.Future()
+        mirror.remote = self.client.submit(fn, *args, **kwargs, pure=False, retries=0)
+
+        def settle(remote) -> None:
+            try:
+                mirror.set_result(remote.result())
+            except BaseException as error:  # noqa: BLE001 (cancelled, lost, raised)
+                mirror.set_exception(error)
+
+        mirror.remote.add_done_callback(settle)
+        return mirror
 
 
 def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result,
@@ -148,7 +176,8 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
     """Grade each student once; call ``on_result(result)`` as each comes back.
 
     `pool` is an executor, or a function that makes one (a local process pool
-    is made again if a worker process dies). Each attempt carries a fresh
+    is made again if a worker process dies); `context()` is what each job
+    takes with it. Each attempt carries a fresh
     random token; a result counts only with its own student and token and no
     grading error. A failed attempt is tried once more; after that the failure
     is the student's result, marked ``retryable`` so that it is never cached as
@@ -157,9 +186,10 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
     make = None if isinstance(pool, cf.Executor) else pool
     current = [make() if make else pool]
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
-    # When a worker process dies, every job running in that pool fails with it,
-    # and only one of them can be the cause: each is tried again alone, and
-    # only a failure alone counts as an attempt.
+    # When a worker process dies, every job running in that pool fails with it
+    # (on Dask: every job it held, as KilledWorker, or as cancelled when the
+    # context went with it), and only one of them can be the cause: each is
+    # tried again alone, and only a failure alone counts as an attempt.
     suspects: set[str] = set()
 
     def submit(student: str) -> None:
@@ -172,7 +202,7 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
             failed.attempts = attempts[student]
             on_result(failed)
             return
-        future = current[0].submit(work, context, job)
+        future = current[0].submit(work, context(), job)
         running[future] = (job, current[0])
 
     def finish(job, result: StudentResult | None, why: str | None) -> None:
@@ -202,7 +232,7 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
                 job, used = running.pop(future)
                 try:
                     result = future.result()
-                except BrokenProcessPool:
+                except (BrokenProcessPool, cf.CancelledError, KilledWorker):
                     if make and used is current[0]:  # replace the broken pool once
                         used.shutdown(wait=False, cancel_futures=True)
                         current[0] = make()
