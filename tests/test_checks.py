@@ -34,6 +34,7 @@ from coursetools.checks import (
     reference_cells,
     restore_stripped,
 )
+from coursetools.course import AUTOGRADED_DIR, FEEDBACK_DIR, SOURCE_DIR, SUBMITTED_DIR
 from coursetools.execute import KeepFindings, SealedExecute, autograde_config
 from coursetools.results import Finding
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -870,3 +871,8 @@ def test_autograde_config_puts_the_recorded_repairs_in_nbgrader(tmp_path):
     assert RecordedOverwriteCells in config.Autograde.sanitize_preprocessors
     assert SealedExecute in config.Autograde.autograde_preprocessors
     assert config.SealedExecute.judge_names == ["f"]
+    # The folder names, from nbgrader_config.py (which imports course.py's).
+    assert [config.CourseDirectory[f"{kind}_directory"] for kind in (
+        "source", "submitted", "autograded", "feedback")] == [
+        SOURCE_DIR, SUBMITTED_DIR, AUTOGRADED_DIR, FEEDBACK_DIR]
+    assert config.CourseDirectory.root == str(tmp_path / "course")

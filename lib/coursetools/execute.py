@@ -62,13 +62,7 @@ from traitlets import Bool, Dict, Integer, List, Type, Unicode
 from traitlets.config import Config, PyFileConfigLoader
 
 from coursetools import judge
-from coursetools.course import (
-    AUTOGRADED_DIR,
-    FEEDBACK_DIR,
-    GRADEBOOK,
-    SOURCE_DIR,
-    SUBMITTED_DIR,
-)
+from coursetools.course import GRADEBOOK
 from coursetools.results import Finding
 from coursetools.sandbox import KERNEL_SOCKETS
 
@@ -490,14 +484,11 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     """
     from coursetools import checks  # here: checks imports this module
 
+    # The folder names come from there (nbgrader_config.py imports course.py's).
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     extra = Config()
     extra.CourseDirectory.root = str(course)
     extra.CourseDirectory.db_url = f"sqlite:///{course / GRADEBOOK}"
-    extra.CourseDirectory.source_directory = SOURCE_DIR
-    extra.CourseDirectory.submitted_directory = SUBMITTED_DIR
-    extra.CourseDirectory.autograded_directory = AUTOGRADED_DIR
-    extra.CourseDirectory.feedback_directory = FEEDBACK_DIR
     extra.Execute.timeout = settings["timeout"]
     extra.GuardedExecute.notebook_timeout = settings["notebook_timeout"]
     extra.GuardedExecute.max_output_bytes = settings["max_output_bytes"]
