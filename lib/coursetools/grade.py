@@ -119,8 +119,8 @@ class Summary:
 # -- the pool -----------------------------------------------------------------
 @contextlib.contextmanager
 def executor(settings: Settings, context):
-    """An executor, how many jobs it runs at once, and a function that gives the
-    context to send with a job.
+    """A function that makes an executor, how many jobs it runs at once, and a
+    function that gives the context to send with a job.
 
     Local processes are forked from Python's fork server once it has imported
     the grading code (each then starts in milliseconds, not seconds), never
@@ -142,7 +142,7 @@ def executor(settings: Settings, context):
                     scattered[0] = client.scatter(context, broadcast=True)
                 return scattered[0]
 
-            yield _DaskPool(client), slots, shared
+            yield (lambda: _DaskPool(client)), slots, shared
     else:
         forks = execute.forkserver(WORKER_PRELOAD)
         yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
@@ -171,20 +171,19 @@ class _DaskPool(cf.Executor):
         return mirror
 
 
-def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result,
+def run_jobs(make, slots: int, students: list[str], context, make_job, on_result,
              work=worker.run) -> dict[str, str]:
     """Grade each student once; call ``on_result(result)`` as each comes back.
 
-    `pool` is an executor, or a function that makes one (a local process pool
-    is made again if a worker process dies); `context()` is what each job
-    takes with it. Each attempt carries a fresh
+    `make()` makes an executor, and is called again when a local worker process
+    dies and breaks its pool (on Dask, a new handle on the same client);
+    `context()` is what each job takes with it. Each attempt carries a fresh
     random token; a result counts only with its own student and token and no
     grading error. A failed attempt is tried once more; after that the failure
     is the student's result, marked ``retryable`` so that it is never cached as
     final. Returns {student: why} for anyone the pool could not finish.
     """
-    make = None if isinstance(pool, cf.Executor) else pool
-    current = [make() if make else pool]
+    current = [make()]
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
     # When a worker process dies, every job running in that pool fails with it
     # (on Dask: every job it held, as KilledWorker, or as cancelled when the
@@ -233,7 +232,7 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
                 try:
                     result = future.result()
                 except (BrokenProcessPool, cf.CancelledError, KilledWorker):
-                    if make and used is current[0]:  # replace the broken pool once
+                    if used is current[0]:  # replace the broken pool once
                         used.shutdown(wait=False, cancel_futures=True)
                         current[0] = make()
                     if job.student in suspects:  # it ran alone: its own failure
@@ -255,8 +254,7 @@ def run_jobs(pool, slots: int, students: list[str], context, make_job, on_result
                     result = None
                 finish(job, result, why)
     finally:
-        if make:
-            current[0].shutdown(wait=True, cancel_futures=True)
+        current[0].shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
     return {s: "the grader stopped before grading it"
             for s in students if attempts[s] == 0}
 
