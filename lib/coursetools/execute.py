@@ -32,7 +32,6 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import resource
-import select
 import shutil
 import signal
 import subprocess
@@ -703,7 +702,7 @@ class _JudgeProcess:
             end.close()
         # A learner can make the judge decode what it sends: cap what that costs.
         resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (self.memory, self.memory))
-        self.reader, self.buffer = read_end, b""
+        self.reader = Connection(read_end, writable=False)  # the judge's replies
         ready = self.wait(60)
         if not ready or not ready.get("ready"):
             raise RuntimeError("the judge process did not start (see its log)")
@@ -718,20 +717,10 @@ class _JudgeProcess:
         return self.wait(timeout + 5)
 
     def wait(self, seconds: float) -> dict | None:
-        deadline = monotonic() + seconds
-        while b"\n" not in self.buffer:
-            left = deadline - monotonic()
-            if left <= 0 or not select.select([self.reader], [], [], left)[0]:
-                return None
-            chunk = os.read(self.reader, 1 << 20)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            return None
+        with contextlib.suppress(EOFError, OSError, ValueError):  # ended, or garbled
+            if self.reader.poll(seconds):  # the judge sends each message whole
+                return json.loads(self.reader.recv_bytes())
+        return None
 
     def close(self) -> None:
         if self.proc is not None:
@@ -739,7 +728,7 @@ class _JudgeProcess:
                 with contextlib.suppress(ProcessLookupError):
                     kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait() if hasattr(self.proc, "wait") else self.proc.join()
-        for close in (self.commands.close, lambda: os.close(self.reader)):
+        for close in (self.commands.close, self.reader.close):
             with contextlib.suppress(OSError):
                 close()
         Path(self.socket_path).unlink(missing_ok=True)

@@ -13,9 +13,10 @@ read.
 
 Protocol with the grader: one JSON object per line on stdin,
 ``{"op": "run", "code": ..., "connect": true, "timeout": 60}``, each answered by
-one JSON line on the file descriptor given by ``--reply-fd``, ``{"outputs":
-[...], "status": "ok" | "error"}``. Its stdout and stderr are the grader's log,
-never the answer channel, so nothing a test prints can be taken for an answer.
+one JSON message (a ``multiprocessing.connection`` frame) on the file descriptor
+given by ``--reply-fd``, ``{"outputs": [...], "status": "ok" | "error"}``. Its
+stdout and stderr are the grader's log, never the answer channel, so nothing a
+test prints can be taken for an answer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import socket
 import sys
 import traceback
+from multiprocessing.connection import Connection
 
 from coursetools import bridge
 from coursetools.sandbox_launch import exit_with_parent
@@ -271,17 +273,17 @@ def main() -> int:
     parser.add_argument("--reply-fd", type=int, required=True)
     args = parser.parse_args()
     exit_with_parent()
-    reply = os.fdopen(args.reply_fd, "w", buffering=1)
+    reply = Connection(args.reply_fd, readable=False)
     judge = Judge(args.socket, json.loads(args.names), accept_timeout=20.0)
 
     import rnnlib.grading
 
     rnnlib.grading._remote_swap = judge.swap
-    reply.write(json.dumps({"ready": True}) + "\n")
+    reply.send_bytes(json.dumps({"ready": True}).encode())
     for line in sys.stdin:  # the grader's own pipe: the learner cannot write here
         command = json.loads(line)
         result = judge.run(command["code"], command["connect"], command["timeout"])
-        reply.write(json.dumps(result) + "\n")
+        reply.send_bytes(json.dumps(result).encode())
     return 0
 
 
