@@ -545,7 +545,7 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     parser.add_argument("--students", help="comma-separated ids (default: everyone)")
     parser.add_argument("--force", action="store_true",
                         help="regrade students whose submission did not change")
-    parser.add_argument("--no-feedback", action="store_true",
+    parser.add_argument("--no-feedback", dest="feedback", action="store_false",
                         help="skip the HTML feedback")
     parser.add_argument("--unsafe", action="store_true",
                         help="grade without a sandbox where none can be made (the "
@@ -555,11 +555,9 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
                         "gradebook and the saved results")
     args = parser.parse_args(argv)
     names = {f.name for f in fields(Settings)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    settings = Settings(**values)
+    settings = Settings(**{k: v for k, v in vars(args).items() if k in names})
     settings.jobs = max(1, settings.jobs)
     settings.kernel_threads = max(0, settings.kernel_threads)
-    settings.feedback = not args.no_feedback
     settings.students = [s for s in args.students.split(",") if s] \
         if args.students else None
     return args.assignment, settings
