@@ -386,13 +386,9 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
     in_gradebook = gradebook.scores(db_url, assignment)
-    todo = []
-    for student in students:
-        if (student in saved and saved[student].key == keys[student]
-                and student in in_gradebook):
-            summary.skipped.append(student)
-        else:
-            todo.append(student)
+    summary.skipped = [s for s in students if s in saved and s in in_gradebook
+                       and saved[s].key == keys[s]]
+    todo = [s for s in students if s not in summary.skipped]
     say(f"{assignment}: {len(students)} submission(s), {len(todo)} to grade, "
         f"{len(summary.skipped)} unchanged since last graded (skipped)")
     if not todo:
