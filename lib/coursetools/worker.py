@@ -116,13 +116,11 @@ def run(context: Context, job: Job) -> StudentResult:
         watchdog = Watchdog(context.settings["budget"],
                             memory_mb=context.settings["memory_mb"])
         try:
-            grader = _graders.get(context.run_id)
-            if grader is None:
-                for old in _graders.values():
-                    old.close()
-                _graders.clear()
-                grader = _graders[context.run_id] = Grader(context)
-            result = grader.grade(job)
+            if context.run_id not in _graders:  # a new run: the last one's is done
+                while _graders:
+                    _graders.popitem()[1].close()
+                _graders[context.run_id] = Grader(context)
+            result = _graders[context.run_id].grade(job)
         except Exception:  # noqa: BLE001 (one bad submission must not stop others)
             result = StudentResult.failed(
                 job.student, context.assignment, _last_lines(traceback.format_exc())
