@@ -596,11 +596,9 @@ class SealedExecute(GuardedExecute):
     # -- one cell in the judge ------------------------------------------------
     def _judge_cell(self, cell, index: int, source: str, keep_outputs: bool) -> None:
         alive = bool(run_sync(self.km.is_alive)())
-        serve_id = None
-        if alive:
-            serve_id = self.kc.execute(
-                "__course_serve__()", silent=True, store_history=False
-            )
+        if alive:  # the learner serves the judge's calls while the test runs
+            serve_id = self.kc.execute("__course_serve__()", silent=True,
+                                       store_history=False)
         timeout = max(1, int(self.timeout or 60))
         reply = self._judge.run(source, alive, timeout)
         if reply is None and alive:
@@ -614,7 +612,7 @@ class SealedExecute(GuardedExecute):
             reply = {"outputs": [
                 _error_output("CellTimeoutError", judge.timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
-        if serve_id is not None and alive:
+        if alive:
             answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
             if answered is None:
                 run_sync(self.km.interrupt_kernel)()
