@@ -143,13 +143,10 @@ class Judge:
 
     def _sync(self) -> None:
         """Bring the learner's current answers into this namespace."""
-        if self.conn is None:
-            values = {}
-        else:
-            answer = self._exchange({"op": "names", "names": self.names})
-            values = answer.get("values", {})
-            if not isinstance(values, dict):
-                raise bridge.BridgeError("names must come as a dict")
+        values = {} if self.conn is None else self._exchange(
+            {"op": "names", "names": self.names}).get("values", {})
+        if not isinstance(values, dict):
+            raise bridge.BridgeError("names must come as a dict")
         for name in self.names:
             entry = values.get(name)
             if not isinstance(entry, dict):
