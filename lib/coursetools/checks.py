@@ -432,15 +432,12 @@ def check_submission(folder: Path, releases: dict[str, nbformat.NotebookNode]):
             "symlink", f"{shown(folder.parent)}/{shown(folder)} is or is under a "
             "symbolic link; links are never followed")]
     matched, findings = match_files(folder, expected)
-    notebooks = {}
-    for name, path in matched.items():
-        notebooks[name] = None
-        if path is None:
-            continue
+    notebooks = dict.fromkeys(matched)  # None: nothing to grade
+    for name, path in ((n, p) for n, p in matched.items() if p is not None):
         nb, problem = read_notebook(path)
         if problem:
             findings.append(Finding(problem.code, problem.message, name))
-            continue
-        restore_stripped(nb, releases[name], findings, name)
-        notebooks[name] = nb
+        else:
+            restore_stripped(nb, releases[name], findings, name)
+            notebooks[name] = nb
     return notebooks, {n: (p.name if p else None) for n, p in matched.items()}, findings
