@@ -120,10 +120,9 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
     cells = [c for c in data["cells"] if isinstance(c, dict)]
     given = [c.get("id") if isinstance(c.get("id"), str)
              and VALID_ID.fullmatch(c["id"]) else None for c in cells]
-    first = {}  # a valid id stays with the first cell that has it
-    for index, cell_id in enumerate(given):
-        if cell_id is not None:
-            first.setdefault(cell_id, index)
+    # A valid id stays with the first cell that has it (reversed: the first wins).
+    first = {cell_id: index for index, cell_id in reversed(list(enumerate(given)))
+             if cell_id is not None}
     used = set(first)
     for index, (cell, cell_id) in enumerate(zip(cells, given, strict=True)):
         maker = makers.get(cell.get("cell_type"), new_raw_cell)
