@@ -196,12 +196,52 @@ def test_any_file_name_or_depth_is_hashed_without_an_error(tmp_path):
     worker.add_folder(first, folder)
     worker.add_folder(again, folder)
     assert first.hexdigest() == again.hexdigest()
-    expected = hashlib.sha256(b"a/ok.txt\0x" + b"notes\xff\xfe.txt\0y")
+    x, y = hashlib.sha256(b"x").digest(), hashlib.sha256(b"y").digest()
+    expected = hashlib.sha256(b"8\0a/ok.txt" + x + b"11\0notes\xff\xfe.txt" + y)
     assert first.hexdigest() == expected.hexdigest()  # the deep folder is left out
 
 
+def test_two_different_folders_never_hash_alike(tmp_path):
+    """Pass 4's pair: one notebook that ends in another file's name and bytes fed
+    the same bytes as the two files, when paths and contents were only joined."""
+    import hashlib
+
+    two, one = tmp_path / "two", tmp_path / "one"
+    two.mkdir()
+    one.mkdir()
+    (two / "ch02.ipynb").write_bytes(b"{}")
+    (two / "notes.txt").write_bytes(b"hello")
+    (one / "ch02.ipynb").write_bytes(b"{}notes.txt\0hello")
+    keys = []
+    for folder in (two, one):
+        digest = hashlib.sha256()
+        worker.add_folder(digest, folder)
+        keys.append(digest.hexdigest())
+    assert keys[0] != keys[1]
+
+
+def test_a_linked_submission_folder_is_never_read_for_its_key(tmp_path):
+    """Red-team pass 5: every student's key is computed before grading starts,
+    and one folder linked to /proc/self held the whole class's run for hours."""
+    behind = tmp_path / "elsewhere"
+    behind.mkdir()
+    (behind / "nb.ipynb").write_text("a")
+    (tmp_path / "submitted" / "mallory").mkdir(parents=True)
+    (tmp_path / "submitted" / "mallory" / "a1").symlink_to(behind)
+
+    def key():
+        return grade_module.submission_key(tmp_path, "a1", "mallory",
+                                           grade_module.Settings(), "source")
+
+    before = key()
+    (behind / "nb.ipynb").write_text("b")
+    with mock.patch.object(Path, "open", side_effect=AssertionError("it was read")):
+        assert key() == before
+
+
 def test_files_handed_in_are_hashed_and_read_a_block_at_a_time(tmp_path):
-    """A student's 1 GB file must not take 1 GB of the grading parent's memory."""
+    """A student's large file must not take its size in the grading parent's
+    memory, and one larger than a notebook may be is not read at all."""
     import hashlib
     import tracemalloc
 
@@ -209,8 +249,9 @@ def test_files_handed_in_are_hashed_and_read_a_block_at_a_time(tmp_path):
     big = tmp_path / "sub" / "timestamp.txt"
     with big.open("wb") as handle:
         handle.write(b"2026-12-01 09:30:00 UTC")
-        handle.truncate(64 * 2**20)  # sparse: the rest reads as zeros
-    expected = hashlib.sha256(b"sub/timestamp.txt\0" + big.read_bytes()).hexdigest()
+        handle.truncate(48 * 2**20)  # sparse: the rest reads as zeros
+    content = hashlib.sha256(big.read_bytes()).digest()
+    expected = hashlib.sha256(b"17\0sub/timestamp.txt" + content).hexdigest()
     tracemalloc.start()
     try:
         digest = hashlib.sha256()
@@ -222,20 +263,16 @@ def test_files_handed_in_are_hashed_and_read_a_block_at_a_time(tmp_path):
     assert digest.hexdigest() == expected
     assert head.startswith("2026-12-01 09:30:00 UTC") and len(head) == 100
     assert peak < 8 * 2**20, f"{peak / 2**20:.0f} MB held at once"
-
-def test_kernels_get_the_cores_shared_out_or_one_thread_on_a_cluster(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    monkeypatch.delenv("SCHEDULER", raising=False)
-    threads = {
-        args: grade_module.parse_args(["ch02", *args])[1].for_worker(1)[
-            "kernel_threads"]
-        for args in [(), ("--jobs", "3"), ("--jobs", "16"),
-                     ("--scheduler", "tcp://grader:8786"),
-                     ("--scheduler", "tcp://grader:8786", "--kernel-threads", "4"),
-                     ("--kernel-threads", "-2")]}
-    assert list(threads.values()) == [4, 2, 1, 1, 4, 4], threads
-
-
+    (tmp_path / "huge").mkdir()
+    huge = tmp_path / "huge" / "data.bin"
+    with huge.open("wb") as handle:
+        handle.truncate(2**40)  # a sparse terabyte: reading it would take hours
+    stat = huge.stat()
+    digest = hashlib.sha256()
+    with mock.patch.object(Path, "open", side_effect=AssertionError("it was read")):
+        worker.add_folder(digest, tmp_path / "huge")
+    content = hashlib.sha256(b"%d %d" % (2**40, stat.st_mtime_ns)).digest()
+    assert digest.hexdigest() == hashlib.sha256(b"8\0data.bin" + content).hexdigest()
 # -- a worker's own costs ------------------------------------------------------
 def synchronous(db: Path) -> int:
     """sqlite's setting on a new connection made as nbgrader's Gradebook makes it."""

@@ -288,7 +288,11 @@ def submission_key(root: Path, assignment: str, student: str, settings: Settings
     """Hash of what determines a grade: the files handed in, the source's digest
     and the settings."""
     digest = hashlib.sha256(json.dumps([settings.key(), source]).encode())
-    worker.add_folder(digest, root / SUBMITTED_DIR / student / assignment)
+    folder = root / SUBMITTED_DIR / student / assignment
+    if checks.linked(folder):  # graded as "symlink": what it points to is never read
+        digest.update(b"linked")
+    else:
+        worker.add_folder(digest, folder)
     return digest.hexdigest()
 
 
