@@ -107,6 +107,15 @@ class Catalog:
             Case("correct", total, set(), {**self.file(self.full), **SUBMIT_FILES},
                  "the solution"),
             Case("blank", 0.0, set(), self.file(self.release), "the release as given"),
+            # nbgrader fails on it with an AttributeError of its own (0.9.6).
+            Case("bad_timestamp", total, {"bad_timestamp"},
+                 {**self.file(self.full), "timestamp.txt": b"not a date"},
+                 "a timestamp.txt that is not a date"),
+            # release_feedback reads the side files; this one was not copied.
+            Case("padded_timestamp", total, set(),
+                 {**self.file(self.full), **SUBMIT_FILES, "timestamp.txt":
+                  SUBMIT_FILES["timestamp.txt"] + b" " * 5000},
+                 "a timestamp.txt padded past 4 kB"),
             Case(
                 "loop",
                 total,
@@ -199,7 +208,7 @@ class Catalog:
                 "renamed",
                 total,
                 {"renamed"},
-                self.file(self.full, f"{self.name} (1).ipynb"),
+                {**self.file(self.full, f"{self.name} (1).ipynb"), **SUBMIT_FILES},
                 "the notebook saved under another name",
             ),
             Case(
@@ -213,7 +222,8 @@ class Catalog:
                 "invalid_json",
                 0.0,
                 {"invalid_json"},
-                self.file(dump(self.full)[: len(dump(self.full)) // 2]),
+                {**self.file(dump(self.full)[: len(dump(self.full)) // 2]),
+                 **SUBMIT_FILES},
                 "the file cut in half",
             ),
             Case(

@@ -256,6 +256,23 @@ def test_rebuild_keeps_sources_types_and_metadata_and_drops_outputs():
 
 
 
+def test_rebuild_keeps_a_markdown_cells_pasted_images_and_nothing_else():
+    """An image pasted into a Markdown cell lives in its attachments; without
+    them the feedback page could not be made (red-team pass 5)."""
+    image = {"image/png": "iVBORw0KGgo="}
+    data = v4([raw_cell("![a](attachment:a.png)", "markdown"),
+               raw_cell("x = 1"), raw_cell("raw", "raw")])
+    for cell in data["cells"]:
+        cell["attachments"] = {"a.png": image, "empty.png": {},
+                               "list.png": {"image/png": ["iVBOR", "w0KGgo="]},
+                               "odd.png": "not a bundle"}
+    nb = rebuild(data)
+    assert nb.cells[0].attachments == {"a.png": image}
+    assert "attachments" not in nb.cells[1]  # a code cell has none in nbformat 4
+    assert nb.cells[2].attachments == {"a.png": image}
+    nbformat.validate(nb)
+
+
 def test_a_submissions_own_coursetools_metadata_is_dropped(tmp_path):
     """The grader's findings and test times travel in that key: forged ones would
     be read as the grader's (and broke the report for every later run)."""

@@ -325,6 +325,18 @@ def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
 
 
 
+def test_a_pasted_image_is_shown_and_a_missing_one_names_itself():
+    """Red-team pass 5: nbconvert raises on an attachment a cell names and does
+    not have, and that failed the whole page: the student was 'not graded'."""
+    pasted = new_markdown_cell("Mine: ![plot](attachment:plot.png)")
+    pasted.attachments = {"plot.png": {"image/png": PIXEL}}
+    page, soup, _ = feedback_page(new_notebook(cells=[
+        pasted, new_markdown_cell("<b>Gone</b>: ![x](attachment:x.png)")]))
+    assert soup.find("img", src=f"data:image/png;base64,{PIXEL}") is not None
+    assert "cannot be shown: missing attachment: x.png." in page
+    assert "&lt;b&gt;Gone&lt;/b&gt;" in page and soup.find("b") is None  # as text
+
+
 def test_markup_past_the_limits_is_shown_as_text_and_the_rest_as_markup():
     """Deep nesting and unclosed brackets cost the page's cleaning quadratic time
     (red-team pass 4: 40,000 nested <div>s held a worker until its watchdog)."""

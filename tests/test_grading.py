@@ -21,6 +21,7 @@ from coursetools.course import run_nbgrader
 from coursetools.feedback import secret_lines
 from coursetools.grade import Settings, grade
 from coursetools.results import StudentResult
+from nbgrader.api import Gradebook
 from nbgrader.utils import notebook_hash
 
 pytestmark = [
@@ -87,6 +88,8 @@ def codes(course, student):
 CASES = [
     "correct",
     "blank",
+    "bad_timestamp",
+    "padded_timestamp",
     "loop",
     "swallow",
     "memory",
@@ -145,21 +148,46 @@ def test_fresh_course_gets_a_gradebook_and_feedback(graded):
         assert pages, f"no feedback for {student}"
 
 
-def test_nbgrader_release_feedback_publishes_the_pages(graded, tmp_path):
+@pytest.mark.parametrize("student", ["correct", "renamed"])
+def test_nbgrader_release_feedback_publishes_the_pages(graded, tmp_path, student):
     # It reads the submit command's two files beside each page and names the
-    # released page by a hash of the secret and the notebook's name.
-    course, catalog, _, _, _ = graded
-    folder = course / "feedback" / "correct" / ASSIGNMENT
+    # released page by a hash of the secret and the notebook's name, which
+    # fetch_feedback takes from the file the student handed in.
+    course, catalog, cases, _, _ = graded
+    folder = course / "feedback" / student / ASSIGNMENT
     for name, data in grading_catalog.SUBMIT_FILES.items():
         assert (folder / name).read_bytes() == data
-    done = run_nbgrader(course, "release_feedback", ASSIGNMENT, "--student=correct",
+    done = run_nbgrader(course, "release_feedback", ASSIGNMENT, f"--student={student}",
                         f"--Exchange.root={tmp_path}",
                         "--CourseDirectory.course_id=rnn", check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     secret = grading_catalog.SUBMIT_FILES["submission_secret.txt"].decode()
+    handed_in = next(n for n in cases[student].files if n.endswith(".ipynb"))
     released = tmp_path / "rnn" / "feedback" / (
-        notebook_hash(secret=secret, notebook_id=catalog.name) + ".html")
+        notebook_hash(secret=secret, notebook_id=handed_in[:-len(".ipynb")]) + ".html")
     assert released.read_bytes() == (folder / f"{catalog.name}.html").read_bytes()
+
+
+def test_nbgrader_release_feedback_releases_every_page(graded, tmp_path):
+    """It stops at the first page without both side files beside it: most of
+    the catalog hands in none, and one a timestamp padded past 4 kB."""
+    course, _, cases, _, _ = graded
+    done = run_nbgrader(course, "release_feedback", ASSIGNMENT,
+                        f"--Exchange.root={tmp_path}",
+                        "--CourseDirectory.course_id=rnn", check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    pages = list((course / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))
+    assert {p.parent.parent.name for p in pages} == set(cases)
+    handed_in = {s for s, c in cases.items() if "submission_secret.txt" in c.files}
+    made = [(p.parent / "submission_secret.txt").read_text() for p in pages
+            if p.parent.parent.name not in handed_in]
+    assert len(set(made)) == len(made)  # a secret no one else has, each
+    published = {notebook_hash(secret=(p.parent / "submission_secret.txt").read_text(),
+                               notebook_id=p.stem) for p in pages}
+    assert {p.stem for p in (tmp_path / "rnn" / "feedback").glob("*.html")} == published
+    folder = course / "feedback" / "padded_timestamp" / ASSIGNMENT
+    stamp = grading_catalog.SUBMIT_FILES["timestamp.txt"].decode()
+    assert (folder / "timestamp.txt").read_text() == (stamp + " " * 100)[:100]
 
 
 def test_feedback_hides_hidden_tests(graded):
@@ -225,6 +253,58 @@ def test_report_only_redraws_the_report_and_analysis_without_grading(graded):
     assert {p: (folder / p).read_text() for p in before} == before
     assert digest(course / "autograded") == autograded  # nothing was regraded
     assert f"{len(cases)} students graded" in before["item_analysis.html"]
+
+
+def test_a_late_submission_shows_its_score_after_the_penalty(graded, tmp_path):
+    """The report, its CSV and the run's scores agree with grades.csv (nbgrader's
+    export): a walkthrough found the report showing 22 where the grade was 0."""
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    with (course / "nbgrader_config.py").open("a") as handle:
+        handle.write('\nc.LateSubmissionPlugin.penalty_method = "zero"\n')
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:  # 30 min late
+        gb.update_or_create_assignment(ASSIGNMENT, duedate="2026-12-01 09:00:00 UTC")
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS, force=True,
+                                                 students=["correct"]))
+    total = graded[3].scores["correct"][0]
+    assert total > 0 and summary.scores["correct"] == (0.0, total)
+    row = report_rows(course)["correct"]
+    assert float(row["score"]) == 0.0
+    assert f"late by 30 min, {total:g} points off" in row["issues"]
+    assert float(grades_csv(course)["correct"]["score"]) == 0.0
+    assert summary.scores["blank"] == graded[3].scores["blank"]  # not late: no stamp
+
+
+def test_a_file_that_cannot_be_read_keeps_its_hand_in_time(graded):
+    """nbgrader reads timestamp.txt only while it autogrades, and an unreadable
+    notebook is never autograded: the grader reads it then."""
+    stamps = {s: r["timestamp"] for s, r in grades_csv(graded[0]).items()}
+    assert stamps["invalid_json"].startswith("2026-12-01 09:30:00")
+    assert stamps["invalid_json"] == stamps["correct"]
+
+
+def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_path):
+    """A misnamed folder was one warning at the start of the run, a folder name
+    of 251-255 bytes crashed it (state/<name>.json is too long a name), and one
+    with glob characters was never graded, every run (red-team pass 5)."""
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    short, overlong = ASSIGNMENT.split("_")[0], "x" * 251
+    for student, folder in (("gina", short), ("correct", short),
+                            (overlong, ASSIGNMENT), ("[c]orrect*", ASSIGNMENT)):
+        shutil.copytree(course / "submitted" / "correct" / ASSIGNMENT,
+                        course / "submitted" / student / folder)
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
+    why = f"must be named {ASSIGNMENT}: submitted/gina/{short}/"
+    assert summary.graded == [] and why in summary.not_graded["gina"]
+    assert "251 bytes, more than the 250" in summary.not_graded[overlong]
+    # nbgrader globs the id, even escaped: it graded a classmate's folder for it
+    assert "a pattern to nbgrader" in summary.not_graded["[c]orrect*"]
+    assert "correct" not in summary.not_graded  # graded from the right folder
+    report = (course / "grading" / ASSIGNMENT / "report.md").read_text()
+    not_graded = report.split("## Not graded")[1].split("##")[0]
+    assert "gina" in not_graded and overlong in not_graded
+    assert "correct" not in not_graded
 
 
 def test_a_grading_error_names_the_error_that_stopped_nbgrader(graded, tmp_path):

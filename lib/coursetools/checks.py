@@ -130,6 +130,12 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
         cell_meta = copy.deepcopy(cell_meta) if isinstance(cell_meta, dict) else {}
         made = maker(source=text_of(cell))  # validated here: metadata after
         made.metadata = nbformat.from_dict(cell_meta)
+        attachments = cell.get("attachments")  # an image pasted into Markdown
+        if made.cell_type != "code" and isinstance(attachments, dict):
+            made.attachments = nbformat.from_dict({
+                name: bundle for name, bundle in attachments.items()
+                if isinstance(bundle, dict) and bundle
+                and all(isinstance(data, str) for data in bundle.values())})
         if first.get(cell_id) != index:
             suffix = 0
             while (cell_id := f"cell-{index}-{suffix}" if suffix else f"cell-{index}"
@@ -146,6 +152,7 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
         nb.metadata = nbformat.NotebookNode()
         for made in nb.cells:
             made.metadata = {k: v for k, v in made.metadata.items() if k == "nbgrader"}
+            made.pop("attachments", None)
         if not nbformat.validator.isvalid(nb):
             for made in nb.cells:
                 made.metadata = nbformat.NotebookNode()

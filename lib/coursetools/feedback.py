@@ -19,6 +19,7 @@ import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters import Highlight2HTML, strip_ansi, strip_files_prefix
+from nbconvert.filters.markdown_mistune import InvalidNotebook
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import Bool
 
@@ -158,6 +159,7 @@ def clean(html: str) -> str:
 MAX_CELL_MARKUP, MAX_PAGE_MARKUP = 1_000, 10_000
 AS_TEXT = ("<p><em>(This has more markup than a feedback page shows, so here it "
            "is as text.)</em></p><pre>{}</pre>")
+NOT_SHOWN = "<p><em>(This cell cannot be shown: {}.)</em></p><pre>{}</pre>"
 
 
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
@@ -178,6 +180,14 @@ class FeedbackExporter(HTMLExporter):
 
     # HTML outputs through `clean`; JavaScript and widget outputs left out.
     sanitize_html = Bool(True).tag(config=True)
+
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        try:
+            return super().markdown2html(context, source)
+        except InvalidNotebook as error:  # "missing attachment: a.png"
+            return NOT_SHOWN.format(html_text.escape(str(error)),
+                                    html_text.escape(str(source)))
 
     def _create_environment(self):
         environment = super()._create_environment()

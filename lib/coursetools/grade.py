@@ -40,6 +40,7 @@ from pathlib import Path
 
 import nbformat
 from distributed import Client, KilledWorker
+from nbgrader.utils import parse_utc
 
 from coursetools import checks, execute, gradebook, report, sandbox, worker
 from coursetools.course import (
@@ -57,11 +58,12 @@ from coursetools.course import (
     resolve_assignment,
     run_nbgrader,
 )
-from coursetools.results import StudentResult
+from coursetools.results import Finding, StudentResult
 
 VERSION = "4"  # bump when grading changes in a way that should regrade everyone
 WORKER_PRELOAD = ["coursetools.worker", "nbgrader.apps"]
 ATTEMPTS = 2  # a student whose grading fails is tried once more, then reported
+MAX_ID_BYTES = 250  # a student's folder name, with ".json" after it, is a file name
 
 
 @dataclass
@@ -324,7 +326,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     summary.scores = gradebook.scores(db_url, assignment)
     summary.report_md = report.write(
         out, assignment, results, summary.scores,
-        gradebook.seconds_late(db_url, assignment), unsafe=settings.unsafe,
+        gradebook.late(db_url, assignment), unsafe=settings.unsafe,
         not_graded=summary.not_graded)
     # Imported here: matplotlib would cost every grading worker a second to start.
     from coursetools import analysis
@@ -364,13 +366,15 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"cannot seal the grading here: {why}. Grades made without a sandbox are "
             "not protected from hostile submissions; to grade anyway, run again "
             "with --unsafe (make grade GRADE_ARGS=--unsafe)")
-    strays = sorted(f"{SUBMITTED_DIR}/{p.parent.name}/{p.name}/"
-                    for p in (root / SUBMITTED_DIR).glob("*/*")
-                    if p.is_dir() and p.name != assignment
-                    and assignment.startswith(p.name))
-    if strays:
-        say(f"warning: not graded, the folder must be named {assignment}: "
-            + ", ".join(strays))
+    for stray in sorted((root / SUBMITTED_DIR).glob("*/*")):
+        if stray.is_dir() and stray.name != assignment and assignment.startswith(
+                stray.name):
+            why = (f"the folder must be named {assignment}: "
+                   f"{SUBMITTED_DIR}/{stray.parent.name}/{stray.name}/")
+            if (stray.parent / assignment).is_dir():
+                say(f"warning: not graded, {why}")
+            else:  # in the report, not only in a line that scrolls away
+                summary.not_graded[stray.parent.name] = why
     if not settings.scheduler:
         execute.forkserver(WORKER_PRELOAD, start=True)  # imports while we register
     (out / "state").mkdir(parents=True, exist_ok=True)
@@ -386,6 +390,17 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         template = (Path(scratch) / "template.db").read_bytes()
         releases = {p.stem: p.read_text()
                     for p in sorted((release_dir / assignment).glob("*.ipynb"))}
+    for student in list(students):
+        size = len(os.fsencode(student))
+        if size > MAX_ID_BYTES:  # state/<student>.json must fit a file name
+            why = f"{size} bytes, more than the {MAX_ID_BYTES} the grader's files allow"
+        elif set(student) & set("*?["):  # nbgrader globs it, even after an escape
+            why = "a pattern to nbgrader (it has * ? or [), which finds others' files"
+        else:
+            continue
+        students.remove(student)
+        summary.not_graded[student] = (f"the folder name {SUBMITTED_DIR}/"
+                                       f"{student[:40]} is {why}: rename it")
     source = worker.source_digest(root, assignment)
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
@@ -410,14 +425,21 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         notebooks, submitted_as, findings = checks.check_submission(folder,
                                                                     release_nbs)
         stamp = folder / "timestamp.txt"
+        handed_in_at = (_head(stamp) if stamp.is_file() and not stamp.is_symlink()
+                        and not checks.linked(folder) else None)
+        try:  # nbgrader fails on a date it cannot read, with its own bug's error
+            parse_utc(handed_in_at)
+        except Exception:  # noqa: BLE001 (any text: a student wrote it)
+            findings.append(Finding("bad_timestamp", "timestamp.txt does not hold a "
+                                    f"date ({handed_in_at[:40]!r}); graded as if "
+                                    "handed in on time"))
+            handed_in_at = None
         summary.parent_seconds += time.monotonic() - started
         return worker.Job(
             student, token,
             {n: nbformat.writes(nb) if nb is not None else None
              for n, nb in notebooks.items()},
-            submitted_as, findings,
-            _head(stamp) if stamp.is_file() and not stamp.is_symlink()
-            and not checks.linked(folder) else None)
+            submitted_as, findings, handed_in_at)
 
     def on_result(result: StudentResult) -> None:
         started = time.monotonic()
@@ -470,13 +492,24 @@ def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None
             reasons = "; ".join(f.message for f in entry.findings) or "; ".join(
                 result.errors)
             _not_graded_page(dirs[FEEDBACK_DIR], name, reasons)
-    # `nbgrader release_feedback` names each page by the submission's secret.
+        # `nbgrader fetch_feedback` asks for the page by the name handed in.
+        handed = Path(entry.submitted_as or f"{name}.ipynb")
+        if (entry.feedback_html is not None and handed.suffix == ".ipynb"
+                and handed.parent == Path() and handed.stem not in result.notebooks):
+            (dirs[FEEDBACK_DIR] / f"{handed.stem}.html").write_text(entry.feedback_html)
+    # `nbgrader release_feedback` stops at the first page without both files
+    # beside it, and publishes each page as a hash of its secret and name: a page
+    # with no secret handed in (or one over 4 kB) gets one that no one knows.
     handed_in = root / SUBMITTED_DIR / student / assignment
-    if dirs[FEEDBACK_DIR].is_dir() and not checks.linked(handed_in):
-        for name in checks.NBGRADER_FILES:
-            path = handed_in / name
-            if not path.is_symlink() and path.is_file() and path.stat().st_size < 4096:
-                shutil.copyfile(path, dirs[FEEDBACK_DIR] / name)
+    if dirs[FEEDBACK_DIR].is_dir():
+        stamp, secret = (handed_in / name for name in checks.NBGRADER_FILES)
+        readable = {path: not checks.linked(handed_in) and not path.is_symlink()
+                    and path.is_file() for path in (stamp, secret)}
+        (dirs[FEEDBACK_DIR] / stamp.name).write_text(  # release_feedback prints it
+            report.plain(_head(stamp)) if readable[stamp] else "")
+        (dirs[FEEDBACK_DIR] / secret.name).write_text(
+            _head(secret, 4096) if readable[secret] and secret.stat().st_size <= 4096
+            else secrets.token_hex(16))
 
 
 def _not_graded_page(folder: Path, name: str, reasons: str) -> None:

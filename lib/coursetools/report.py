@@ -49,12 +49,14 @@ def _duration(seconds: float) -> str:
 
 
 def write(folder: Path, assignment: str, results: dict[str, StudentResult],
-          scores: dict[str, tuple[float, float]], late: dict[str, float] | None = None,
+          scores: dict[str, tuple[float, float]],
+          late: dict[str, tuple[float, float]] | None = None,
           unsafe: bool = False, not_graded: dict[str, str] | None = None) -> Path:
     """report.md (attention list first) and report.csv; return report.md's path.
 
-    `late` maps students to seconds past their due date (extensions included);
-    lateness is noted, not flagged: the late-submission plugin sets its cost.
+    `late` maps students to (seconds past their due date, extensions included,
+    points taken off); lateness is noted, not flagged: the late-submission plugin
+    sets its cost, and `scores` are after it.
     """
     folder.mkdir(parents=True, exist_ok=True)
     late = late or {}
@@ -63,8 +65,10 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
         score, max_score = scores.get(student, (0.0, 0.0))
         found = result.all_findings()
         labels = sorted({f.label for f in found})
-        if late.get(student):
-            labels.append(f"late by {_duration(late[student])}")
+        if student in late:
+            seconds, penalty = late[student]
+            labels.append(f"late by {_duration(seconds)}"
+                          + (f", {penalty:g} points off" if penalty else ""))
         values = (student, score, max_score,
                   "yes" if result.needs_attention() else "no", "; ".join(labels),
                   " | ".join(f.text() for f in found))
@@ -76,7 +80,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                           for k, v in row.items()} for row in rows)
 
     look = [r for r in rows if r["needs_attention"] == "yes"]
-    n_late = sum(1 for r in rows if late.get(r["student"]))
+    n_late = sum(1 for r in rows if r["student"] in late)
     lines = [UNSAFE_WARNING, ""] if unsafe else []
     summary = "No submissions."
     if rows:
@@ -85,7 +89,9 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                    + f". Scores are out of {rows[0]['max_score']:g}.")
     lines += [f"# Grading report: {assignment}", "", summary, "",
               "Item analysis (score histogram, pass rate and common failures per "
-              f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", ""]
+              f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", "",
+              "What each note means and what to do about it: the instructor guide "
+              "(book/instructor_guide.md), \"Reading the report\".", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
         lines += [f"| {_md(s)} | {_md(why)} |" for s, why in sorted(not_graded.items())]

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 # What a code means, in the words the report uses; codes in INFO are shown but
 # do not need a look.
 LABELS = {
-    "not_utf8": "not UTF-8 (not graded)",
-    "invalid_json": "invalid JSON (not graded)",
-    "not_a_notebook": "not a notebook (not graded)",
-    "too_large": "notebook too large (not graded)",
+    "not_utf8": "not UTF-8 (scored 0)",
+    "invalid_json": "invalid JSON (scored 0)",
+    "not_a_notebook": "not a notebook (scored 0)",
+    "too_large": "notebook too large (scored 0)",
     "missing_notebook": "notebook missing",
     "extra_notebook": "extra notebook ignored",
     "renamed": "renamed notebook",
@@ -45,6 +45,7 @@ LABELS = {
     "stderr": "wrote to stderr (not penalised)",
     "extra_file": "file beside the notebook (ignored)",
     "symlink": "symbolic link handed in (ignored)",
+    "bad_timestamp": "timestamp.txt unreadable (graded as on time)",
     "judge_setup_error": "set-up cell failed in the judge",
     "sandbox": "grading sandbox problem",
 }

@@ -40,7 +40,7 @@ import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.nbgraderformat import common
-from nbgrader.utils import temp_attrs
+from nbgrader.utils import parse_utc, temp_attrs
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SAWarning
@@ -278,6 +278,9 @@ class Grader:
             if not outcome["success"]:
                 result.errors.append(_why(outcome))
         self._collect(job, result)
+        if result.timestamp is None and job.timestamp:  # nothing autograded to read it
+            with contextlib.suppress(Exception):  # any text: a student wrote it
+                result.timestamp = parse_utc(job.timestamp).isoformat()
         if self.settings["feedback"]:
             self._feedback(student, result)
         return result
