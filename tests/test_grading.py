@@ -12,6 +12,8 @@ import hashlib
 import html
 import re
 import shutil
+import tempfile
+from pathlib import Path
 
 import grading_catalog
 import nbtools
@@ -290,13 +292,15 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
     course = tmp_path / "course"
     shutil.copytree(graded[0], course)
     short, overlong = ASSIGNMENT.split("_")[0], "x" * 251
-    for student, folder in (("gina", short), ("correct", short),
+    misspelt = ASSIGNMENT.replace("_", "-").capitalize()
+    for student, folder in (("gina", short), ("correct", short), ("hal", misspelt),
                             (overlong, ASSIGNMENT), ("[c]orrect*", ASSIGNMENT)):
         shutil.copytree(course / "submitted" / "correct" / ASSIGNMENT,
                         course / "submitted" / student / folder)
     summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
     why = f"must be named {ASSIGNMENT}: submitted/gina/{short}/"
     assert summary.graded == [] and why in summary.not_graded["gina"]
+    assert f"submitted/hal/{misspelt}/" in summary.not_graded["hal"]
     assert "251 bytes, more than the 250" in summary.not_graded[overlong]
     # nbgrader globs the id, even escaped: it graded a classmate's folder for it
     assert "a pattern to nbgrader" in summary.not_graded["[c]orrect*"]
@@ -305,6 +309,23 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
     not_graded = report.split("## Not graded")[1].split("##")[0]
     assert "gina" in not_graded and overlong in not_graded
     assert "correct" not in not_graded
+
+
+def test_no_scratch_folder_outlives_its_run(graded, tmp_path):
+    """Each worker copies the gradebook and the autograded notebooks, hidden
+    tests included, into a scratch folder: an instructor walkthrough found 24
+    left in /tmp after its runs (a pool's worker process never runs atexit)."""
+    def scratch_folders():
+        places = {Path(tempfile.gettempdir()), Path("/tmp")}
+        return {p for place in places for p in place.glob("coursetools-*")}
+
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    before = scratch_folders()
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS, force=True,
+                                                 students=["correct", "blank"]))
+    assert sorted(summary.graded) == ["blank", "correct"]
+    assert scratch_folders() - before == set()
 
 
 def test_a_grading_error_names_the_error_that_stopped_nbgrader(graded, tmp_path):

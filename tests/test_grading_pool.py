@@ -337,3 +337,12 @@ def test_nbgraders_metadata_check_raises_the_same_errors_checking_its_schema_onc
                            side_effect=kind.check_schema) as check:
         assert errors(cells + cells) == theirs + theirs
     assert check.call_count == 1
+
+
+def test_ctrl_c_ends_the_run_with_a_line_not_a_traceback(capsys, monkeypatch):
+    monkeypatch.setattr(grade_module, "find_root", lambda: Path("course"))
+    monkeypatch.setattr(grade_module, "resolve_assignment", lambda root, name: name)
+    monkeypatch.setattr(grade_module, "grade",
+                        mock.Mock(side_effect=KeyboardInterrupt))
+    assert grade_module.main(["a1"]) == 130
+    assert "run the same command again" in capsys.readouterr().err

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import nbformat
@@ -366,9 +366,12 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"cannot seal the grading here: {why}. Grades made without a sandbox are "
             "not protected from hostile submissions; to grade anyway, run again "
             "with --unsafe (make grade GRADE_ARGS=--unsafe)")
+    def letters(name: str) -> str:  # "Ch06-PyTorch" is meant as ch06_pytorch...
+        return "".join(c for c in name.lower() if c.isalnum())
+
     for stray in sorted((root / SUBMITTED_DIR).glob("*/*")):
-        if stray.is_dir() and stray.name != assignment and assignment.startswith(
-                stray.name):
+        if stray.is_dir() and stray.name != assignment and letters(stray.name) and \
+                letters(assignment).startswith(letters(stray.name)):
             why = (f"the folder must be named {assignment}: "
                    f"{SUBMITTED_DIR}/{stray.parent.name}/{stray.name}/")
             if (stray.parent / assignment).is_dir():
@@ -460,7 +463,11 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
-    with executor(settings, context) as (pool, slots, shared), \
+    # Local workers make their scratch in here: it goes even if one is killed.
+    with tempfile.TemporaryDirectory(prefix="coursetools-workers-",
+                                     ignore_cleanup_errors=True) as scratch, \
+            executor(settings, replace(context, scratch=scratch)) as (pool, slots,
+                                                                      shared), \
             gradebook.opened(db_url) as book:
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))
@@ -604,6 +611,10 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # each student is saved as graded: nothing is lost
+        print("interrupted: run the same command again to grade the rest",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import multiprocessing.util
 import os
 import shutil
 import socket
@@ -30,7 +31,6 @@ import time
 import traceback
 import types
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,7 @@ class Context:
     source_digest: str  # of solutions/<assignment>/: a worker's copy must match
     template_db: bytes  # the gradebook with the assignment registered
     releases: dict[str, str]  # notebook name -> the student version, JSON
+    scratch: str = ""  # the parent's folder for workers' scratch, if on this machine
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,16 @@ class Grader:
                 f"{root / SOURCE_DIR / assignment} on {socket.gethostname()} differs "
                 "from the instructor's: give every worker the same course commit"
             )
-        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-"))
+        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-", dir=(
+            context.scratch if os.path.isdir(context.scratch) else None)))
         # nbgrader commits to the scratch gradebook about 46 times a notebook,
         # each with an fsync; the copy is thrown away when the run ends.
         unsynced = functools.partial(_unsynced_under, f"{self.work}/")
         event.listen(Engine, "connect", unsynced)
-        self.close = weakref.finalize(self, _forget, self.work, unsynced)
+        # multiprocessing's own exit runs these finalizers; atexit's never runs
+        # in a pool's (or a Dask nanny's) worker process
+        self.close = multiprocessing.util.Finalize(
+            self, _forget, (self.work, unsynced), exitpriority=0)
         self.course = self.work / "course"
         (self.course / SOURCE_DIR).mkdir(parents=True)
         source = root / SOURCE_DIR / assignment
