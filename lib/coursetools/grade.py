@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import nbformat
@@ -463,11 +463,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
-    # Local workers make their scratch in here: it goes even if one is killed.
-    with tempfile.TemporaryDirectory(prefix="coursetools-workers-",
-                                     ignore_cleanup_errors=True) as scratch, \
-            executor(settings, replace(context, scratch=scratch)) as (pool, slots,
-                                                                      shared), \
+    with executor(settings, context) as (pool, slots, shared), \
             gradebook.opened(db_url) as book:
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))

@@ -73,7 +73,6 @@ class Context:
     source_digest: str  # of solutions/<assignment>/: a worker's copy must match
     template_db: bytes  # the gradebook with the assignment registered
     releases: dict[str, str]  # notebook name -> the student version, JSON
-    scratch: str = ""  # the parent's folder for workers' scratch, if on this machine
 
 
 @dataclass(frozen=True)
@@ -214,8 +213,7 @@ class Grader:
                 f"{root / SOURCE_DIR / assignment} on {socket.gethostname()} differs "
                 "from the instructor's: give every worker the same course commit"
             )
-        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-", dir=(
-            context.scratch if os.path.isdir(context.scratch) else None)))
+        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-"))
         # nbgrader commits to the scratch gradebook about 46 times a notebook,
         # each with an fsync; the copy is thrown away when the run ends.
         unsynced = functools.partial(_unsynced_under, f"{self.work}/")
