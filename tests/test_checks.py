@@ -34,7 +34,13 @@ from coursetools.checks import (
     reference_cells,
     restore_stripped,
 )
-from coursetools.course import AUTOGRADED_DIR, FEEDBACK_DIR, SOURCE_DIR, SUBMITTED_DIR
+from coursetools.course import (
+    AUTOGRADED_DIR,
+    FEEDBACK_DIR,
+    SOURCE_DIR,
+    SUBMITTED_DIR,
+    CourseError,
+)
 from coursetools.execute import KeepFindings, SealedExecute, autograde_config
 from coursetools.results import Finding
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -871,6 +877,15 @@ def test_release_cells_define_the_release(assignment):
     assert "'test_g'" in findings[0]["message"]
     assert [grade_id(c) for c in nb.cells] == [
         "intro", "answer", "test_f", "note", None]
+
+
+def test_a_scratch_folder_too_deep_for_a_socket_is_named(tmp_path):
+    """A Unix socket's path has at most 107 bytes: under a long TMPDIR every
+    judge failed to start, with no word of why."""
+    settings = {"timeout": 9, "notebook_timeout": 99, "max_output_bytes": 999}
+    with pytest.raises(CourseError, match="set TMPDIR to a shorter folder"):
+        autograde_config(ROOT, tmp_path / "course", settings, tmp_path / ("d" * 120),
+                         judge_names=["f"])
 
 
 def test_autograde_config_puts_the_recorded_repairs_in_nbgrader(tmp_path):

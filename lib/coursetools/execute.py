@@ -61,7 +61,7 @@ from traitlets import Bool, Dict, Integer, List, Type, Unicode
 from traitlets.config import Config, PyFileConfigLoader
 
 from coursetools import judge
-from coursetools.course import GRADEBOOK
+from coursetools.course import GRADEBOOK, CourseError
 from coursetools.results import Finding
 from coursetools.sandbox import KERNEL_SOCKETS
 
@@ -500,6 +500,9 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     extra.PromptKernelManager.sandboxed = sealed_kernel
     extra.KernelManager.connection_file = str(comm / "kernel.json")
     extra.SealedExecute.bridge_socket = str(comm / "judge.sock")
+    if len(os.fsencode(extra.SealedExecute.bridge_socket)) > 107:  # sun_path: 108
+        raise CourseError(f"the grader's scratch folder {comm} is too long a path "
+                          "for its sockets: set TMPDIR to a shorter folder, say /tmp")
     extra.SealedExecute.comm_dir = str(comm)
     extra.SealedExecute.kernel_manager_class = PromptKernelManager
     extra.SealedExecute.shutdown_kernel = "immediate"
