@@ -427,9 +427,8 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         folder = root / SUBMITTED_DIR / student / assignment
         notebooks, submitted_as, findings = checks.check_submission(folder,
                                                                     release_nbs)
-        stamp = folder / "timestamp.txt"
-        handed_in_at = (_head(stamp) if stamp.is_file() and not stamp.is_symlink()
-                        and not checks.linked(folder) else None)
+        stamp = _beside(folder, "timestamp.txt")
+        handed_in_at = _head(stamp) if stamp else None
         try:  # nbgrader fails on a date it cannot read, with its own bug's error
             parse_utc(handed_in_at)
         except Exception:  # noqa: BLE001 (any text: a student wrote it)
@@ -470,6 +469,14 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     summary.grading_seconds = time.monotonic() - pool_started
 
 
+def _beside(folder: Path, name: str) -> Path | None:
+    """A file nbgrader's submit writes beside the notebook, if it is one: a
+    regular file, not a link, in a folder that is not one either."""
+    path = folder / name
+    usable = path.is_file() and not path.is_symlink() and not checks.linked(folder)
+    return path if usable else None
+
+
 def _head(path: Path, size: int = 100) -> str:
     """The first characters of a small text file a student hands in, of any size."""
     with path.open("rb") as handle:
@@ -505,13 +512,11 @@ def _install_outputs(root: Path, assignment: str, result: StudentResult) -> None
     # with no secret handed in (or one over 4 kB) gets one that no one knows.
     handed_in = root / SUBMITTED_DIR / student / assignment
     if dirs[FEEDBACK_DIR].is_dir():
-        stamp, secret = (handed_in / name for name in checks.NBGRADER_FILES)
-        readable = {path: not checks.linked(handed_in) and not path.is_symlink()
-                    and path.is_file() for path in (stamp, secret)}
-        (dirs[FEEDBACK_DIR] / stamp.name).write_text(  # release_feedback prints it
-            report.plain(_head(stamp)) if readable[stamp] else "")
-        (dirs[FEEDBACK_DIR] / secret.name).write_text(
-            _head(secret, 4096) if readable[secret] and secret.stat().st_size <= 4096
+        stamp, secret = (_beside(handed_in, name) for name in checks.NBGRADER_FILES)
+        (dirs[FEEDBACK_DIR] / "timestamp.txt").write_text(  # release_feedback prints it
+            report.plain(_head(stamp)) if stamp else "")
+        (dirs[FEEDBACK_DIR] / "submission_secret.txt").write_text(
+            _head(secret, 4096) if secret and secret.stat().st_size <= 4096
             else secrets.token_hex(16))
 
 
