@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -33,6 +35,10 @@ def fake_work(context: dict, job: Job) -> StudentResult:
                            worker=f"fake:{os.getpid()}")
     if job.student == "forger":  # answers for someone else
         result.student = "good"
+    if job.student == "killed":  # as the watchdog's kill: no finalizer runs
+        with (marks / "scratch-of-killed").open("a") as folders:
+            print(worker.scratch_folder(), file=folders)
+        os._exit(9)
     if job.student == "silent" or (job.student == "flaky" and attempt == 1):
         os._exit(3)  # the worker process dies mid-job
     if job.student == "wrong_token":
@@ -93,6 +99,31 @@ def test_every_student_comes_back_exactly_once(pool):
 def test_a_forged_answer_does_not_grade_its_victim(pool):
     seen, _, _ = pool(["forger"], jobs=1)
     assert "good" not in seen and seen["forger"][0].retryable
+
+
+def test_a_killed_workers_scratch_folder_is_removed_when_the_run_ends(pool,
+                                                                     tmp_path):
+    """It holds a gradebook copy and notebooks with the hidden tests in them."""
+    seen, _, attempts = pool(["killed", "good"])
+    assert seen["killed"][0].retryable and not seen["good"][0].errors
+    folders = (tmp_path / "marks" / "scratch-of-killed").read_text().split()
+    assert len(folders) == attempts["killed"] >= 2
+    assert not any(Path(folder).exists() for folder in folders)
+
+
+def test_only_scratch_folders_of_ended_processes_are_removed():
+    mine = worker.scratch_folder()
+    unmarked = Path(tempfile.mkdtemp(prefix=worker.SCRATCH_PREFIX))
+    reused = worker.scratch_folder()  # its pid now names a process started later
+    pid = (reused / "owner").read_text().split()[0]
+    (reused / "owner").write_text(f"{pid} 12345.0")
+    try:
+        worker.remove_orphaned_scratch()
+        assert mine.is_dir() and unmarked.is_dir()
+        assert not reused.exists()
+    finally:
+        for folder in (mine, unmarked, reused):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_submission_the_parent_cannot_read_fails_alone(pool):

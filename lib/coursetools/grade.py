@@ -147,8 +147,11 @@ def executor(settings: Settings, context):
             yield (lambda: _DaskPool(client)), slots, shared
     else:
         forks = execute.forkserver(WORKER_PRELOAD)
-        yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
-            settings.jobs, lambda: context
+        try:
+            yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
+                settings.jobs, lambda: context
+        finally:
+            worker.remove_orphaned_scratch()  # of workers killed in this run
 
 
 class _DaskPool(cf.Executor):

@@ -60,6 +60,7 @@ from coursetools.results import CellResult, Finding, NotebookResult, StudentResu
 from coursetools.sandbox import THREAD_VARS, Sandbox, answer_names, judge_cells
 
 FEEDBACK_SOURCE_DIR = "feedback-src"  # the scratch course's hidden-tests-free copies
+SCRATCH_PREFIX = "coursetools-grader-"
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class Grader:
                 f"{root / SOURCE_DIR / assignment} on {socket.gethostname()} differs "
                 "from the instructor's: give every worker the same course commit"
             )
-        self.work = Path(tempfile.mkdtemp(prefix="coursetools-grader-"))
+        remove_orphaned_scratch()  # a killed process's finalizer never ran
+        self.work = scratch_folder()
         # nbgrader commits to the scratch gradebook about 46 times a notebook,
         # each with an fsync; the copy is thrown away when the run ends.
         unsynced = functools.partial(_unsynced_under, f"{self.work}/")
@@ -370,6 +372,26 @@ def _schema_checked_once() -> None:
             raise error
 
     common.jsonschema = types.SimpleNamespace(validate=validate)
+
+
+def scratch_folder() -> Path:
+    """A new folder in the temporary directory, marked with its owner process."""
+    work = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+    me = psutil.Process()
+    (work / "owner").write_text(f"{me.pid} {me.create_time()!r}")
+    return work
+
+
+def remove_orphaned_scratch() -> None:
+    """Remove the scratch folders whose owner process has ended (one killed
+    never ran its finalizer), leaving unmarked ones and the living's."""
+    for work in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+        with contextlib.suppress(OSError, ValueError):
+            pid, started = (work / "owner").read_text().split()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if repr(psutil.Process(int(pid)).create_time()) == started:
+                    continue
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _forget(work: Path, unsynced) -> None:
