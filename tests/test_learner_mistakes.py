@@ -326,6 +326,35 @@ return int(np.ceil(np.log(threshold / g_norm) / np.log(rho)))
 """, None), {"test_predicted_distance": "equal is not below"})
 
 
+# -- ch04 Part 1, gradient_norms: the tanh's factor after W_hh (learner review 3) --
+mistake("ch04 gradient_norms applies 1 - h^2 after W_hh", "ch04", "ex_gradient_norms",
+        """
+norms = np.empty(h_seq.shape[0] + 1)
+delta = np.asarray(g, dtype=float)
+norms[0] = np.linalg.norm(delta)
+for n, h_j in enumerate(h_seq[::-1], start=1):
+    delta = (delta @ W_hh) * (1.0 - h_j * h_j)
+    norms[n] = np.linalg.norm(delta)
+return norms
+""", {"test_gradient_norms_transpose": "after multiplying by W_hh",
+     "test_gradient_norms_against_backprop": "only on one or two units"})
+
+
+# -- ch04 Part 4, adaptive_clip: clip_grad_norm's epsilon (learner review 4) -------
+mistake("ch04 adaptive_clip divides by |G_i| + 1e-6", "ch04", "ex_adaptive_clip", """
+clipped = {}
+for name, grad in grads.items():
+    grad, weight = np.asarray(grad, float), np.asarray(params[name], float)
+    axis = None if grad.ndim == 1 else 1
+    w_norm = np.linalg.norm(weight, axis=axis, keepdims=True)
+    g_norm = np.linalg.norm(grad, axis=axis, keepdims=True)
+    limit = clipping * np.maximum(w_norm, eps)
+    clipped[name] = grad * np.minimum(1.0, limit / (g_norm + 1e-6))
+return clipped
+""", {"test_adaptive_clip_by_hand": "did you add an epsilon to |G_i|",
+     "test_adaptive_clip_properties": "plus an epsilon"})
+
+
 mistake("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
         "ex_truncated_grads", """
 N, T, _ = x.shape
