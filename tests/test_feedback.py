@@ -186,6 +186,23 @@ def test_a_traceback_quoting_only_visible_lines_is_kept():
     assert safe.cells[2].outputs == before
 
 
+def test_the_judges_frames_are_numbered_as_the_page_shows_the_cell():
+    """Line 8 as run (after six hidden lines and their markers) is line 2 of the
+    read-only cell the page shows; an answer cell is shown as it ran."""
+    nb = graded_notebook()
+    nb.cells[3].outputs[0].traceback = [
+        f"--->   1 {SHOWN}", "--->   8 print('all checks passed')",
+        "NameError: name 'print' is not defined"]
+    nb.cells[2].outputs = [new_output(
+        "error", ename="ZeroDivisionError", evalue="division by zero",
+        traceback=["--->   2     return x + x", "ZeroDivisionError: division by zero"])]
+    safe = hide_hidden_tests(nb, release_notebook(), secret_lines(source_notebook()))
+    assert safe.cells[3].outputs[0].traceback[:2] == [
+        f"--->   1 {SHOWN}", "--->   2 print('all checks passed')"]
+    assert safe.cells[3].source.splitlines()[1] == "print('all checks passed')"
+    assert safe.cells[2].outputs[0].traceback[0] == "--->   2     return x + x"
+
+
 def test_other_outputs_are_kept():
     nb = graded_notebook()
     stream = new_output("stream", name="stdout", text="all checks passed\n")

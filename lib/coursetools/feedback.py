@@ -28,6 +28,7 @@ from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 # IPython quotes source as "     15     code" or "---> 15     code"
 LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
+JUDGE_FRAME = re.compile(r"^---> *(\d+) ")  # judge._error_output's
 HIDDEN_NOTE = (
     "(This check is one of the hidden tests, so its code is not shown. "
     "The message above says what went wrong.)"
@@ -42,18 +43,21 @@ def secret_lines(source_nb, min_length: int = 12) -> set[str]:
     """
     secret, visible = set(), set()
     for cell in source_nb.cells:
-        inside = False
-        for line in text_of(cell).splitlines():
-            stripped = line.strip()
-            if stripped == BEGIN:
-                inside = True
-            elif inside and stripped == END:
-                inside = False
-            elif inside:
-                secret.add(stripped)
-            else:
-                visible.add(stripped)
+        for _, line, shown in _regions(text_of(cell)):
+            if line.strip() not in (BEGIN, END):
+                (visible if shown else secret).add(line.strip())
     return {s for s in secret - visible if len(s) >= min_length}
+
+
+def _regions(text: str):
+    """(line number, line, shown) for each line of a cell's source: a learner's
+    copy leaves out the hidden tests and the markers around them."""
+    inside = False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        marker = stripped == BEGIN or (inside and stripped == END)
+        yield number, line, not (inside or marker)
+        inside = (inside or stripped == BEGIN) and stripped != END
 
 
 def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
@@ -63,16 +67,28 @@ def hide_hidden_tests(graded_nb, release_nb, secret: set[str]):
     released = {grade_id(c): c for c in release_nb.cells if grade_id(c)}
     for cell in nb.cells:
         ref = released.get(grade_id(cell))
+        shown = {}  # line number as run -> as shown
         if ref is not None and is_locked_cell(meta(ref)):
+            seen = [n for n, _, visible in _regions(text_of(cell)) if visible]
+            shown = {number: k for k, number in enumerate(seen, 1)}
             cell.source = text_of(ref)
         for output in cell.get("outputs", []):
             _numeric_sizes(output.get("metadata", {}))
             if output.output_type != "error":
                 continue
+            output.traceback = _as_shown(output.get("traceback", []), shown)
             text = strip_ansi("\n".join(output.get("traceback", [])))
             if any(_quotes_secret(line, secret) for line in text.splitlines()):
                 output.traceback = [f"{output.ename}: {output.evalue}", HIDDEN_NOTE]
     return nb
+
+
+def _as_shown(traceback: list[str], shown: dict[int, int]) -> list[str]:
+    """The judge's frame lines with the cell's line numbers as the page shows it."""
+    def number(match) -> str:
+        return f"---> {shown.get(int(match[1]), match[1]):>3} "
+
+    return [JUDGE_FRAME.sub(number, line, count=1) for line in traceback]
 
 
 def _numeric_sizes(metadata: dict) -> None:
