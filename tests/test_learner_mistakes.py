@@ -413,6 +413,32 @@ with torch.no_grad():
 return h[0].numpy()
 """, dict.fromkeys(["test_left_padded_last_states", "test_left_padded_edge_cases"],
                    "BACKWARDS"))
+# Part 2: h_last read from the last column of the padded output, which is 0 after
+# a short sequence's end (the learner audit's problem 6: the message was generic).
+mistake("ch06 packed_lstm takes h_last from h_seq[:, -1]", "ch06", "ex_packed_lstm", """
+T = x.shape[1]
+model = nn.LSTM(x.shape[2], params["W_hh"].shape[1], batch_first=True,
+                dtype=torch.float64)
+params_to_torch(params, model)
+packed = pack_padded_sequence(torch.as_tensor(x), torch.as_tensor(lengths),
+                              batch_first=True, enforce_sorted=False)
+with torch.no_grad():
+    out, (h, c) = model(packed)
+h_seq, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+return h_seq.numpy(), h_seq[:, -1].numpy(), c[0].numpy()
+""", {"test_packed_lstm_final_states": "last column of the padded output h_seq"})
+# Part 4: a loop that runs nn.GRU on each sequence alone gives the same numbers as
+# one packed call; the part says that it is accepted (problem 8), so it passes.
+mistake("ch06 left_padded_last_states loops over the sequences (accepted)", "ch06",
+        "ex_left_padded_last_states", """
+model = nn.GRU(x.shape[2], params["W_hh"].shape[1], batch_first=True,
+               dtype=torch.float64)
+params_to_torch(params, model)
+T = x.shape[1]
+with torch.no_grad():
+    return np.stack([model(torch.as_tensor(x[n : n + 1, T - L :]))[1][0, 0].numpy()
+                     for n, L in enumerate(lengths)])
+""", {})
 
 
 # -- Cheats: answers that change the test's own arrays in place ---------------------
@@ -1202,7 +1228,8 @@ return state
 
 
 # F8: every *_l0 array is right; before, test_bigru_first_layer_forward checked the
-# shapes of every layer and failed too (5/5; now 3/5).
+# shapes of every layer and failed too (5/5; then 3/5, and 4/5 since the whole-model
+# test carries 3 of Part 3's 5 points and the first layer 1).
 costs("ch06 keras_bigru_to_torch reads 3 * layer (layers above the first wrong)",
       "ch06", "ex_keras_bigru_to_torch",
       _ch06_bigru_to_torch(first="3 * layer + 3 * direction"),
@@ -1272,6 +1299,67 @@ return {k: rng.standard_normal(s) for k, s in shapes.items()}
       "test_training_reaches_97_percent": "at least 97 % is needed"})
 
 
+# Part 5 (the learner audit's problem 2): the rows end with their sequence, and
+# what stands before it is other digits. The ways of reading a batch that skip
+# moving each sequence to the start of its row train another model, and the
+# accuracy test names the reading that the model was trained for.
+def _ch06_train(batch="pack_padded_sequence(embed(aligned[rows]), steps_t[rows], "
+                      "batch_first=True, enforce_sorted=False)",
+                learning_rate="1e-2"):
+    """A train_first_vs_last whose GRU reads `batch`; `aligned` holds each
+    sequence at the start of its row, `ids_t` the rows as given."""
+    return f"""
+ids = np.asarray(x_ids, dtype=np.int64)
+steps = np.asarray(lengths, dtype=np.int64)
+T = ids.shape[1]
+aligned = torch.from_numpy(np.stack([np.roll(row, L) for row, L in zip(ids, steps)]))
+ids_t, steps_t = torch.from_numpy(ids), torch.from_numpy(steps)
+labels = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+torch.manual_seed(seed)
+sampler = torch.Generator().manual_seed(seed)
+embed = nn.Embedding(10, 8)
+gru = nn.GRU(8, 32, batch_first=True)
+head = nn.Linear(32, 2)
+weights = [*embed.parameters(), *gru.parameters(), *head.parameters()]
+optimizer = torch.optim.Adam(weights, lr={learning_rate})
+for _ in range(num_steps):
+    rows = torch.randint(0, len(labels), (64,), generator=sampler)
+    _, h_final = gru({batch})
+    loss = nn.functional.cross_entropy(head(h_final[0]), labels[rows])
+    optimizer.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(weights, 1.0)
+    optimizer.step()
+return {{"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(gru),
+        "W_out": head.weight.detach().numpy().copy(),
+        "b_out": head.bias.detach().numpy().copy()}}
+"""
+
+
+_CH06_P5 = ("ch06", "ex_train_first_vs_last")
+_CH06_ACCURACY = "test_training_reaches_97_percent"
+# A valid alternative: np.roll moves each sequence to the start of its row.
+mistake("ch06 train_first_vs_last aligns each row with np.roll", *_CH06_P5,
+        _ch06_train(), {})
+mistake("ch06 train_first_vs_last left blank", *_CH06_P5,
+        "raise NotImplementedError()",
+        dict.fromkeys(["test_training_is_seeded", _CH06_ACCURACY],
+                      "NotImplementedError"))
+mistake("ch06 train_first_vs_last reads whole rows", *_CH06_P5,
+        _ch06_train(batch="embed(ids_t[rows])"),
+        {_CH06_ACCURACY: "has not learnt where a sequence starts"})
+mistake("ch06 train_first_vs_last packs the rows as given", *_CH06_P5,
+        _ch06_train(batch="pack_padded_sequence(embed(ids_t[rows]), steps_t[rows], "
+                          "batch_first=True, enforce_sorted=False)"),
+        {_CH06_ACCURACY: "has not learnt where a sequence starts"})
+mistake("ch06 train_first_vs_last flips time, then packs", *_CH06_P5,
+        _ch06_train(batch="pack_padded_sequence(embed(ids_t[rows].flip(1)), "
+                          "steps_t[rows], batch_first=True, enforce_sorted=False)"),
+        {_CH06_ACCURACY: "reads each sequence backwards"})
+costs("ch06 train_first_vs_last reads whole rows", *_CH06_P5,
+      _ch06_train(batch="embed(ids_t[rows])"), {_CH06_ACCURACY})
+
+
 # Plausible value mistakes that must keep test_bigru_names_and_shapes (F13's new
 # check) and the seeding point (F14's new check). These pass on the old notebook
 # too: they guard the fixes, they do not prove them.
@@ -1319,30 +1407,8 @@ costs("ch06 guard: float32 arrays", "ch06", _CH06_P3,
                         b_ih="bias[0][blocks].astype(np.float32)",
                         b_hh="bias[1][blocks].astype(np.float32)"), _CH06_VALUES)
 costs("ch06 guard: train_first_vs_last with lr 1e-3 (too weak, but trains)", "ch06",
-      "ex_train_first_vs_last", """
-torch.manual_seed(seed)
-sampler = torch.Generator().manual_seed(seed)
-embed = nn.Embedding(10, 8, padding_idx=0)
-gru = nn.GRU(8, 32, batch_first=True)
-head = nn.Linear(32, 2)
-weights = [*embed.parameters(), *gru.parameters(), *head.parameters()]
-optimizer = torch.optim.Adam(weights, lr=1e-3)
-ids_t, lengths_t, y_t = (torch.as_tensor(np.asarray(a), dtype=torch.int64)
-                         for a in (x_ids, lengths, y))
-for _ in range(num_steps):
-    rows = torch.randint(0, len(y_t), (64,), generator=sampler)
-    sequences = pack_padded_sequence(embed(ids_t[rows]), lengths_t[rows],
-                                     batch_first=True, enforce_sorted=False)
-    _, h_final = gru(sequences)
-    loss = nn.functional.cross_entropy(head(h_final[0]), y_t[rows])
-    optimizer.zero_grad()
-    loss.backward()
-    nn.utils.clip_grad_norm_(weights, 1.0)
-    optimizer.step()
-return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(gru),
-        "W_out": head.weight.detach().numpy().copy(),
-        "b_out": head.bias.detach().numpy().copy()}
-""", {"test_training_reaches_97_percent"})
+      "ex_train_first_vs_last", _ch06_train(learning_rate="1e-3"),
+      {"test_training_reaches_97_percent"})
 
 
 # -- ch02 Part 4: forgetting b_hh is caught by a visible check (every visible case
