@@ -24,6 +24,7 @@ import pytest
 from conftest import ROOT, nested_past_path_max
 from coursetools import checks
 from coursetools.checks import (
+    MAX_TEXT_KB,
     RecordedDeduplicateIds,
     RecordedOverwriteCells,
     check_submission,
@@ -522,6 +523,23 @@ def test_a_submission_folder_in_a_linked_course_folder_is_read(tmp_path):
     notebooks, _, findings = check_submission(
         tmp_path / "course" / "submitted" / "ann" / "a1", {"nb": release})
     assert notebooks["nb"] is not None and not findings
+
+
+def test_a_text_cell_past_its_limit_is_cut_and_reported(tmp_path):
+    """Nothing else bounds a Markdown cell but the notebook's 50 MB, and the
+    feedback page renders each (red-team pass 6: 302 s, or a 459 MB page)."""
+    limit = MAX_TEXT_KB * 1024
+    code = "x = 1  # " + "y" * (2 * limit)  # code is the learner's: kept whole
+    cells = [raw_cell(code, metadata=nbg("answer")),
+             raw_cell("*a " * limit, "markdown"), raw_cell("b" * limit, "raw")]
+    write(tmp_path / "nb.ipynb", v4(cells))
+    release = nbformat.from_dict(notebook_with("answer"))
+    notebooks, _, findings = check_submission(tmp_path, {"nb": release})
+    sources = [c.source for c in notebooks["nb"].cells]
+    assert sources[0] == code and sources[2] == "b" * limit
+    assert sources[1] == ("*a " * limit)[:limit] + "\n\n(cut here by the grader)"
+    assert findings == [Finding("long_text", "cell 2 (markdown) has 300 kB of text; "
+                                f"the first {MAX_TEXT_KB} kB were kept", "nb")]
 
 
 def test_a_pipe_named_like_the_notebook_is_reported_and_never_opened(tmp_path):

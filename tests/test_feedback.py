@@ -282,15 +282,22 @@ def test_each_source_is_highlighted_once_per_process_with_the_same_result():
     assert "z</span> <span class=\"o\">=</span>" in changed
 
 
-def test_a_cells_magics_language_still_picks_its_lexer():
-    nb = new_notebook(cells=[new_code_cell("echo $HOME")])
-    plain, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
-    nb.cells[0].metadata["magics_language"] = "bash"
-    bash, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
-    theirs, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
-    assert structure(bash) == structure(theirs)
-    assert '<span class="nv">$HOME</span>' in bash  # bash's lexer: a variable
-    assert '<span class="nv">$HOME</span>' not in plain
+def test_no_submission_picks_a_lexer():
+    """A cell's magics_language, the notebook's language_info and a fenced
+    block's info string each named one of pygments' lexers, and systemd's takes
+    hours over a long run of spaces (red-team pass 6): code is highlighted as
+    IPython, a fenced block as Python or else not at all."""
+    nb = new_notebook(cells=[
+        new_code_cell("echo $HOME", metadata={"magics_language": "bash"}),
+        new_markdown_cell("```systemd\n[Unit]\nA=b\n```\n\n```Python\nx = 1\n```"
+                          "\n\n```mermaid\n<b>graph</b>\n```")])
+    nb.metadata["language_info"] = {"name": "bash", "pygments_lexer": "systemd"}
+    page, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
+    assert '<span class="nv">$HOME</span>' not in page  # not bash's variable
+    assert '<span class="nb">echo</span>' not in page
+    assert "<pre><code>[Unit]\nA=b\n</code></pre>" in page  # systemd's: plain
+    assert '<span class="n">x</span> <span class="o">=</span>' in page  # Python's
+    assert "<pre><code>&lt;b&gt;graph&lt;/b&gt;\n</code></pre>" in page
 
 
 def test_the_remembered_highlights_are_bounded():

@@ -285,7 +285,8 @@ def test_a_file_that_cannot_be_read_keeps_its_hand_in_time(graded):
     assert stamps["invalid_json"] == stamps["correct"]
 
 
-def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_path):
+def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_path,
+                                                                 capsys):
     """A misnamed folder was one warning at the start of the run, a folder name
     of 251-255 bytes crashed it (state/<name>.json is too long a name), and one
     with glob characters was never graded, every run (red-team pass 5)."""
@@ -293,11 +294,23 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
     shutil.copytree(graded[0], course)
     short, overlong = ASSIGNMENT.split("_")[0], "x" * 251
     misspelt = ASSIGNMENT.replace("_", "-").capitalize()
+    # red-team pass 6: a name that nbgrader's unquoted export turns into rows of
+    # grades.csv (one a full score for blank), one that nbgrader strips to
+    # another's, one that prints as another's (NFD), one that clears the terminal
+    forged = f"zz,,,,0.0,0.0,0.0,1\n{ASSIGNMENT},,,blank,,,,99,0,99,99"
+    odd = {forged: "grades.csv", "blank ": "padded with spaces",
+           "jose\u0301": "composed Unicode", "eve\x1bc": "grades.csv"}
     for student, folder in (("gina", short), ("correct", short), ("hal", misspelt),
-                            (overlong, ASSIGNMENT), ("[c]orrect*", ASSIGNMENT)):
+                            (overlong, ASSIGNMENT), ("[c]orrect*", ASSIGNMENT),
+                            *((name, ASSIGNMENT) for name in odd)):
         shutil.copytree(course / "submitted" / "correct" / ASSIGNMENT,
                         course / "submitted" / student / folder)
-    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS))
+    summary = grade(course, ASSIGNMENT, Settings(**{**SETTINGS, "quiet": False}))
+    said = capsys.readouterr().out
+    for name, why in odd.items():
+        assert why in summary.not_graded[name], name
+    assert set(grades_csv(course)) == set(grades_csv(graded[0]))  # no forged row
+    assert "\x1b" not in said and "NOT GRADED: eve\\x1bc: " in said
     why = f"must be named {ASSIGNMENT}: submitted/gina/{short}/"
     assert summary.graded == [] and why in summary.not_graded["gina"]
     assert f"submitted/hal/{misspelt}/" in summary.not_graded["hal"]

@@ -237,6 +237,27 @@ def test_judge_calls_learner_functions_and_sees_their_values(pair):
     assert result["status"] == "ok", result
 
 
+def test_the_judge_keeps_no_result_that_the_test_let_go(pair):
+    """Red-team pass 6: a learner's function returned a 48 MB array 72 times to a
+    test that used none of them, and the judge kept each, with a copy, until the
+    cell ended (3.4 GB). A kept result still sends its changes back."""
+    the_judge, learner, run = pair
+    learner_code = ("import numpy as np\nbig = np.zeros(1000)\n"
+                    "def double(x):\n    return big\n"
+                    "def apply(f, x):\n    return f(x)\n")
+    test = ("kept = double(0)\n"
+            "for _ in range(50):\n    double(0)\n"
+            "records = watched()\n"
+            "kept[0] = 5.0\n"
+            "double(0)\n"
+            "apply(lambda v: None, 1)\n")  # a callback's reply carries the change
+    the_judge.namespace["watched"] = lambda: len(the_judge.codec.received_arrays)
+    result = run(test, learner_code)
+    assert result["status"] == "ok", result
+    assert the_judge.namespace["records"] <= 2  # kept and the last result
+    assert learner["big"][0] == 5.0
+
+
 def test_a_learner_error_arrives_with_its_type_and_traceback(pair):
     _, _, run = pair
     learner_code = "def double(x):\n    raise NotImplementedError('todo')\n"

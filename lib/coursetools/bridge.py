@@ -97,6 +97,7 @@ class Codec:
         self.exported: dict[int, object] = {}
         self.sent_arrays: dict[int, np.ndarray] = {}
         self.received_arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.unsent_changes: dict[str, dict] = {}  # found by forget_unheld
         self.times_sent: collections.Counter[int] = collections.Counter()  # by id
         self._ids = itertools.count(2)
 
@@ -226,7 +227,7 @@ class Codec:
         after this last look it is forgotten, so that a call does not compare
         every array the notebook has received before.
         """
-        changed = {}
+        changed, self.unsent_changes = self.unsent_changes, {}
         for key in list(self.received_arrays):
             array, seen = self.received_arrays[key]
             if array.shape != seen.shape or not np.array_equal(
@@ -241,6 +242,12 @@ class Codec:
             if held <= sys.getrefcount(seen):
                 del self.received_arrays[key]
         return changed
+
+    def forget_unheld(self) -> None:
+        """Forget the received arrays that nothing else holds now, keeping their
+        changes for the next :meth:`changed_arrays`: a value the other side
+        returns is otherwise kept, with a copy, until the codec goes."""
+        self.unsent_changes = self.changed_arrays()
 
     def apply_changes(self, changes) -> None:
         """Write the other side's in-place changes into the arrays we sent."""

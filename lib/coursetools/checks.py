@@ -39,6 +39,7 @@ NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 # Far beyond any notebook a learner writes; reading and checking a larger one
 # would hold up every other student's grading in the parent.
 MAX_NOTEBOOK_MB, MAX_CELLS = 50, 5000
+MAX_TEXT_KB = 100  # a Markdown or raw cell; an exercise's longest has 4 kB
 
 
 def text_of(cell) -> str:
@@ -417,6 +418,18 @@ class RecordedOverwriteCells(OverwriteCells):
 
 
 # -- a whole submission -------------------------------------------------------
+def _cut_long_text(nb, findings: list[Finding], name: str) -> None:
+    """Nothing runs a Markdown or raw cell, but the feedback page renders it, and
+    its size is bounded only by the notebook's: each is cut to MAX_TEXT_KB."""
+    limit = MAX_TEXT_KB * 1024
+    for number, cell in enumerate(nb.cells, 1):
+        if cell.cell_type != "code" and len(cell.source) > limit:
+            findings.append(Finding("long_text", f"cell {number} ({cell.cell_type}) "
+                                    f"has {len(cell.source) // 1024:,} kB of text; "
+                                    f"the first {MAX_TEXT_KB} kB were kept", name))
+            cell.source = cell.source[:limit] + "\n\n(cut here by the grader)"
+
+
 def linked(folder: Path) -> bool:
     """Whether submitted/<student>/<assignment> or its student folder is a
     symbolic link (an unpacked archive can hold one, to solutions/ or to a
@@ -445,5 +458,6 @@ def check_submission(folder: Path, releases: dict[str, nbformat.NotebookNode]):
             findings.append(Finding(problem.code, problem.message, name))
         else:
             restore_stripped(nb, releases[name], findings, name)
+            _cut_long_text(nb, findings, name)
             notebooks[name] = nb
     return notebooks, {n: (p.name if p else None) for n, p in matched.items()}, findings

@@ -19,7 +19,11 @@ import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters import Highlight2HTML, strip_ansi, strip_files_prefix
-from nbconvert.filters.markdown_mistune import InvalidNotebook
+from nbconvert.filters.markdown_mistune import (
+    InvalidNotebook,
+    IPythonRenderer,
+    MarkdownWithMath,
+)
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from traitlets import Bool
 
@@ -127,21 +131,30 @@ COMPILED_TEMPLATES = _TemplatesInMemory()
 class _RememberedHighlight(Highlight2HTML):
     """Highlight2HTML that highlights each source once per process: test, set-up
     and unanswered cells are the same on every student's page, and pygments takes
-    about 0.1 s a ch02 page. Of a cell's metadata, nbconvert reads only
-    magics_language."""
+    about 0.1 s a ch02 page. Always as IPython: a cell's magics_language or the
+    notebook's language_info would let a submission pick among pygments' lexers,
+    some of which take hours over a long run of spaces (red-team pass 6)."""
 
     def __call__(self, source, language=None, metadata=None):
-        key = (source, language or self.pygments_lexer,
-               (metadata or {}).get("magics_language"),
-               repr(self.extra_formatter_options))
+        key = (source, repr(self.extra_formatter_options))
         if key not in HIGHLIGHTED:
             if len(HIGHLIGHTED) >= 4096:  # answers differ per student: bounded
                 HIGHLIGHTED.clear()
-            HIGHLIGHTED[key] = super().__call__(source, language, metadata)
+            HIGHLIGHTED[key] = super().__call__(source, PYTHON_LEXER)
         return HIGHLIGHTED[key]
 
 
+class _PythonBlocks(IPythonRenderer):
+    """A fenced code block in Markdown is highlighted only as Python, and any
+    other (its language named by the submission) shown as plain text."""
+
+    def block_code(self, code: str, info: str | None = None) -> str:
+        python = (info or "").strip().split(" ")[0].lower() in PYTHON_NAMES
+        return super().block_code(code, PYTHON_LEXER if python else None)
+
+
 HIGHLIGHTED: dict[tuple, str] = {}
+PYTHON_LEXER, PYTHON_NAMES = "ipython3", {"python", "python3", "py", "ipython3"}
 
 # What Markdown and plain HTML outputs are made of. nbconvert's own clean_html
 # allows too little of it (it would show <p>, <h1> and <th> as text).
@@ -199,8 +212,15 @@ class FeedbackExporter(HTMLExporter):
 
     @jinja2.pass_context
     def markdown2html(self, context, source):
+        # HTMLExporter.markdown2html with Python-only code blocks
+        renderer = _PythonBlocks(
+            escape=False, attachments=context.get("cell", {}).get("attachments", {}),
+            embed_images=self.embed_images,
+            path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+            anchor_link_text=self.anchor_link_text,
+            exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
         try:
-            return super().markdown2html(context, source)
+            return MarkdownWithMath(renderer=renderer).render(source)
         except InvalidNotebook as error:  # "missing attachment: a.png"
             return NOT_SHOWN.format(html_text.escape(str(error)),
                                     html_text.escape(str(source)))
@@ -212,10 +232,9 @@ class FeedbackExporter(HTMLExporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         # HTMLExporter.from_notebook_node up to its BeautifulSoup pass.
-        language = nb.metadata.get("language_info", {})
-        lexer = language.get("pygments_lexer", language.get("name"))
         self.register_filter("highlight_code", self.filters.get(
-            "highlight_code", _RememberedHighlight(pygments_lexer=lexer, parent=self)))
+            "highlight_code", _RememberedHighlight(pygments_lexer=PYTHON_LEXER,
+                                                   parent=self)))
         resources = self._init_resources(resources)
         markup_left = [MAX_PAGE_MARKUP]
 

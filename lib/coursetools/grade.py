@@ -34,6 +34,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import unicodedata
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -378,7 +379,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             why = (f"the folder must be named {assignment}: "
                    f"{SUBMITTED_DIR}/{stray.parent.name}/{stray.name}/")
             if (stray.parent / assignment).is_dir():
-                say(f"warning: not graded, {why}")
+                say(f"warning: not graded, {report.plain(why)}")
             else:  # in the report, not only in a line that scrolls away
                 summary.not_graded[stray.parent.name] = why
     if not settings.scheduler:
@@ -397,16 +398,10 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         releases = {p.stem: p.read_text()
                     for p in sorted((release_dir / assignment).glob("*.ipynb"))}
     for student in list(students):
-        size = len(os.fsencode(student))
-        if size > MAX_ID_BYTES:  # state/<student>.json must fit a file name
-            why = f"{size} bytes, more than the {MAX_ID_BYTES} the grader's files allow"
-        elif set(student) & set("*?["):  # nbgrader globs it, even after an escape
-            why = "a pattern to nbgrader (it has * ? or [), which finds others' files"
-        else:
-            continue
-        students.remove(student)
-        summary.not_graded[student] = (f"the folder name {SUBMITTED_DIR}/"
-                                       f"{student[:40]} is {why}: rename it")
+        if why := _id_problem(student):
+            students.remove(student)
+            summary.not_graded[student] = (f"the folder name {SUBMITTED_DIR}/"
+                                           f"{student[:40]} is {why}: rename it")
     source = worker.source_digest(root, assignment)
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
@@ -461,7 +456,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             summary.workers.add(result.worker)
         summary.parent_seconds += time.monotonic() - started
         mark = "!" if result.needs_attention() else " "
-        say(f"  {mark} {result.student:<24} {result.seconds:6.1f} s "
+        say(f"  {mark} {report.plain(result.student):<24} {result.seconds:6.1f} s "
             f"({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
@@ -470,6 +465,23 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))
     summary.grading_seconds = time.monotonic() - pool_started
+
+
+def _id_problem(student: str) -> str | None:
+    """Why a folder name cannot be a student id here, or None."""
+    size = len(os.fsencode(student))
+    if size > MAX_ID_BYTES:  # state/<student>.json must fit a file name
+        return f"{size} bytes, more than the {MAX_ID_BYTES} the grader's files allow"
+    if set(student) & set("*?["):  # nbgrader globs it, even after an escape
+        return "a pattern to nbgrader (it has * ? or [), which finds others' files"
+    if set(student) & set(',"') or not student.isprintable():
+        return ("not one field of grades.csv, which nbgrader writes unquoted (it has "
+                "a comma, a double quote or a character that is not printable)")
+    if student != student.strip():
+        return "padded with spaces, which nbgrader strips (it would grade another)"
+    if not unicodedata.is_normalized("NFC", student):
+        return "not in composed Unicode (NFC), so it prints as another id would"
+    return None
 
 
 def _beside(folder: Path, name: str) -> Path | None:
@@ -546,12 +558,12 @@ def _print_summary(summary: Summary, unsafe: bool, say) -> None:
         f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}")
     if summary.attention:
         say(f"{len(summary.attention)} student(s) need a look: "
-            f"{', '.join(summary.attention[:10])}"
+            f"{report.plain(', '.join(summary.attention[:10]))}"
             + (" ..." if len(summary.attention) > 10 else ""))
     else:
         say("no student needs a look")
     for student, why in sorted(summary.not_graded.items()):
-        say(f"NOT GRADED: {student}: {report.plain(why)[:2000]}")
+        say(f"NOT GRADED: {report.plain(student)}: {report.plain(why)[:2000]}")
     if unsafe:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")

@@ -39,6 +39,7 @@ LABELS = {
     "kernel_died": "kernel died",
     "memory": "memory cap hit",
     "huge_output": "huge output truncated",
+    "long_text": "long text cell cut",
     "bad_message": "forged kernel message dropped",
     "reference_called": "called the withheld reference",
     "error_outside_tests": "error outside the tests",
