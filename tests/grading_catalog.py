@@ -162,6 +162,15 @@ class Catalog:
                 ),
                 "prints 3 MB",
             ),
+            # Red-team pass 6: pygments' systemd lexer took minutes over the
+            # spaces, holding the GIL; Markdown had no bound of its own.
+            Case(
+                "long_markdown",
+                total,
+                {"long_text"},
+                self.file(self.long_markdown()),
+                "a block fenced as systemd with 20,000 spaces, and 150 kB of prose",
+            ),
             Case(
                 "stderr",
                 total,
@@ -314,6 +323,16 @@ class Catalog:
         cells.insert(cells.index(answer), copy.deepcopy(answer))
         test = next(c for c in cells if nbtools.nbgrader_meta(c).get("grade"))
         cells.insert(cells.index(test), copy.deepcopy(test))
+        return nb
+
+    def long_markdown(self) -> dict:
+        nb = copy.deepcopy(self.full)
+        nb["cells"][:0] = [
+            {"cell_type": "markdown", "id": "fenced", "metadata": {},
+             "source": "```systemd\n" + " " * 20_000 + "x\n```"},
+            {"cell_type": "markdown", "id": "essay", "metadata": {},
+             "source": "word " * 30_000},
+        ]
         return nb
 
     def strip(self) -> dict:

@@ -25,6 +25,8 @@ import os
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -152,8 +154,11 @@ class Watchdog:
     """Ends a job that runs past its budget, above the notebooks' own limits.
 
     First its kernels and judges, so that nbclient gives up on the notebook; if
-    the job still has not ended a minute later, the whole process: the pool sees
-    a dead worker and tries the student once more, alone.
+    the job still has not ended `grace` seconds later, the whole process: the
+    pool sees a dead worker and tries the student once more, alone. That last
+    step is a process of its own (:data:`KEEPER`), as a thread's timer does not
+    fire while C code holds the GIL (red-team pass 6: a regular expression of a
+    pygments lexer, for hours).
 
     The same happens when this process grows by more than `memory_mb`: a
     kernel's output waits here until it is read, and while a test runs in the
@@ -161,16 +166,22 @@ class Watchdog:
     """
 
     def __init__(self, budget: float, grace: float = 60, memory_mb: int = 0):
-        self.grace, self.lock, self.done = grace, threading.Lock(), threading.Event()
-        self.flooded = False
-        self.timers = [threading.Timer(budget, self._stop_children)]
-        self.timers[0].daemon = True
-        self.timers[0].start()
+        self.done, self.flooded = threading.Event(), False
+        self.keeper = _keeper()
+        self._tell(f"{budget + grace}")
+        self.timer = threading.Timer(budget, self._stop_children)
+        self.timer.daemon = True
+        self.timer.start()
         if memory_mb:
             me = psutil.Process()
             limit = me.memory_info().rss + memory_mb * 2**20
             threading.Thread(target=self._watch_memory, args=(me, limit),
                              daemon=True).start()
+
+    def _tell(self, deadline: str) -> None:
+        with contextlib.suppress(OSError):  # a keeper that died is made again
+            self.keeper.stdin.write(f"{deadline}\n".encode())
+            self.keeper.stdin.flush()
 
     def _watch_memory(self, me, limit: int) -> None:
         while not self.done.wait(0.1):
@@ -181,20 +192,41 @@ class Watchdog:
 
     def _stop_children(self) -> None:
         for child in psutil.Process().children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        with self.lock:
-            if not self.done.is_set():
-                last = threading.Timer(self.grace, os._exit, args=(70,))
-                last.daemon = True
-                self.timers.append(last)
-                last.start()
+            if child.pid != self.keeper.pid:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
 
     def cancel(self) -> None:
-        with self.lock:
-            self.done.set()
-            for timer in self.timers:
-                timer.cancel()
+        self.done.set()
+        self.timer.cancel()
+        self._tell("-")
+
+
+# Kills its parent, the worker, at the deadline it was last sent (in seconds from
+# then; "-" for none); ends when the worker does.
+KEEPER = """
+import os, select, signal, sys, time
+worker, deadline = int(sys.argv[1]), None
+while os.getppid() == worker:
+    wait = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+    if select.select([0], [], [], wait)[0]:
+        told = os.read(0, 4096).split()
+        if not told:
+            break
+        deadline = None if told[-1] == b"-" else time.monotonic() + float(told[-1])
+    elif deadline is not None and time.monotonic() >= deadline:
+        os.kill(worker, signal.SIGKILL)
+        break
+"""
+_keepers: list[subprocess.Popen] = []
+
+
+def _keeper() -> subprocess.Popen:
+    """This process's keeper, started with its first job."""
+    if not _keepers or _keepers[0].poll() is not None:
+        _keepers[:] = [subprocess.Popen([sys.executable, "-c", KEEPER,
+                                         str(os.getpid())], stdin=subprocess.PIPE)]
+    return _keepers[0]
 
 
 # -- one process's grader ------------------------------------------------------
