@@ -25,6 +25,7 @@ from conftest import ROOT, nested_past_path_max
 from coursetools import checks
 from coursetools.checks import (
     MAX_TEXT_KB,
+    MAX_TEXT_TOTAL_KB,
     RecordedDeduplicateIds,
     RecordedOverwriteCells,
     check_submission,
@@ -538,8 +539,28 @@ def test_a_text_cell_past_its_limit_is_cut_and_reported(tmp_path):
     sources = [c.source for c in notebooks["nb"].cells]
     assert sources[0] == code and sources[2] == "b" * limit
     assert sources[1] == ("*a " * limit)[:limit] + "\n\n(cut here by the grader)"
-    assert findings == [Finding("long_text", "cell 2 (markdown) has 300 kB of text; "
-                                f"the first {MAX_TEXT_KB} kB were kept", "nb")]
+    assert findings == [Finding("long_text", f"text cut to {MAX_TEXT_KB} kB a cell "
+                                "and 1000 kB in all: cell 2 (300 kB)", "nb")]
+
+
+def test_text_cells_together_are_cut_to_the_notebooks_limit(tmp_path):
+    """Red-team pass 6: 49 cells of 1 MB, each an unclosed HTML comment, kept
+    bleach past the job's budget; cut one by one, they could still add up."""
+    count = MAX_TEXT_TOTAL_KB // MAX_TEXT_KB + 3
+    cells = [raw_cell("<!--" * (MAX_TEXT_KB * 256), "markdown")
+             for _ in range(count)]
+    write(tmp_path / "nb.ipynb", v4([raw_cell("x = 1", metadata=nbg("answer")),
+                                     *cells]))
+    release = nbformat.from_dict(notebook_with("answer"))
+    notebooks, _, findings = check_submission(tmp_path, {"nb": release})
+    kept = [c.source.replace("\n\n(cut here by the grader)", "")
+            for c in notebooks["nb"].cells[1:]]
+    assert sum(map(len, kept)) == MAX_TEXT_TOTAL_KB * 1024
+    assert [len(k) for k in kept][-4:] == [MAX_TEXT_KB * 1024, 0, 0, 0]
+    assert findings == [Finding("long_text", f"text cut to {MAX_TEXT_KB} kB a cell "
+                                f"and {MAX_TEXT_TOTAL_KB} kB in all: cell "
+                                f"{count - 1} (100 kB), {count} (100 kB), "
+                                f"{count + 1} (100 kB)", "nb")]
 
 
 def test_a_pipe_named_like_the_notebook_is_reported_and_never_opened(tmp_path):

@@ -39,7 +39,8 @@ NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 # Far beyond any notebook a learner writes; reading and checking a larger one
 # would hold up every other student's grading in the parent.
 MAX_NOTEBOOK_MB, MAX_CELLS = 50, 5000
-MAX_TEXT_KB = 100  # a Markdown or raw cell; an exercise's longest has 4 kB
+# Markdown and raw text: a cell, and a notebook (an exercise has 4 and 30 kB)
+MAX_TEXT_KB, MAX_TEXT_TOTAL_KB = 100, 1000
 
 
 def text_of(cell) -> str:
@@ -420,14 +421,21 @@ class RecordedOverwriteCells(OverwriteCells):
 # -- a whole submission -------------------------------------------------------
 def _cut_long_text(nb, findings: list[Finding], name: str) -> None:
     """Nothing runs a Markdown or raw cell, but the feedback page renders it, and
-    its size is bounded only by the notebook's: each is cut to MAX_TEXT_KB."""
-    limit = MAX_TEXT_KB * 1024
+    its size is bounded only by the notebook's: each is cut to MAX_TEXT_KB, and
+    all of them together to MAX_TEXT_TOTAL_KB."""
+    left, cut = MAX_TEXT_TOTAL_KB * 1024, []
     for number, cell in enumerate(nb.cells, 1):
-        if cell.cell_type != "code" and len(cell.source) > limit:
-            findings.append(Finding("long_text", f"cell {number} ({cell.cell_type}) "
-                                    f"has {len(cell.source) // 1024:,} kB of text; "
-                                    f"the first {MAX_TEXT_KB} kB were kept", name))
-            cell.source = cell.source[:limit] + "\n\n(cut here by the grader)"
+        if cell.cell_type != "code":
+            keep, size = min(MAX_TEXT_KB * 1024, left), len(cell.source)
+            if size > keep:
+                cut.append(f"{number} ({size / 1024:,.0f} kB)")
+                cell.source = cell.source[:keep] + "\n\n(cut here by the grader)"
+            left -= min(size, keep)
+    if cut:
+        findings.append(Finding("long_text", f"text cut to {MAX_TEXT_KB} kB a cell "
+                                f"and {MAX_TEXT_TOTAL_KB} kB in all: cell "
+                                + ", ".join(cut[:5]) + (" ..." if cut[5:] else ""),
+                                name))
 
 
 def linked(folder: Path) -> bool:
