@@ -311,6 +311,7 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
         assert why in summary.not_graded[name], name
     assert set(grades_csv(course)) == set(grades_csv(graded[0]))  # no forged row
     assert "\x1b" not in said and "NOT GRADED: eve\\x1bc: " in said
+    assert "\nNOT GRADED: zz,,,,0.0,0.0,0.0,1\\nch" in said  # the id on one line
     why = f"must be named {ASSIGNMENT}: submitted/gina/{short}/"
     assert summary.graded == [] and why in summary.not_graded["gina"]
     assert f"submitted/hal/{misspelt}/" in summary.not_graded["hal"]

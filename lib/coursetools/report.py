@@ -18,10 +18,11 @@ UNSAFE_WARNING = (
 COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details"]
 
 
-def plain(text) -> str:
+def plain(text, lines: bool = True) -> str:
     """Text from a submission with each character that is not printable (a
-    terminal escape, a carriage return, a bidi override) shown as its escape."""
-    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1]
+    terminal escape, a carriage return, a bidi override; a newline too, unless
+    `lines`) shown as its escape."""
+    return "".join(c if c.isprintable() or (lines and c == "\n") else repr(c)[1:-1]
                    for c in str(text))
 
 
