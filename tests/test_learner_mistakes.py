@@ -1358,6 +1358,23 @@ mistake("ch06 train_first_vs_last flips time, then packs", *_CH06_P5,
         {_CH06_ACCURACY: "reads each sequence backwards"})
 costs("ch06 train_first_vs_last reads whole rows", *_CH06_P5,
       _ch06_train(batch="embed(ids_t[rows])"), {_CH06_ACCURACY})
+# The expert review's F3: two readings that the generic messages blamed wrongly.
+# Each sequence moved to the start of its row, but the whole row read (no packing):
+# the digits before the sequence, wrapped round after it, move the final state.
+_CH06_WRAPPED = _ch06_train(batch="embed(aligned[rows])")
+mistake("ch06 train_first_vs_last moves each sequence first, reads whole rows",
+        *_CH06_P5, _CH06_WRAPPED, {_CH06_ACCURACY: "wrapped round after the sequence"})
+costs("ch06 train_first_vs_last moves each sequence first, reads whole rows",
+      *_CH06_P5, _CH06_WRAPPED, {_CH06_ACCURACY})
+# The digits before each sequence replaced by id 0 ("id 0 is never used"), whole
+# rows read: the padding id still moves the state.
+_CH06_ZERO_IDS = _ch06_train(
+    batch="embed(torch.where(torch.arange(T) < (T - steps_t[rows])[:, None], 0, "
+          "ids_t[rows]))")
+mistake("ch06 train_first_vs_last pads with id 0, reads whole rows", *_CH06_P5,
+        _CH06_ZERO_IDS, {_CH06_ACCURACY: "read padding of id 0"})
+costs("ch06 train_first_vs_last pads with id 0, reads whole rows", *_CH06_P5,
+      _CH06_ZERO_IDS, {_CH06_ACCURACY})
 
 
 # Plausible value mistakes that must keep test_bigru_names_and_shapes (F13's new
