@@ -400,9 +400,9 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     for student in list(students):
         if why := _id_problem(student):
             students.remove(student)
-            summary.not_graded[student] = (
-                f"the folder name {SUBMITTED_DIR}/{report.plain(student[:40], False)}"
-                f" is {why}: rename it")
+            shown = report.plain(student[:40], lines=False)
+            summary.not_graded[student] = (f"the folder name {SUBMITTED_DIR}/{shown} "
+                                           f"is {why}: rename it")
     source = worker.source_digest(root, assignment)
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
@@ -457,7 +457,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             summary.workers.add(result.worker)
         summary.parent_seconds += time.monotonic() - started
         mark = "!" if result.needs_attention() else " "
-        say(f"  {mark} {report.plain(result.student, False):<24} "
+        say(f"  {mark} {report.plain(result.student, lines=False):<24} "
             f"{result.seconds:6.1f} s "
             f"({len(summary.graded)}/{len(todo)})")
 
@@ -560,12 +560,13 @@ def _print_summary(summary: Summary, unsafe: bool, say) -> None:
         f"{summary.seconds:.0f} s; mean score {mean:.2f} / {top:g}")
     if summary.attention:
         say(f"{len(summary.attention)} student(s) need a look: "
-            f"{report.plain(', '.join(summary.attention[:10]), False)}"
+            f"{report.plain(', '.join(summary.attention[:10]), lines=False)}"
             + (" ..." if len(summary.attention) > 10 else ""))
     else:
         say("no student needs a look")
     for student, why in sorted(summary.not_graded.items()):
-        say(f"NOT GRADED: {report.plain(student, False)}: {report.plain(why)[:2000]}")
+        say(f"NOT GRADED: {report.plain(student, lines=False)}: "
+            f"{report.plain(why)[:2000]}")
     if unsafe:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")
