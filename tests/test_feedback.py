@@ -386,6 +386,17 @@ def test_markup_past_the_limits_is_shown_as_text_and_the_rest_as_markup():
     assert page.count(as_text) == 4 + 30 - fitting  # four past the cell limit
 
 
+def test_markdown_past_the_limits_is_shown_as_written_not_as_its_rendering():
+    """The rendering escaped is several times the text: 20,000 paragraphs of *a*
+    (100 kB) rendered as <p><em>a</em></p> and escaped made 840 kB of page."""
+    source = "*a*\n\n" * 20_000
+    blank, _, _ = feedback_page(new_notebook(cells=[new_markdown_cell("")]))
+    page, soup, _ = feedback_page(new_notebook(cells=[new_markdown_cell(source)]))
+    assert soup.find("pre").get_text() == source
+    assert "&lt;em&gt;" not in page and soup.find("em", string="a") is None
+    assert len(page) - len(blank) < 1.2 * len(source)
+
+
 def test_no_exercise_reaches_the_markup_limits():
     for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         nb = nbformat.read(path, as_version=4)

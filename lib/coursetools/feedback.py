@@ -191,6 +191,14 @@ AS_TEXT = ("<p><em>(This has more markup than a feedback page shows, so here it 
 NOT_SHOWN = "<p><em>(This cell cannot be shown: {}.)</em></p><pre>{}</pre>"
 
 
+class _Escaped(str):
+    """A cell shown as its escaped text: safe as it is, whatever the limits left."""
+
+
+def _markup(html: str) -> int:
+    return html.count("<") + html.count("[")
+
+
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 
 
@@ -209,6 +217,7 @@ class FeedbackExporter(HTMLExporter):
 
     # HTML outputs through `clean`; JavaScript and widget outputs left out.
     sanitize_html = Bool(True).tag(config=True)
+    _markup_left = MAX_PAGE_MARKUP  # of this page; set again for each
 
     @jinja2.pass_context
     def markdown2html(self, context, source):
@@ -220,10 +229,14 @@ class FeedbackExporter(HTMLExporter):
             anchor_link_text=self.anchor_link_text,
             exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
         try:
-            return MarkdownWithMath(renderer=renderer).render(source)
+            html = MarkdownWithMath(renderer=renderer).render(source)
         except InvalidNotebook as error:  # "missing attachment: a.png"
-            return NOT_SHOWN.format(html_text.escape(str(error)),
-                                    html_text.escape(str(source)))
+            return _Escaped(NOT_SHOWN.format(html_text.escape(str(error)),
+                                             html_text.escape(str(source))))
+        if _markup(html) > min(MAX_CELL_MARKUP, self._markup_left):
+            # what the learner wrote, not its rendering escaped (often 10x longer)
+            return _Escaped(AS_TEXT.format(html_text.escape(str(source))))
+        return html
 
     def _create_environment(self):
         environment = super()._create_environment()
@@ -236,14 +249,15 @@ class FeedbackExporter(HTMLExporter):
             "highlight_code", _RememberedHighlight(pygments_lexer=PYTHON_LEXER,
                                                    parent=self)))
         resources = self._init_resources(resources)
-        markup_left = [MAX_PAGE_MARKUP]
+        self._markup_left = MAX_PAGE_MARKUP
 
         def bounded(html, strip_prefix: bool) -> str:
+            if isinstance(html, _Escaped):
+                return html
             html = str(html)
-            size = html.count("<") + html.count("[")
-            if size > min(MAX_CELL_MARKUP, markup_left[0]):
-                return AS_TEXT.format(html_text.escape(html))
-            markup_left[0] -= size
+            if _markup(html) > min(MAX_CELL_MARKUP, self._markup_left):
+                return _Escaped(AS_TEXT.format(html_text.escape(html)))
+            self._markup_left -= _markup(html)
             return clean(strip_files_prefix(html) if strip_prefix else html)
 
         self.register_filter("clean_html", lambda html: bounded(html, False))
