@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from coursetools.results import (
+    ACTIONS,
+    INFO,
+    LABELS,
     CellResult,
     Finding,
     NotebookResult,
@@ -58,6 +62,24 @@ def test_finding_text_names_notebook_and_cell():
     assert no_id.text() == "nb: E (cell 4)"
 
 
+def test_each_finding_says_what_to_do_as_the_instructor_guide_does():
+    """report.md's "what to do" column and the guide's table say the same: each
+    code that needs a look has one action, and the guide's row naming its label
+    gives that action."""
+    guide = (Path(__file__).parents[1] / "book" / "instructor_guide.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in guide.split("| in the report | what happened | what to do |")[1]
+            .split("\n\n")[0].splitlines()[2:]]
+    for code, label in LABELS.items():
+        holders = [action for action, codes in ACTIONS.items() if code in codes]
+        assert len(holders) == (code not in INFO), code
+        if holders:
+            named = [row[2] for row in rows if label.split(" (")[0] in row[0]]
+            assert named == holders, (code, label, named)
+    assert Finding("stderr", "x").action == ""
+    assert Finding("kernel_died", "x").action == "read the notebook"
+
+
 def test_to_json_leaves_the_files_out_and_round_trips_the_rest():
     """The state file keeps scores and findings, not the worker's notebooks."""
     result = graded([TIMEOUT], [STDERR])
@@ -91,8 +113,10 @@ def test_text_from_a_submission_is_plain_text_in_report_md(tmp_path):
         "# Grading report: rnn", "## Not graded", "## Needs a look", "### Details",
         "## Everyone"]
     table_rows = [line for line in text.splitlines() if line.startswith("|")]
-    # two or three columns a row: no cell was split or added
-    assert {line.count("|") - line.count("\\|") for line in table_rows} == {3, 4}
+    # two, four and three columns a row: no cell was split or added
+    assert [line.count("|") - line.count("\\|") for line in table_rows] == [
+        3, 3, 3, 5, 5, 5, 4, 4, 4]
+    assert "| eve | 1 | error outside the tests | read the notebook |" in text
     forged_lines = [line for line in text.splitlines() if "plagiarism" in line]
     assert len(forged_lines) == 2  # bob's why, eve's details
     for line in forged_lines:  # each markup character is escaped

@@ -15,7 +15,8 @@ UNSAFE_WARNING = (
     "changed its own or others' grades, or harmed the course files. Regrade on a "
     "machine where the sandbox works."
 )
-COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details"]
+COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details",
+           "what_to_do"]
 
 
 def plain(text, lines: bool = True) -> str:
@@ -72,7 +73,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                           + (f", {penalty:g} points off" if penalty else ""))
         values = (student, score, max_score,
                   "yes" if result.needs_attention() else "no", "; ".join(labels),
-                  " | ".join(f.text() for f in found))
+                  " | ".join(f.text() for f in found),
+                  "; ".join(dict.fromkeys(f.action for f in found if f.action)))
         rows.append(dict(zip(COLUMNS, values, strict=True)))
     with (folder / "report.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
@@ -91,7 +93,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     lines += [f"# Grading report: {assignment}", "", summary, "",
               "Item analysis (score histogram, pass rate and common failures per "
               f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", "",
-              "What each note means and what to do about it: the instructor guide "
+              "What each note means: the instructor guide "
               "(book/instructor_guide.md), \"Reading the report\".", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
@@ -99,9 +101,10 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
         lines += [""]
     row = "| {} | {:g} | {} |"
     if look:
-        lines += ["## Needs a look", "", "| student | score | what |", "|---|---|---|"]
+        lines += ["## Needs a look", "", "| student | score | what | what to do |",
+                  "|---|---|---|---|"]
         lines += [row.format(_md(r["student"]), r["score"], _md(r["issues"]))
-                  for r in look]
+                  + f" {r['what_to_do']} |" for r in look]
         lines += ["", "### Details", ""]
         lines += [f"- **{_md(r['student'])}**: {_md(r['details'])}" for r in look]
         lines += [""]

@@ -51,6 +51,28 @@ LABELS = {
     "sandbox": "grading sandbox problem",
 }
 INFO = {"stderr"}
+# What to do about each code, as the instructor guide's table in "Reading the
+# report" says (tests/test_results.py holds them to it); INFO codes need nothing.
+ACTIONS = {
+    "ask for the file again": {"not_utf8", "invalid_json", "not_a_notebook",
+                               "too_large"},
+    "check the renamed one is theirs; put a misplaced notebook in the right folder "
+    "and grade again": {"missing_notebook", "renamed"},
+    "usually nothing": {"metadata_restored", "cell_type_changed", "unknown_cell",
+                        "metadata_changed", "huge_output", "long_text"},
+    "look if it happens often": {"tampered", "points_changed", "cell_deleted"},
+    "read the notebook": {"duplicated_cell", "answer_missing", "bad_message", "timeout",
+                          "unresponsive", "notebook_timeout", "kernel_died", "memory",
+                          "error_outside_tests"},
+    "check that the right one was graded": {"extra_notebook"},
+    "nothing: the score is right": {"reference_called"},
+    "read the submission": {"symlink"},
+    "nothing, unless it was a notebook in disguise": {"extra_file"},
+    "fix the assignment": {"judge_setup_error"},
+    "ask when it was handed in, write that time in the file and grade again (a "
+    "changed file regrades the student)": {"bad_timestamp"},
+    "regrade it, then report a bug": {"sandbox", "grading_error"},
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,11 @@ class Finding:
     @property
     def label(self) -> str:
         return LABELS.get(self.code, self.code)
+
+    @property
+    def action(self) -> str:
+        return next((a for a, codes in ACTIONS.items() if self.code in codes),
+                    "" if self.code in INFO else "read the notebook")
 
     def text(self) -> str:
         where = f" (cell {self.cell})" if self.cell else ""
