@@ -157,9 +157,10 @@ def test_hostile_messages_are_shown_as_text(page):
 def test_flagged_students_and_their_labels(page):
     _, _, tables = page
     assert tables["flagged"][1:] == [
-        ["eve", "7", "cell timeout"],
-        ["fay", "8", "notebook missing"],
-        ["gus", "not graded", "grading error"],
+        ["eve", "7", "cell timeout", "read the notebook"],
+        ["fay", "8", "notebook missing", "check the renamed one is theirs; put a "
+         "misplaced notebook in the right folder and grade again"],
+        ["gus", "not graded", "grading error", "regrade it, then report a bug"],
     ]
 
 

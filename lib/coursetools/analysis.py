@@ -223,7 +223,9 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     flagged_rows = [[escape(s), "not graded" if results[s].errors else
                      f"{scores[s][0]:g}" if s in scores else "—",
                      escape("; ".join(sorted({f.label for f in
-                                              results[s].all_findings()})))]
+                                              results[s].all_findings()}))),
+                     "; ".join(dict.fromkeys(f.action for f in
+                                             results[s].all_findings() if f.action))]
                     for s in flagged]
     sections = [
         ("summary", "Summary", "Who is counted below.", f"<p>{escape(summary)}</p>"),
@@ -241,7 +243,8 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
          _failures(items)),
         ("flagged", "Flagged students", "Students whose grading found something "
          "that needs a look (details in report.md).",
-         _table(["student", "score", "why"], flagged_rows) if flagged_rows
+         _table(["student", "score", "why", "what to do"], flagged_rows)
+         if flagged_rows
          else "<p>None.</p>"),
         ("time", "Time per test", "Seconds each test cell ran, over the graded "
          "students whose time was measured.", _times(items)),
