@@ -277,6 +277,23 @@ def test_a_late_submission_shows_its_score_after_the_penalty(graded, tmp_path):
     assert summary.scores["blank"] == graded[3].scores["blank"]  # not late: no stamp
 
 
+def test_a_page_that_cannot_be_made_in_time_leaves_the_scores(graded, tmp_path):
+    """Red-team pass 7: a page whose rendering outlived the job's budget (ANSI
+    escapes, attachments) or raised (a 5,000-digit line number) made the student
+    'not graded', 0, every run. Pages now come from a child process with its own
+    deadline: here too short for any page."""
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS, force=True, students=[
+        "correct"], feedback_seconds=0.001))
+    assert summary.scores["correct"] == graded[3].scores["correct"]
+    assert "feedback_failed" in codes(course, "correct")
+    page = next((course / "feedback" / "correct" / ASSIGNMENT).glob("*.html"))
+    text = html.unescape(page.read_text())
+    assert "could not be made" in text and "<table>" in text and "test_" in text
+    assert "it took more than 0.001 s" in report_rows(course)["correct"]["details"]
+
+
 def test_a_file_that_cannot_be_read_keeps_its_hand_in_time(graded):
     """nbgrader reads timestamp.txt only while it autogrades, and an unreadable
     notebook is never autograded: the grader reads it then."""

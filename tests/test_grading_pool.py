@@ -197,6 +197,27 @@ def test_the_watchdog_ends_a_job_that_holds_the_gil():
     assert done.returncode == -signal.SIGKILL and done.stdout == ""
 
 
+def test_work_in_a_child_reports_its_end_and_leaves_the_parent_as_it_was(tmp_path):
+    """Feedback pages are made by worker.in_child: its result, its error, or its
+    deadline (red-team pass 7: pages that took 24 minutes, or raised, cost the
+    student's grade), and never the parent's finalizers (the scratch folder)."""
+    import multiprocessing.util
+    import re
+
+    made = tmp_path / "made"
+    assert worker.in_child(made.touch, 30) is None and made.exists()
+
+    def fail():
+        raise ValueError("boom")
+    assert worker.in_child(fail, 30) == "ValueError('boom')"
+    never = tmp_path / "finalized"
+    guard = multiprocessing.util.Finalize(None, never.touch, exitpriority=0)
+    assert worker.in_child(lambda: re.match(r"(a+)+$", "a" * 40 + "b"), 0.5) == (
+        "it took more than 0.5 s")  # 2**40 steps in C, holding the GIL
+    assert not never.exists()
+    guard.cancel()
+
+
 WATCHDOG_MEMORY = """
 import subprocess, sys
 from coursetools.worker import Watchdog

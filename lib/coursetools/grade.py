@@ -79,6 +79,7 @@ class Settings:
     # a cluster, whose workers run one process per core.
     kernel_threads: int = 0
     feedback: bool = True
+    feedback_seconds: float = 60  # per student; past it, a page of scores only
     force: bool = False
     students: list[str] | None = None
     quiet: bool = False
@@ -95,10 +96,12 @@ class Settings:
         return {
             **self.key(),
             "feedback": self.feedback,
+            "feedback_seconds": self.feedback_seconds,
             "kernel_threads": self.kernel_threads or (1 if self.scheduler else max(
                 1, (os.cpu_count() or 1) // max(1, self.jobs))),
             # A safety net above the notebooks' own limits.
-            "budget": self.notebook_timeout * max(1, notebooks) + 120,
+            "budget": self.notebook_timeout * max(1, notebooks) + 60
+            + self.feedback_seconds,
         }
 
 
@@ -606,6 +609,9 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
                         help="regrade students whose submission did not change")
     parser.add_argument("--no-feedback", dest="feedback", action="store_false",
                         help="skip the HTML feedback")
+    parser.add_argument("--feedback-seconds", type=float, default=60,
+                        help="time to make a student's pages; past it, a page of "
+                        "scores (default 60)")
     parser.add_argument("--unsafe", action="store_true",
                         help="grade without a sandbox where none can be made (the "
                         "report says that the grades are not protected)")

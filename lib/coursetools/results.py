@@ -49,6 +49,7 @@ LABELS = {
     "bad_timestamp": "timestamp.txt unreadable (graded as on time)",
     "judge_setup_error": "set-up cell failed in the judge",
     "sandbox": "grading sandbox problem",
+    "feedback_failed": "feedback page failed (scores kept)",
 }
 INFO = {"stderr"}
 # What to do about each code, as the instructor guide's table in "Reading the
@@ -67,6 +68,7 @@ ACTIONS = {
     "check that the right one was graded": {"extra_notebook"},
     "nothing: the score is right": {"reference_called"},
     "read the submission": {"symlink"},
+    "read the notebook; the scores stand": {"feedback_failed"},
     "nothing, unless it was a notebook in disguise": {"extra_file"},
     "fix the assignment": {"judge_setup_error"},
     "ask when it was handed in, write that time in the file and grade again (a "

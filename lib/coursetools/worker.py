@@ -18,11 +18,13 @@ import ast
 import contextlib
 import functools
 import hashlib
+import html
 import importlib.util
 import json
 import multiprocessing.util
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -358,24 +360,82 @@ class Grader:
                 entry.autograded = path.read_text()
 
     def _feedback(self, student: str, result: StudentResult) -> None:
+        """The pages, made by a child process: rendering reads what the student
+        wrote (nbconvert, bleach, pygments), so a page that fails or takes too
+        long costs that page, never the scores already made."""
         source = self.course / FEEDBACK_SOURCE_DIR / student / self.assignment
+        pages = self.course / FEEDBACK_DIR / student / self.assignment
         graded = {n: e for n, e in result.notebooks.items() if e.graded}
-        for name, entry in graded.items():
-            notebook = nbformat.reads(entry.autograded, as_version=4)
-            safe = hide_hidden_tests(notebook, self.releases[name], self.secret)
-            source.mkdir(parents=True, exist_ok=True)
-            nbformat.write(safe, source / f"{name}.ipynb")
-            entry.feedback_source = (source / f"{name}.ipynb").read_text()
         if not graded:
             return
-        with temp_attrs(self.api.coursedir, autograded_directory=FEEDBACK_SOURCE_DIR):
-            outcome = self.api.generate_feedback(self.assignment, student, force=True)
-        if not outcome["success"]:
-            result.errors.append("feedback: " + _why(outcome))
-        pages = self.course / FEEDBACK_DIR / student / self.assignment
+
+        def render() -> None:
+            for name, entry in graded.items():
+                notebook = nbformat.reads(entry.autograded, as_version=4)
+                safe = hide_hidden_tests(notebook, self.releases[name], self.secret)
+                source.mkdir(parents=True, exist_ok=True)
+                nbformat.write(safe, source / f"{name}.ipynb")
+            with temp_attrs(self.api.coursedir,
+                            autograded_directory=FEEDBACK_SOURCE_DIR):
+                outcome = self.api.generate_feedback(self.assignment, student,
+                                                     force=True)
+            if not outcome["success"]:
+                raise RuntimeError(_why(outcome)[-300:])
+
+        seconds = self.settings["feedback_seconds"]
+        failed = in_child(render, seconds)
         for name, entry in graded.items():
-            if (pages / f"{name}.html").exists():
-                entry.feedback_html = (pages / f"{name}.html").read_text()
+            page = pages / f"{name}.html"
+            if failed is None and page.exists():
+                entry.feedback_source = (source / f"{name}.ipynb").read_text()
+                entry.feedback_html = page.read_text()
+            else:
+                entry.findings.append(Finding("feedback_failed", (
+                    f"its feedback page could not be made ({failed or 'no page'}); "
+                    "the student gets one with the scores only"), name))
+                entry.feedback_html = scores_page(name, entry)
+
+
+def in_child(work, seconds: float) -> str | None:
+    """Run `work()` in a forked child process that the kernel ends after `seconds`
+    (a timer signal's default action: no Python runs it, so C code holding the
+    GIL is stopped too). None when it returned, else what stopped it."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into the caller's code or finalizers
+        code = 1
+        try:
+            os.close(reader)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))  # 0: never
+            work()
+            code = 0
+        except BaseException as error:  # noqa: BLE001 (reported, then exit)
+            os.write(writer, repr(error)[:500].encode(errors="replace"))
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with open(reader, "rb") as pipe:
+        said = pipe.read().decode(errors="replace")
+    status = os.waitpid(pid, 0)[1]
+    if os.WIFSIGNALED(status):
+        return (f"it took more than {seconds:g} s"
+                if os.WTERMSIG(status) == signal.SIGALRM else "it was stopped")
+    return None if os.waitstatus_to_exitcode(status) == 0 else said or "it failed"
+
+
+def scores_page(name: str, entry: NotebookResult) -> str:
+    """A feedback page with a notebook's scores only, for one whose own page
+    could not be made."""
+    rows = "".join(f"<tr><td>{html.escape(grade_id)}</td><td>{cell.score:g} of "
+                   f"{cell.max_score:g}</td></tr>" for grade_id, cell in
+                   entry.cells.items())
+    total = sum(c.score for c in entry.cells.values())
+    most = sum(c.max_score for c in entry.cells.values())
+    return (f"<!DOCTYPE html><html><body><h1>{html.escape(name)}: {total:g} of {most:g}"
+            "</h1><p>Your notebook was graded, but the page that shows it could not "
+            "be made; your instructor has been told.</p><table><tr><th>test</th>"
+            f"<th>score</th></tr>{rows}</table></body></html>\n")
 
 
 def _unsynced_under(folder: str, connection, _record) -> None:
