@@ -263,7 +263,7 @@ def test_the_page_has_the_same_tags_attributes_and_text_as_nbconverts():
 def test_templates_are_compiled_once_per_process():
     nb = notebook_with_images()
     first, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
-    assert COMPILED_TEMPLATES.code
+    assert COMPILED_TEMPLATES.client
     with mock.patch.object(jinja2.Environment, "compile",
                            side_effect=AssertionError("a template compiled again")):
         again, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)

@@ -110,22 +110,15 @@ def _quotes_secret(line: str, secret: set[str]) -> bool:
         LINE_NUMBER.sub("", line, count=1).strip() in secret)
 
 
-class _TemplatesInMemory(jinja2.BytecodeCache):
-    """Compiled templates, kept for the life of the process. Jinja keys each by
-    its name and source, so an edited template is compiled again."""
+class _InMemory(dict):
+    """A dict as the memcache client that Jinja's MemcachedBytecodeCache takes."""
 
-    def __init__(self):
-        self.code: dict[str, bytes] = {}
-
-    def load_bytecode(self, bucket) -> None:
-        if bucket.key in self.code:
-            bucket.bytecode_from_string(self.code[bucket.key])
-
-    def dump_bytecode(self, bucket) -> None:
-        self.code[bucket.key] = bucket.bytecode_to_string()
+    set = dict.__setitem__
 
 
-COMPILED_TEMPLATES = _TemplatesInMemory()
+# Compiled templates, kept for the life of the process. Jinja keys each by its
+# name and source, so an edited template is compiled again.
+COMPILED_TEMPLATES = jinja2.MemcachedBytecodeCache(_InMemory())
 
 
 class _RememberedHighlight(Highlight2HTML):
