@@ -195,9 +195,10 @@ def test_no_students(tmp_path):
 
 def test_one_student_everyone_full_marks(tmp_path):
     only = {"ada": student("ada", {})}
-    html = analysis.write(tmp_path, "rnn", only, {"ada": (10.0, 10.0)}).read_text()
+    html = analysis.write(tmp_path, "rnn", only, {"ada": (10.0, 10.0)}, TESTS
+                          ).read_text()
     rows = _Tables(html).tables["pass-rates"][1:]
-    assert [row[1] for row in rows] == ["100%"] * 4  # tests found in the results
+    assert [row[1] for row in rows] == ["100%"] * 4
     assert html.count("<img ") == 2 and 'class="low"' not in html
     assert "No test lost points." in html
 

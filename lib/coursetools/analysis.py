@@ -188,18 +188,12 @@ def _times(items: list[ItemStats]) -> str:
 
 def write(folder: Path, assignment: str, results: dict[str, StudentResult],
           scores: dict[str, tuple[float, float]],
-          tests: list[tuple[str, str, float]] | None = None) -> Path:
+          tests: list[tuple[str, str, float]]) -> Path:
     """Write folder/item_analysis.html and return its path.
 
     `scores` maps student -> (score, max score) from the gradebook; `tests` lists
-    (notebook, grade id, points) of every graded cell in source order (None: the
-    cells found in `results`, in the order first seen).
+    (notebook, grade id, points) of every graded cell in source order.
     """
-    if tests is None:
-        seen = {(name, grade_id): cell.max_score for r in results.values()
-                for name, nb in r.notebooks.items()
-                for grade_id, cell in nb.cells.items()}
-        tests = [(name, grade_id, points) for (name, grade_id), points in seen.items()]
     graded = {s: r for s, r in results.items() if not r.errors}
     totals = [scores[s][0] if s in scores else sum(
         c.score for nb in r.notebooks.values() for c in nb.cells.values())
