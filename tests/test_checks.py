@@ -273,7 +273,8 @@ def test_rebuild_keeps_a_markdown_cells_pasted_images_and_nothing_else():
     for cell in data["cells"]:
         cell["attachments"] = {"a.png": image, "empty.png": {},
                                "list.png": {"image/png": ["iVBOR", "w0KGgo="]},
-                               "odd.png": "not a bundle"}
+                               "odd.png": "not a bundle",
+                               "amp.png": {"image/png": "&" * 1000}}  # pass 7
     nb = rebuild(data)
     assert nb.cells[0].attachments == {"a.png": image}
     assert "attachments" not in nb.cells[1]  # a code cell has none in nbformat 4

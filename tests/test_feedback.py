@@ -201,6 +201,10 @@ def test_the_judges_frames_are_numbered_as_the_page_shows_the_cell():
         f"--->   1 {SHOWN}", "--->   2 print('all checks passed')"]
     assert safe.cells[3].source.splitlines()[1] == "print('all checks passed')"
     assert safe.cells[2].outputs[0].traceback[0] == "--->   2     return x + x"
+    huge = "---> " + "9" * 5000 + " boom"  # red-team pass 7: int() refused it
+    nb.cells[2].outputs[0].traceback = [huge]
+    safe = hide_hidden_tests(nb, release_notebook(), secret_lines(source_notebook()))
+    assert safe.cells[2].outputs[0].traceback == [huge]
 
 
 def test_other_outputs_are_kept():
@@ -395,6 +399,20 @@ def test_markdown_past_the_limits_is_shown_as_written_not_as_its_rendering():
     assert soup.find("pre").get_text() == source
     assert "&lt;em&gt;" not in page and soup.find("em", string="a") is None
     assert len(page) - len(blank) < 1.2 * len(source)
+
+
+def test_colours_past_the_limits_are_dropped_and_the_text_kept():
+    """nbconvert's ansi2html is quadratic in one escape's numbers and in a text's
+    escapes (red-team pass 7: 41 s for one 1 MB output); past 64 characters an
+    escape, or 1,000 escapes a text, the page shows the text without colours."""
+    many, long = "\x1b[31mx" * 1_001, "\x1b[" + ";" * 100_000 + "my"
+    nb = new_notebook(cells=[new_code_cell("show()", outputs=[
+        new_output("stream", name="stdout", text=text)
+        for text in ("\x1b[31mred\x1b[0m <b>", many, long)])])
+    _, soup, _ = feedback_page(nb)
+    shown = [pre.get_text() for pre in soup.select(".output_stdout pre")]
+    assert shown == ["red <b>", "x" * 1_001, "y"]
+    assert len(soup.select(".output_stdout .ansi-red-fg")) == 1  # the first only
 
 
 def test_no_exercise_reaches_the_markup_limits():

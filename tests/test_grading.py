@@ -316,7 +316,8 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
     # another's, one that prints as another's (NFD), one that clears the terminal
     forged = f"zz,,,,0.0,0.0,0.0,1\n{ASSIGNMENT},,,blank,,,,99,0,99,99"
     odd = {forged: "grades.csv", "blank ": "padded with spaces",
-           "jose\u0301": "composed Unicode", "eve\x1bc": "grades.csv"}
+           "jose\u0301": "composed Unicode", "eve\x1bc": "grades.csv",
+           "=1+2": "a formula", "@SUM(1+9)": "a formula"}  # pass 7
     for student, folder in (("gina", short), ("correct", short), ("hal", misspelt),
                             (overlong, ASSIGNMENT), ("[c]orrect*", ASSIGNMENT),
                             *((name, ASSIGNMENT) for name in odd)):

@@ -4,6 +4,7 @@ learner's rnnlib copy. The whole pipeline is graded in test_sealed_grading.py.""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import struct
 import sys
@@ -265,6 +266,11 @@ def test_a_learner_error_arrives_with_its_type_and_traceback(pair):
     error = result["outputs"][-1]
     assert (error["ename"], error["evalue"]) == ("NotImplementedError", "todo")
     assert "In your code" in error["traceback"][-1]
+    # a lone surrogate, which no UTF-8 notebook holds (red-team pass 7)
+    result = run("double(1)", "def double(x):\n    raise ValueError('bad \\ud800')\n")
+    error = result["outputs"][-1]
+    assert error["evalue"] == "bad \\ud800"
+    json.dumps(error, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
 
 
 def test_swapped_in_reaches_the_learners_globals_and_is_revoked(pair):

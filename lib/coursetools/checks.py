@@ -39,6 +39,7 @@ NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 # Far beyond any notebook a learner writes; reading and checking a larger one
 # would hold up every other student's grading in the parent.
 MAX_NOTEBOOK_MB, MAX_CELLS = 50, 5000
+BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 # Markdown and raw text: a cell, and a notebook (an exercise has 4 and 30 kB)
 MAX_TEXT_KB, MAX_TEXT_TOTAL_KB = 100, 1000
 
@@ -134,10 +135,12 @@ def rebuild(data: dict) -> nbformat.NotebookNode:
         made.metadata = nbformat.from_dict(cell_meta)
         attachments = cell.get("attachments")  # an image pasted into Markdown
         if made.cell_type != "code" and isinstance(attachments, dict):
+            # base64 only, as the page reads it (bleach is quadratic in "&")
             made.attachments = nbformat.from_dict({
                 name: bundle for name, bundle in attachments.items()
                 if isinstance(bundle, dict) and bundle
-                and all(isinstance(data, str) for data in bundle.values())})
+                and all(isinstance(data, str) and BASE64.fullmatch(data)
+                        for data in bundle.values())})
         if first.get(cell_id) != index:
             suffix = 0
             while (cell_id := f"cell-{index}-{suffix}" if suffix else f"cell-{index}"

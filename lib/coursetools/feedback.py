@@ -18,7 +18,12 @@ import re
 import bleach
 import jinja2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
-from nbconvert.filters import Highlight2HTML, strip_ansi, strip_files_prefix
+from nbconvert.filters import (
+    Highlight2HTML,
+    ansi2html,
+    strip_ansi,
+    strip_files_prefix,
+)
 from nbconvert.filters.markdown_mistune import (
     InvalidNotebook,
     IPythonRenderer,
@@ -32,7 +37,7 @@ from coursetools.checks import grade_id, is_locked_cell, meta, text_of
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 # IPython quotes source as "     15     code" or "---> 15     code"
 LINE_NUMBER = re.compile(r"^\s*(?:-*>)?\s*\d+\s")
-JUDGE_FRAME = re.compile(r"^---> *(\d+) ")  # judge._error_output's
+JUDGE_FRAME = re.compile(r"^---> *(\d{1,9}) ")  # judge._error_output's; int() fits
 HIDDEN_NOTE = (
     "(This check is one of the hidden tests, so its code is not shown. "
     "The message above says what went wrong.)"
@@ -192,6 +197,17 @@ def _markup(html: str) -> int:
     return html.count("<") + html.count("[")
 
 
+def bounded_ansi2html(text: str) -> str:
+    """nbconvert's ansi2html, whose time grows with the square of the numbers in
+    one escape sequence and of the escapes in a text (red-team pass 7: 41 s for a
+    1 MB output): past these limits the text is shown without its colours."""
+    escapes = text.count("\x1b")
+    if escapes > 1_000 or escapes and max(
+            map(len, re.findall(r"\x1b\[[0-?]*", text))) > 64:
+        return html_text.escape(re.sub(r"\x1b(\[[0-?]*[ -/]*[@-~]?)?", "", text))
+    return ansi2html(text)
+
+
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 
 
@@ -253,6 +269,7 @@ class FeedbackExporter(HTMLExporter):
             self._markup_left -= _markup(html)
             return clean(strip_files_prefix(html) if strip_prefix else html)
 
+        self.register_filter("ansi2html", bounded_ansi2html)
         self.register_filter("clean_html", lambda html: bounded(html, False))
         # Every template renders Markdown as markdown2html | strip_files_prefix,
         # nbgrader's feedback template unsanitized whatever sanitize_html says:

@@ -482,6 +482,9 @@ def _id_problem(student: str) -> str | None:
     if set(student) & set(',"') or not student.isprintable():
         return ("not one field of grades.csv, which nbgrader writes unquoted (it has "
                 "a comma, a double quote or a character that is not printable)")
+    if student[:1] in ("=", "+", "-", "@"):  # report.csv's guard changes the id
+        return ("a formula to a spreadsheet that opens grades.csv (it starts with "
+                "=, +, - or @)")
     if student != student.strip():
         return "padded with spaces, which nbgrader strips (it would grade another)"
     if not unicodedata.is_normalized("NFC", student):

@@ -252,16 +252,24 @@ def _error_output(error: BaseException, code: str) -> dict:
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == CELL_FILE and 0 < (frame.lineno or 0) <= len(lines):
             frames.append(f"---> {frame.lineno:>3} {lines[frame.lineno - 1]}")
-    ename = (getattr(error, "remote_type", None) or type(error).__name__)[:MAX_ERROR]
-    evalue = str(error)
+    ename = _utf8(getattr(error, "remote_type", None) or type(error).__name__)[
+        :MAX_ERROR]
+    evalue = _utf8(error)
     if isinstance(error, bridge.LearnerError):
         evalue = evalue.split(": ", 1)[-1]
     evalue = evalue[:MAX_ERROR]  # a test's message may quote the learner's values
     tb = [*frames[-3:], f"{ename}: {evalue}"]
     learner_tb = getattr(error, "learner_traceback", "")
     if learner_tb:
-        tb.append("In your code:\n" + learner_tb.rstrip())
+        tb.append("In your code:\n" + _utf8(learner_tb).rstrip())
     return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": tb}
+
+
+def _utf8(text) -> str:
+    """Text that a notebook can hold: a learner's message may carry a lone
+    surrogate ("\\ud800"), which no UTF-8 file can (nbgrader failed to write the
+    graded notebook: red-team pass 7)."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import functools
 import hashlib
 import html
@@ -43,6 +44,7 @@ import nbformat
 import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
+from nbgrader.converters import GenerateFeedback
 from nbgrader.nbgraderformat import common
 from nbgrader.utils import parse_utc, temp_attrs
 from sqlalchemy import event
@@ -59,7 +61,7 @@ from coursetools.course import (
     CourseError,
     find_root,
 )
-from coursetools.feedback import hide_hidden_tests, secret_lines
+from coursetools.feedback import FeedbackExporter, hide_hidden_tests, secret_lines
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
 from coursetools.sandbox import THREAD_VARS, Sandbox, answer_names, judge_cells
 
@@ -293,6 +295,8 @@ class Grader:
                            for name, nb in self.releases.items()},
         )
         self.api = NbGraderAPI(config=config)
+        if settings["feedback"]:
+            self._warm_feedback()
 
     def grade(self, job: Job) -> StudentResult:
         student = job.student
@@ -358,6 +362,19 @@ class Grader:
                     for g in record.grades}
                 entry.comments = {c.name: c.auto_comment for c in record.comments}
                 entry.autograded = path.read_text()
+
+    def _warm_feedback(self) -> None:
+        """Render each release's page once here, so that each child that makes a
+        student's pages starts with the templates compiled and the given cells
+        highlighted (a ch02 page: 0.25 s cold, 0.03 s warm)."""
+        config = GenerateFeedback(coursedir=self.api.coursedir, parent=self.api).config
+        for name, release in self.releases.items():
+            notebook = copy.deepcopy(release)
+            for cell in notebook.cells:
+                if cell.metadata.get("nbgrader", {}).get("grade"):
+                    cell.metadata.nbgrader.score = 0
+            FeedbackExporter(config=config).from_notebook_node(notebook, {"nbgrader": {
+                "notebook": name, "score": 0, "max_score": 0, "late_penalty": 0}})
 
     def _feedback(self, student: str, result: StudentResult) -> None:
         """The pages, made by a child process: rendering reads what the student
