@@ -601,6 +601,24 @@ return influence
 """, {"test_step_influence_linear_model", "test_step_influence_window_vs_rnn"})
 
 
+# -- ch01 Part (b): the text's own slice, x[:, t-k+1:t+1], is empty for t < k-1 ------
+# (a raw "could not broadcast input array from shape (1,0)" in all three cells before.)
+CW = ("ch01", "ex_causal_windows")
+CW_CELLS = {"test_causal_windows_one_feature", "test_causal_windows_features_together",
+            "test_causal_windows_edge_cases"}
+CW_LITERAL_SLICE = """
+N, T, D = x.shape
+out = np.zeros((N, T, k * D))
+for t in range(T):
+    out[:, t] = x[:, t - k + 1 : t + 1].reshape(N, -1)
+return out
+"""
+mistake("ch01 causal_windows slices x[:, t-k+1:t+1] for every t", *CW,
+        CW_LITERAL_SLICE, dict.fromkeys(CW_CELLS, "x[:, -1:1]) holds no step"))
+costs("ch01 causal_windows slices x[:, t-k+1:t+1] for every t", *CW,
+      CW_LITERAL_SLICE, CW_CELLS)
+
+
 # -- ch04 Part 5: reading h_seq[:, -1] at t = 0 costs only test_truncated_full_bptt
 # (F11)
 # (2/4 before: the hidden case (1, 1, 1, 1) of test_truncated_one_step put its only
