@@ -619,6 +619,30 @@ costs("ch01 causal_windows slices x[:, t-k+1:t+1] for every t", *CW,
       CW_LITERAL_SLICE, CW_CELLS)
 
 
+# -- ch01 Part (e): weights built for V = 4 only ---------------------------------------
+# (every visible cell used V = 4: 5/5 visible, 0/5 at grading before.)
+RF = ("ch01", "ex_remember_first_params")
+RF_CELLS = {"test_remember_first_params_shapes", "test_remember_first_params_short",
+            "test_remember_first_params_long"}
+RF_FOR_V4 = """
+H = 5
+W_ih = np.zeros((H, V))
+W_ih[:4] = 10.0 * np.eye(4, V)
+W_ih[4] = 10.0
+W_hh = np.zeros((H, H))
+W_hh[:4, :4] = 30.0 * np.eye(4)
+W_hh[:4, 4] = -20.0
+W_hy = np.zeros((V, H))
+W_hy[:, :4] = np.eye(V, 4)
+return {"W_ih": W_ih, "W_hh": W_hh, "b_ih": np.zeros(H), "b_hh": np.zeros(H),
+        "W_hy": W_hy, "b_y": np.zeros(V)}
+"""
+mistake("ch01 remember_first_params built for V = 4", *RF, RF_FOR_V4,
+        dict.fromkeys(RF_CELLS, "the answer must work for any V >= 2"))
+costs("ch01 remember_first_params built for V = 4", *RF, RF_FOR_V4, RF_CELLS)
+costs("ch01 remember_first_params as the course writes it", *RF, (), set())
+
+
 # -- ch04 Part 5: reading h_seq[:, -1] at t = 0 costs only test_truncated_full_bptt
 # (F11)
 # (2/4 before: the hidden case (1, 1, 1, 1) of test_truncated_one_step put its only
