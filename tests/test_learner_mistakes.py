@@ -643,6 +643,31 @@ costs("ch01 remember_first_params built for V = 4", *RF, RF_FOR_V4, RF_CELLS)
 costs("ch01 remember_first_params as the course writes it", *RF, (), set())
 
 
+# -- ch01 Part (a): ids assumed 2-D ---------------------------------------------------
+# (a raw "not enough values to unpack" before: the cell's 2-D hint came after the call.)
+OHP_2D = """
+indices = np.asarray(indices)
+N, T = indices.shape
+out = np.zeros((N, T, V))
+for n in range(N):
+    for t in range(T):
+        k = indices[n, t]
+        if k == pad_id:
+            continue
+        if not 0 <= k < V:
+            raise ValueError(f"id {k} is outside [0, {V})")
+        out[n, t, k] = 1
+return out.astype(dtype)
+"""
+mistake("ch01 one_hot_padded assumes 2-D ids", "ch01", "ex_one_hot_padded", OHP_2D,
+        {"test_one_hot_padded_shapes_pad_dtype": "assume the ids are 2-D"})
+costs("ch01 one_hot_padded assumes 2-D ids", "ch01", "ex_one_hot_padded", OHP_2D,
+      {"test_one_hot_padded_shapes_pad_dtype"})
+# A one-hot read off rnnlib.softmax_cross_entropy's gradient is delegation: ch01
+# withholds that function while grading (delegation.py's one_hot_from_a_loss form,
+# graded in test_exercise_grading, scores it 0 on Part (a)).
+
+
 # -- ch04 Part 5: reading h_seq[:, -1] at t = 0 costs only test_truncated_full_bptt
 # (F11)
 # (2/4 before: the hidden case (1, 1, 1, 1) of test_truncated_one_step put its only
