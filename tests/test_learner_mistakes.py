@@ -588,17 +588,48 @@ mistake("ch01 encoder_decoder_forward returns zeros", *ED, ED_ZEROS, {
     "test_encoder_decoder_shapes": "changing y_in did not change the scores",
     "test_encoder_decoder_values": "changing the source did not change its scores"})
 
-# -- ch01 Part (d): forgetting / eps costs only the value cells (F5) -------------------
-# (4/4 before: the hidden half of test_step_influence_leaves_x_alone compared values.)
-costs("ch01 step_influence forgets to divide by eps", "ch01", "ex_step_influence", """
+# -- ch01 Part (d), influence_matrix: each mistake costs only the cells that check it --
+# Part (d) was step_influence, whose loop the chapter prints; it is now the (T_out, T)
+# matrix of a many-to-many model. Its eps was never used visibly: ignoring it earned
+# full marks, and a fixed push divided by eps lost 2 hidden points (review problem 5).
+IM = ("ch01", "ex_influence_matrix")
+IM_BY_HAND = "test_influence_matrix_by_hand"
+IM_MODELS = "test_influence_matrix_window_vs_rnn"
+
+
+def _ch01_influence(push="x_nudged[:, t] += eps", divide="/ eps", head=""):
+    return head + f"""
 base = np.asarray(forward(x))
-influence = np.zeros(x.shape[1])
+T_out = base.shape[1]
+influence = np.zeros((T_out, x.shape[1]))
 for t in range(x.shape[1]):
     x_nudged = x.copy()
-    x_nudged[:, t] += eps
-    influence[t] = np.max(np.abs(np.asarray(forward(x_nudged)) - base))
+    {push}
+    change = np.abs(np.asarray(forward(x_nudged)) - base)
+    influence[:, t] = np.moveaxis(change, 1, 0).reshape(T_out, -1).max(axis=1) {divide}
 return influence
-""", {"test_step_influence_linear_model", "test_step_influence_window_vs_rnn"})
+"""
+
+
+ALL_ENTRIES = "largest |change| over ALL entries"
+for _label, _code, _says in [
+        ("forgets to divide by eps", _ch01_influence(divide=""),
+         {IM_BY_HAND: "divide the change by eps", IM_MODELS: ALL_ENTRIES}),
+        ("ignores the eps argument", _ch01_influence(head="eps = 1e-6"),
+         {IM_BY_HAND: "does not change with eps"}),
+        ("pushes by a fixed 1e-6, divides by eps",
+         _ch01_influence(push="x_nudged[:, t] += 1e-6"),
+         {IM_BY_HAND: "pushed by a fixed 1e-6"}),
+        ("pushes sequence 0 only", _ch01_influence(push="x_nudged[0, t] += eps"),
+         {IM_BY_HAND: "push step t of EVERY sequence", IM_MODELS: ALL_ENTRIES}),
+        ("lets the pushes pile up", _ch01_influence(
+            head="x_nudged = x.copy()").replace("    x_nudged = x.copy()\n", ""),
+         {IM_BY_HAND: "the pushes pile up", IM_MODELS: "pushes of earlier steps"})]:
+    mistake(f"ch01 influence_matrix {_label}", *IM, _code, _says)
+    costs(f"ch01 influence_matrix {_label}", *IM, _code, set(_says))
+costs("ch01 influence_matrix as the course writes it", *IM, (), set())
+costs("ch01 influence_matrix left blank", *IM, "raise NotImplementedError()",
+      {IM_BY_HAND, IM_MODELS, "test_influence_matrix_leaves_x_alone"})
 
 
 # -- ch01 Part (b): the text's own slice, x[:, t-k+1:t+1], is empty for t < k-1 ------
