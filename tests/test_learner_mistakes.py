@@ -266,7 +266,8 @@ mistake("ch01 encoder_decoder_forward multiplies by W_hy", "ch01",
 N, H = x.shape[0], enc_params["W_hh"].shape[0]
 h_enc, _ = rnnlib.rnn_forward(x, np.zeros((N, H)), enc_params)
 context = h_enc[np.arange(N), np.asarray(lengths) - 1]
-h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+dec_in = np.concatenate([y_in, np.repeat(context[:, None], y_in.shape[1], 1)], 2)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
 return h_dec @ W_hy + b_y
 """, dict.fromkeys(["test_encoder_decoder_shapes",
                     "test_encoder_decoder_own_last_step",
@@ -561,17 +562,18 @@ ED_HEAD = """
 N, H = x.shape[0], enc_params["W_hh"].shape[0]
 h_enc, _ = rnnlib.rnn_forward(x, np.zeros((N, H)), enc_params)
 context = h_enc[np.arange(N), np.asarray(lengths) - 1]
+dec_in = np.concatenate([y_in, np.repeat(context[:, None], y_in.shape[1], 1)], 2)
 """
 costs("ch01 encoder_decoder_forward forgets b_y", *ED, ED_HEAD + """
-h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
 return h_dec @ W_hy.T
 """, {"test_encoder_decoder_values"})
 costs("ch01 encoder_decoder_forward takes a softmax of the scores", *ED, ED_HEAD + """
-h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
 return rnnlib.softmax(h_dec @ W_hy.T + b_y)
 """, {"test_encoder_decoder_values"})
 costs("ch01 encoder_decoder_forward starts the decoder from zeros", *ED, ED_HEAD + """
-h_dec, _ = rnnlib.rnn_forward(y_in, np.zeros((N, H)), dec_params)
+h_dec, _ = rnnlib.rnn_forward(dec_in, np.zeros((N, H)), dec_params)
 return h_dec @ W_hy.T + b_y
 """, {"test_encoder_decoder_values"})
 
@@ -1641,7 +1643,7 @@ costs("ch03 grad_check zeroes grads in place", *GC,
 ED_ZEROES_X_PADDING = """
 x[np.arange(x.shape[1]) >= np.asarray(lengths)[:, None]] = 0.0  # "clean" the padding
 """ + ED_HEAD + """
-h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
 return h_dec @ W_hy.T + b_y
 """
 mistake("ch01 encoder_decoder_forward zeroes x's padding in place", *ED,
@@ -1650,6 +1652,25 @@ mistake("ch01 encoder_decoder_forward zeroes x's padding in place", *ED,
          "at the padding after the end of source 1"})
 costs("ch01 encoder_decoder_forward zeroes x's padding in place", *ED,
       ED_ZEROES_X_PADDING, {"test_encoder_decoder_own_last_step"})
+# The decoder reads the context at every step (Cho et al.): forgetting it, or putting
+# it before y_in, each costs the cells that check it, with a message that names it.
+ED_NO_CONTEXT_IN = ED_HEAD + """
+h_dec, _ = rnnlib.rnn_forward(y_in, context, dec_params)
+return h_dec @ W_hy.T + b_y
+"""
+mistake("ch01 encoder_decoder_forward does not feed the context at every step", *ED,
+        ED_NO_CONTEXT_IN, dict.fromkeys(ED_CELLS, "W_ih is (H, E + H)"))
+costs("ch01 encoder_decoder_forward does not feed the context at every step", *ED,
+      ED_NO_CONTEXT_IN, ED_CELLS)
+ED_CONTEXT_FIRST = ED_HEAD + """
+dec_in = np.concatenate([np.repeat(context[:, None], y_in.shape[1], 1), y_in], 2)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
+return h_dec @ W_hy.T + b_y
+"""
+mistake("ch01 encoder_decoder_forward puts the context before y_in", *ED,
+        ED_CONTEXT_FIRST, {"test_encoder_decoder_values": "put y_in[:, s] first"})
+costs("ch01 encoder_decoder_forward puts the context before y_in", *ED,
+      ED_CONTEXT_FIRST, {"test_encoder_decoder_values"})
 # guards: the solution keeps every cell, a blank answer earns nothing of Part (c)
 costs("ch01 encoder_decoder_forward as the course writes it", *ED, (), set())
 costs("ch01 encoder_decoder_forward left blank", *ED, "raise NotImplementedError()",
