@@ -313,7 +313,7 @@ for t in range(T - 1, -1, -1):
     h = rnn_step_packed(xz[:, t], h, *bwd)
     h_seq[:, t, H:] = np.where(valid[:, t, None], h, 0.0)
 return h_seq
-""", {"test_birnn_padded_torch": "not even zero padding"})
+""", {"test_birnn_padded_backward": "not even zero padding"})
 
 
 # -- ch04 Part 2, predicted_distance ---------------------------------------------------
@@ -968,14 +968,14 @@ mistake("ch02 birnn_padded forward half not zeroed at padding", "ch02",
         "ex_birnn_padded",
         BI.format(bwd_update=BI_STEP, bwd_store=f"h_seq[:, t, H:] = {BI_ZEROED}")
         .replace(f"h_seq[:, t, :H] = {BI_ZEROED}", "h_seq[:, t, :H] = h"),
-        dict.fromkeys(["test_birnn_padded_forward", "test_birnn_padded_torch"],
-                      "the forward half is not 0 at padded positions"))
+        {"test_birnn_padded_zero_at_padding":
+         "the forward half is not 0 at padded positions"})
 
 mistake("ch02 birnn_padded backward half not zeroed at padding", "ch02",
         "ex_birnn_padded",
         BI.format(bwd_update=BI_STEP, bwd_store="h_seq[:, t, H:] = h"),
-        dict.fromkeys(["test_birnn_padded_backward", "test_birnn_padded_torch"],
-                      "the backward half is not 0 at padded positions"))
+        {"test_birnn_padded_zero_at_padding":
+         "the backward half is not 0 at padded positions"})
 
 # F23, ch02 Part 5: 1 - alpha + alpha * rho(W_hh) gives 1.0 for the rotation; its
 # message spoke of eigvalsh only.
@@ -1092,14 +1092,101 @@ BU = "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)"
 BS = "h_seq[:, t, H:] = np.where(keep, h, 0.0)"
 mistake("ch02 guard birnn backward steps through padding", "ch02", "ex_birnn_padded",
         BI.format(bwd_update="h = rnn_step_packed(x[:, t], h, *bwd)", bwd_store=BS),
-        {"test_birnn_padded_backward": "has read padding",
-         "test_birnn_padded_torch": "not even zero padding"})
+        {"test_birnn_padded_backward": "has read padding"})
 mistake("ch02 guard birnn backward reset to 0", "ch02", "ex_birnn_padded",
         BI.format(bwd_update=(
             "h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), 0.0)"),
                   bwd_store=BS),
-        {"test_birnn_padded_backward": "backward unit 0 is",
-         "test_birnn_padded_torch": "each row must take a step only where"})
+        {"test_birnn_padded_backward": "backward unit 0 at the valid steps is"})
+
+
+# -- ch02 Part 3 graded on Part 3 alone, one idea a cell (/tmp/learner12, 1 and 8) -----
+# A Part 3 that calls the learner's own rnn_sequence_packed for its forward half is
+# right; the tests swap in a stand-in for it as for rnn_step_packed, so a Part 2 bug
+# costs Part 2 only (it cost test_birnn_padded_forward and _torch too, and their
+# messages blamed the padding).
+BI_REUSES_PART2 = """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+h_seq = np.zeros((N, T, 2 * H))
+h_seq[..., :H] = np.where(valid[..., None], rnn_sequence_packed(x, h0_fwd, *fwd), 0.0)
+h = h0_bwd
+for t in range(T - 1, -1, -1):
+    keep = valid[:, t, None]
+    h = np.where(keep, rnn_step_packed(x[:, t], h, *bwd), h)
+    h_seq[:, t, H:] = np.where(keep, h, 0.0)
+return h_seq
+"""
+PART2_BUGS = {
+    "stores the state before each step": """
+T = x.shape[1]
+states, h = [None] * T, h0
+for t in range(T - 1, -1, -1) if reverse else range(T):
+    states[t] = h
+    h = rnn_step_packed(x[:, t], h, W, b)
+return np.stack(states, axis=1)
+""",
+    "reshapes a (T, N, H) stack": """
+T = x.shape[1]
+states, h = [None] * T, h0
+for t in range(T - 1, -1, -1) if reverse else range(T):
+    h = rnn_step_packed(x[:, t], h, W, b)
+    states[t] = h
+return np.array(states).reshape(x.shape[0], T, h0.shape[1])
+""",
+}
+PART2_CELLS = {"test_sequence_forward", "test_sequence_reverse"}
+mistake("ch02 birnn_padded calls rnn_sequence_packed (valid)", "ch02",
+        "ex_birnn_padded", BI_REUSES_PART2, {})
+costs("ch02 birnn_padded calls rnn_sequence_packed (valid)", "ch02",
+      "ex_birnn_padded", BI_REUSES_PART2, set())
+
+
+@pytest.mark.parametrize("bug", sorted(PART2_BUGS))
+def test_ch02_a_part2_bug_costs_part2_only_when_part3_calls_part2(bug):
+    answers = {"ex_sequence_packed": PART2_BUGS[bug],
+               "ex_birnn_padded": BI_REUSES_PART2}
+    for hidden in (False, True):
+        results = run_visible("ch02", answers, hidden=hidden)
+        failed = {k for k, v in results.items() if v}
+        assert failed == PART2_CELLS, (bug, hidden, failed)
+
+
+# One idea, one cell: off by one in the mask reads one padded step (the backward
+# half) and keeps it (the zeros), but the forward half at valid steps is right.
+BI_RIGHT = BI.format(bwd_update=BU, bwd_store=BS)
+BI_LE = BI_RIGHT.replace("< np.asarray(lengths)", "<= np.asarray(lengths)")
+mistake("ch02 birnn_padded valid = t <= lengths", "ch02", "ex_birnn_padded", BI_LE,
+        dict.fromkeys(["test_birnn_padded_backward",
+                       "test_birnn_padded_zero_at_padding"], "not t <= lengths[n]"))
+costs("ch02 birnn_padded valid = t <= lengths", "ch02", "ex_birnn_padded", BI_LE,
+      {"test_birnn_padded_backward", "test_birnn_padded_zero_at_padding"})
+# The visible batch has N = 3, H = 2: a mask of shape (N,) is a named shape error
+# (with N = H = 3 it broadcast over the units and was blamed on the padding). It
+# breaks every row-by-row decision, so every cell of the part fails.
+BI_FLAT_MASK = BI_RIGHT.replace("valid[:, t, None]", "valid[:, t]")
+mistake("ch02 birnn_padded mask of shape (N,)", "ch02", "ex_birnn_padded",
+        BI_FLAT_MASK, dict.fromkeys(["test_birnn_padded_forward",
+                                     "test_birnn_padded_backward",
+                                     "test_birnn_padded_zero_at_padding"],
+                                    "a mask of shape (N,)"))
+# Each mistake below costs its own idea's cell, hidden tests included.
+costs("ch02 birnn_padded forward half not zeroed at padding", "ch02",
+      "ex_birnn_padded", BI_RIGHT.replace(f"h_seq[:, t, :H] = {BI_ZEROED}",
+                                          "h_seq[:, t, :H] = h"),
+      {"test_birnn_padded_zero_at_padding"})
+costs("ch02 birnn_padded zeroes the padding and steps through it", "ch02",
+      "ex_birnn_padded", MISTAKES[
+          "ch02 birnn_padded zeroes the padding and steps through it"][2],
+      {"test_birnn_padded_backward"})
+costs("ch02 birnn_padded backward with fwd", "ch02", "ex_birnn_padded",
+      BI.format(bwd_update=BU.replace("*bwd", "*fwd"), bwd_store=BS),
+      {"test_birnn_padded_backward"})
+costs("ch02 birnn_padded returns zeros", "ch02", "ex_birnn_padded",
+      "return np.zeros((x.shape[0], x.shape[1], 2 * h0_fwd.shape[1]))",
+      {"test_birnn_padded_forward", "test_birnn_padded_backward",
+       "test_birnn_padded_zero_at_padding"})
 
 
 # -- ch05 (audit of the hidden halves, /tmp/audit_hidden/REPORT.md) ------------------
