@@ -1073,7 +1073,8 @@ costs("ch02 guard decay eigvalsh", "ch02", "ex_decay_rate",
 mistake("ch02 guard decay eigvalsh message", "ch02", "ex_decay_rate",
         DR.format(M="np.diag(1 - alpha) + alpha[:, None] * W_hh",
                   ret="float(np.abs(np.linalg.eigvalsh(M)).max())"),
-        {"test_decay_rotation": "eigvalsh", "test_decay_per_unit": "expected 0.7283"})
+        {"test_decay_rotation": "eigvalsh",
+         "test_decay_per_unit": "expected 0.728262910980607 (to 1e-9)"})
 costs("ch02 guard decay mean alpha", "ch02", "ex_decay_rate",
       DR.format(M="(1 - alpha.mean()) * np.eye(H) + alpha.mean() * W_hh",
                 ret="float(np.abs(np.linalg.eigvals(M)).max())"),
@@ -1872,6 +1873,34 @@ costs("ch03 leaky drops alpha on line [2], line [4] right", *LEAKY,
       _ch03_leaky(FIX3, FIX4).replace("du = alpha * dh", "du = dh"), {TANH_TEST})
 costs("ch03 leaky left blank", *LEAKY, "raise NotImplementedError()",
       {TANH_TEST, PATH_TEST})
+
+
+# -- ch02 Part 5 (/tmp/learner12, problems 2 and 7) -----------------------------------
+# np.diag of a float alpha raised a bare "Input must be 1- or 2-d" in every cell.
+DR_FLOAT_DIAG = DR.format(M="np.diag(1 - alpha) + np.diag(alpha) @ W_hh",
+                          ret="float(np.abs(np.linalg.eigvals(M)).max())").replace(
+    "alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (H,))\n", "")
+mistake("ch02 leaky_decay_rate np.diag of a float alpha", "ch02", "ex_decay_rate",
+        DR_FLOAT_DIAG, {"test_decay_no_leak": "alpha may be a float",
+                        "test_decay_pure_leak": "Input must be 1- or 2-d",
+                        "test_decay_negative_eigenvalue": "Input must be 1- or 2-d",
+                        "test_decay_rotation": "Input must be 1- or 2-d"})
+costs("ch02 leaky_decay_rate np.diag of a float alpha", "ch02", "ex_decay_rate",
+      DR_FLOAT_DIAG, {"test_decay_no_leak", "test_decay_pure_leak",
+                      "test_decay_negative_eigenvalue", "test_decay_rotation",
+                      "test_decay_per_unit"})
+# A rate measured by running the cell was told "expected 0.7283 (to 4 digits)",
+# which it was; the test needs 1e-9.
+mistake("ch02 leaky_decay_rate measured, not predicted", "ch02", "ex_decay_rate", """
+H = W_hh.shape[0]
+alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (H,))
+h = 1e-6 * np.ones(H)
+norms = []
+for t in range(400):
+    h = (1 - alpha) * h + alpha * np.tanh(W_hh @ h)
+    norms.append(np.linalg.norm(h))
+return float((norms[-1] / norms[199]) ** (1 / 200))
+""", {"test_decay_per_unit": "(to 1e-9): compute it from the eigenvalues of M"})
 
 
 # -- more cases above this line --
