@@ -1903,6 +1903,42 @@ return float((norms[-1] / norms[199]) ** (1 / 200))
 """, {"test_decay_per_unit": "(to 1e-9): compute it from the eigenvalues of M"})
 
 
+# -- ch02 Parts 2 and 4 (/tmp/learner12, problems 7 and 10) -------------------------
+# np.array(states) is (T, N, H); its reshape to (N, T, H) was blamed on the loop.
+mistake("ch02 rnn_sequence_packed reshapes a (T, N, H) stack", "ch02",
+        "ex_sequence_packed", PART2_BUGS["reshapes a (T, N, H) stack"],
+        dict.fromkeys(["test_sequence_forward", "test_sequence_reverse"],
+                      "reshape(N, T, H) does not move axes"))
+# The visible batch's two rows were identical, so a flip along the batch axis
+# looked like no flip.
+SEQ_FLIP_BATCH = """
+T = x.shape[1]
+states, h = [], h0
+for t in range(T - 1, -1, -1) if reverse else range(T):
+    h = rnn_step_packed(x[:, t], h, W, b)
+    states.append(h)
+h_seq = np.stack(states, axis=1)
+return h_seq[::-1] if reverse else h_seq
+"""
+mistake("ch02 rnn_sequence_packed flips along the batch axis", "ch02",
+        "ex_sequence_packed", SEQ_FLIP_BATCH,
+        {"test_sequence_reverse": "flipped along axis 0, the batch"})
+costs("ch02 rnn_sequence_packed flips along the batch axis", "ch02",
+      "ex_sequence_packed", SEQ_FLIP_BATCH, {"test_sequence_reverse"})
+# p @ W_yh without the transpose raised a bare matmul error in every cell.
+JORDAN_NO_T = _ch02_jordan('p @ params["W_yh"].T', 'p @ params["W_yh"]')
+mistake("ch02 jordan_forward p @ W_yh without .T", *JORDAN, JORDAN_NO_T,
+        {"test_jordan_fixed_case": "the feedback is p @ W_yh.T",
+         "test_jordan_large_logits": "matmul",
+         "test_jordan_random": "matmul"})
+# A softmax shifted by the largest logit of the whole batch earned every point.
+JORDAN_GLOBAL_MAX = _ch02_jordan("logits.max(axis=1, keepdims=True)", "logits.max()")
+mistake("ch02 jordan_forward shifts by the batch's largest logit", *JORDAN,
+        JORDAN_GLOBAL_MAX, {"test_jordan_large_logits": "OWN largest logit"})
+costs("ch02 jordan_forward shifts by the batch's largest logit", *JORDAN,
+      JORDAN_GLOBAL_MAX, {"test_jordan_large_logits"})
+
+
 # -- more cases above this line --
 
 
