@@ -1457,17 +1457,19 @@ mistake("ch06 keras_bigru_to_torch returns zeros of the right shapes, visible", 
          "test_bigru_first_layer_forward": "differs from the forward GRU",
          "test_bigru_whole_model": "differ from the Keras model's"})
 
-# -- ch06 Part 5, masked_step_loss and train_above_first ------------------------------
+# -- ch06 Part 5, real_step_weights and train_above_first -----------------------------
 # The expert review's F2 (b): Part 5 grades its own insight, a loss over the real
 # steps only, and no longer Part 4's realignment. Its answer cell holds two regions:
-# the loss, then the training loop.
+# the loss weights, then the training loop.
 _CH06_P5 = ("ch06", "ex_train_above_first")
-_CH06_LOSS = "test_masked_step_loss"
+_CH06_LOSS = "test_real_step_weights"
 _CH06_SEEDED = "test_training_is_seeded"
 _CH06_ACCURACY = "test_training_reaches_98_percent"
 
 
-def _ch06_train(loss="masked_step_loss(head(outputs), targets[rows], steps[rows])",
+def _ch06_train(loss="(torch.from_numpy(real_step_weights(steps[rows].numpy(), "
+                     "ids.shape[1])) * nn.functional.cross_entropy(head(outputs)"
+                     ".transpose(1, 2), targets[rows], reduction='none')).sum()",
                 outputs="gru(embed(ids[rows]))[0]"):
     """A train_above_first whose GRU outputs are `outputs` and whose loss is `loss`."""
     return f"""
@@ -1494,20 +1496,21 @@ return {{"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(
 """
 
 
-_CH06_REAL = "real = torch.arange(logits.shape[1])[None, :] < lengths[:, None]\n"
-# Valid alternatives: PyTorch's ignore_index, a weighted mean, a packed GRU.
-mistake("ch06 masked_step_loss with ignore_index (valid)", *_CH06_P5, (_CH06_REAL + """
-return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                   labels.masked_fill(~real, -100).reshape(-1))
-""", None), {})
-mistake("ch06 masked_step_loss as a weighted mean (valid)", *_CH06_P5, (_CH06_REAL + """
-each = nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
-return (each * real).sum() / real.sum()
-""", None), {})
+_CH06_REAL = "real = np.arange(T)[None, :] < np.asarray(lengths)[:, None]\n"
+# Valid alternatives: a float mask divided by its sum, a packed GRU, the loop written
+# otherwise (PyTorch's ignore_index, which gives the same mean).
+mistake("ch06 real_step_weights as a float mask over its sum (valid)", *_CH06_P5,
+        (_CH06_REAL + "mask = real.astype(float)\nreturn mask / mask.sum()\n", None),
+        {})
 mistake("ch06 train_above_first packs the batch (valid)", *_CH06_P5, (None, _ch06_train(
     outputs="pad_packed_sequence(gru(pack_padded_sequence(embed(ids[rows]), "
             "steps[rows], batch_first=True, enforce_sorted=False))[0], "
             "batch_first=True, total_length=ids.shape[1])[0]")), {})
+mistake("ch06 train_above_first with ignore_index (valid)", *_CH06_P5,
+        (None, _ch06_train(
+            loss="nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
+                 "targets[rows].masked_fill(torch.arange(ids.shape[1])[None, :] "
+                 ">= steps[rows][:, None], -100).reshape(-1))")), {})
 mistake("ch06 train_above_first as the tests' helper writes it (valid)", *_CH06_P5,
         (None, _ch06_train()), {})
 mistake("ch06 Part 5 left blank", *_CH06_P5,
@@ -1515,19 +1518,16 @@ mistake("ch06 Part 5 left blank", *_CH06_P5,
         dict.fromkeys([_CH06_LOSS, _CH06_SEEDED, _CH06_ACCURACY],
                       "NotImplementedError"))
 
-# The likeliest mistake: no mask. The loss test names it, and training with it
+# The likeliest mistake: no mask. The weights test names it, and training with it
 # labels the late real steps 0, like the positions after the sequence (measured
 # over 60 seeds: 82 to 94 % of the real steps, the solution 99.9 to 100 %).
-_CH06_UNMASKED = """
-return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                   labels.reshape(-1))
-"""
-mistake("ch06 masked_step_loss without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
-        {_CH06_LOSS: "mean over all N*T positions",
-         _CH06_ACCURACY: "Train with masked_step_loss"})
-costs("ch06 masked_step_loss without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
+_CH06_UNMASKED = "return np.full((len(lengths), T), 1 / (len(lengths) * T))\n"
+mistake("ch06 real_step_weights without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
+        {_CH06_LOSS: "the padding included",
+         _CH06_ACCURACY: "loss with real_step_weights"})
+costs("ch06 real_step_weights without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
       {_CH06_LOSS, _CH06_ACCURACY})
-# The loss right, but the loop trains on plain cross_entropy over every position.
+# The weights right, but the loop trains on plain cross_entropy over every position.
 _CH06_LOOP_UNMASKED = _ch06_train(
     loss="nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
          "targets[rows].reshape(-1))")
@@ -1535,37 +1535,27 @@ mistake("ch06 train_above_first trains on an unmasked loss", *_CH06_P5,
         (None, _CH06_LOOP_UNMASKED), {_CH06_ACCURACY: "in the second half"})
 costs("ch06 train_above_first trains on an unmasked loss", *_CH06_P5,
       (None, _CH06_LOOP_UNMASKED), {_CH06_ACCURACY})
-# Wrong means that still train well (Adam barely minds a scale): the loss test alone.
+# Wrong means that still train well (Adam barely minds a scale): the weights test
+# alone, hidden half included.
 _CH06_LOSS_SLIPS = {
-    "divides by N*T": (_CH06_REAL + """
-each = nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
-return (each * real).sum() / real.numel()
-""", "divided by all N*T positions"),
-    "averages each sequence first": (_CH06_REAL + """
-each = nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
-return ((each * real).sum(1) / real.sum(1)).mean()
-""", "mean of each sequence's mean loss"),
+    "divides by N*T": (_CH06_REAL + "return real / real.size\n",
+                       "divide by the number of real steps"),
+    "averages each sequence first": (
+        _CH06_REAL + "return real / (len(lengths) * real.sum(axis=1, keepdims=True))\n",
+        "the mean of each sequence's mean"),
+    "returns the mask": (_CH06_REAL + "return real.astype(float)\n", "(a mask)"),
 }
 for _label, (_code, _says) in _CH06_LOSS_SLIPS.items():
-    mistake(f"ch06 masked_step_loss {_label}", *_CH06_P5, (_code, None),
+    mistake(f"ch06 real_step_weights {_label}", *_CH06_P5, (_code, None),
             {_CH06_LOSS: _says})
-    costs(f"ch06 masked_step_loss {_label}", *_CH06_P5, (_code, None), {_CH06_LOSS})
-# A mask read from the labels: it drops the real steps labelled 0, so the model
-# learns to say 1 everywhere.
-_CH06_LABEL_MASK = """
-real = labels != 0
-return nn.functional.cross_entropy(logits[real], labels[real])
-"""
-mistake("ch06 masked_step_loss keeps the steps whose label is not 0", *_CH06_P5,
-        (_CH06_LABEL_MASK, None),
-        {_CH06_LOSS: "a real step's label can be 0",
-         _CH06_ACCURACY: "has not learnt the task"})
-# A number instead of a tensor: the loop cannot call backward, in this part only.
-_CH06_ITEM = _CH06_REAL + "return nn.functional.cross_entropy(logits[real], " \
-    "labels[real]).item()\n"
-mistake("ch06 masked_step_loss returns loss.item()", *_CH06_P5, (_CH06_ITEM, None),
-        {_CH06_LOSS: "not loss.item()", _CH06_SEEDED: "AttributeError",
-         _CH06_ACCURACY: "AttributeError"})
+    costs(f"ch06 real_step_weights {_label}", *_CH06_P5, (_code, None), {_CH06_LOSS})
+# The weights on the last lengths[n] positions, as in a row padded at the front
+# (Part 4's layout): the model learns from the wrong steps.
+_CH06_AT_END = ("late = np.arange(T)[None, :] >= T - np.asarray(lengths)[:, None]\n"
+                "return late / late.sum()\n")
+mistake("ch06 real_step_weights on the last lengths[n] positions", *_CH06_P5,
+        (_CH06_AT_END, None), {_CH06_LOSS: "LAST lengths[n] positions",
+                               _CH06_ACCURACY: "at least 98 % is needed"})
 
 # F14 of an earlier review: the seeded initial weights, or seeded random arrays,
 # earned test_training_is_seeded (1 point); they earn nothing.
