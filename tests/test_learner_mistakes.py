@@ -647,9 +647,20 @@ for t in range(T):
 return out
 """
 mistake("ch01 causal_windows slices x[:, t-k+1:t+1] for every t", *CW,
-        CW_LITERAL_SLICE, dict.fromkeys(CW_CELLS, "x[:, -1:1]) holds no step"))
+        CW_LITERAL_SLICE, dict.fromkeys(CW_CELLS, "came out with fewer than k steps"))
 costs("ch01 causal_windows slices x[:, t-k+1:t+1] for every t", *CW,
       CW_LITERAL_SLICE, CW_CELLS)
+# A start clipped at 0 without the zeros: windows of unequal lengths, which np.stack
+# refuses ("all input arrays must have the same shape", a raw error before).
+CW_CLIPPED_STACK = """
+N = x.shape[0]
+windows = [x[:, max(0, t - k + 1) : t + 1].reshape(N, -1) for t in range(x.shape[1])]
+return np.stack(windows, axis=1)
+"""
+mistake("ch01 causal_windows stacks clipped windows of unequal lengths", *CW,
+        CW_CLIPPED_STACK, dict.fromkeys(CW_CELLS, "cannot be stacked"))
+costs("ch01 causal_windows stacks clipped windows of unequal lengths", *CW,
+      CW_CLIPPED_STACK, CW_CELLS)
 
 
 # -- ch01 Part (e): weights built for V = 4 only ---------------------------------------
