@@ -272,7 +272,7 @@ return h_dec @ W_hy + b_y
 """, dict.fromkeys(["test_encoder_decoder_shapes",
                     "test_encoder_decoder_own_last_step",
                     "test_encoder_decoder_values"],
-                   "h_dec @ W_hy.T + b_y, not by W_hy"))
+                   "its transpose, W_hy.T, not W_hy itself"))
 mistake("ch01 remember_first_params without a flag unit", "ch01",
         "ex_remember_first_params", """
 H = V
@@ -572,10 +572,16 @@ costs("ch01 encoder_decoder_forward takes a softmax of the scores", *ED, ED_HEAD
 h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
 return rnnlib.softmax(h_dec @ W_hy.T + b_y)
 """, {"test_encoder_decoder_values"})
-costs("ch01 encoder_decoder_forward starts the decoder from zeros", *ED, ED_HEAD + """
+ED_ZERO_START = ED_HEAD + """
 h_dec, _ = rnnlib.rnn_forward(dec_in, np.zeros((N, H)), dec_params)
 return h_dec @ W_hy.T + b_y
-""", {"test_encoder_decoder_values"})
+"""
+costs("ch01 encoder_decoder_forward starts the decoder from zeros", *ED, ED_ZERO_START,
+      {"test_encoder_decoder_values"})
+# (only "the scores differ" before: the context reaches the decoder through its inputs)
+mistake("ch01 encoder_decoder_forward starts the decoder from zeros", *ED,
+        ED_ZERO_START,
+        {"test_encoder_decoder_values": "starts from the context as well"})
 
 # -- ch01 Part (c): zeros or a constant earn nothing (F12, F4's hidden half) -------
 # (1/3 earned before: test_encoder_decoder_shapes compared shapes only.)
@@ -1811,6 +1817,35 @@ mistake("ch01 encoder_decoder_forward puts the context before y_in", *ED,
         ED_CONTEXT_FIRST, {"test_encoder_decoder_values": "put y_in[:, s] first"})
 costs("ch01 encoder_decoder_forward puts the context before y_in", *ED,
       ED_CONTEXT_FIRST, {"test_encoder_decoder_values"})
+# (review of the rewrite, findings 1, 4 and 7) A context (N, N, H), a context
+# repeated T_in times and a decoder run with enc_params gave raw NumPy errors or a
+# message about concatenating (which the learner had done) in all three cells; a
+# squeezed context broke at N = 1 only, which every visible case missed (3/3 visible,
+# 0/3 at grading). Each now gets its named message and costs exactly Part (c).
+ED_TAIL = """
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
+return h_dec @ W_hy.T + b_y
+"""
+ED_EVERY_LENGTH = ED_HEAD.replace("h_enc[np.arange(N), np.asarray(lengths) - 1]",
+                                  "h_enc[:, np.asarray(lengths) - 1]") + ED_TAIL
+ED_REPEAT_T_IN = ED_HEAD.replace("y_in.shape[1], 1)", "x.shape[1], 1)") + ED_TAIL
+ED_DECODER_ENC = ED_HEAD + ED_TAIL.replace("dec_params)", "enc_params)")
+ED_SQUEEZED = ED_HEAD.replace("context = h_enc", "context = np.squeeze(h_enc").replace(
+    "lengths) - 1]", "lengths) - 1])") + ED_TAIL
+for _label, _code, _says in [
+        ("takes h_enc[:, lengths - 1], (N, N, H)", ED_EVERY_LENGTH, "(N, N, H)"),
+        ("repeats the context T_in times", ED_REPEAT_T_IN, "not T_in"),
+        ("runs the decoder with enc_params", ED_DECODER_ENC,
+         "did the decoder run with enc_params")]:
+    assert _code != ED_HEAD + ED_TAIL, _label  # the replace above took
+    mistake(f"ch01 encoder_decoder_forward {_label}", *ED, _code,
+            dict.fromkeys(ED_CELLS, _says))
+    costs(f"ch01 encoder_decoder_forward {_label}", *ED, _code, ED_CELLS)
+mistake("ch01 encoder_decoder_forward squeezes the context (breaks at N = 1)", *ED,
+        ED_SQUEEZED, {"test_encoder_decoder_own_last_step":
+                      "keep the batch axis when N = 1"})
+costs("ch01 encoder_decoder_forward squeezes the context (breaks at N = 1)", *ED,
+      ED_SQUEEZED, ED_CELLS)
 # guards: the solution keeps every cell, a blank answer earns nothing of Part (c)
 costs("ch01 encoder_decoder_forward as the course writes it", *ED, (), set())
 costs("ch01 encoder_decoder_forward left blank", *ED, "raise NotImplementedError()",
