@@ -635,6 +635,41 @@ for _label, _code, _says in [
          {IM_BY_HAND: "the pushes pile up", IM_MODELS: "pushes of earlier steps"})]:
     mistake(f"ch01 influence_matrix {_label}", *IM, _code, _says)
     costs(f"ch01 influence_matrix {_label}", *IM, _code, set(_says))
+# (review of the rewrite, findings 2 and 5) Axis mistakes gave raw NumPy errors, and
+# max(axis=0) on (N, T_out) outputs passed the visible half of the by-hand cell and
+# then lost its 2 hidden points (the hidden models are (N, T, 1)); a centred
+# difference, a signed max and a mean got messages that did not name them.
+IM_MAX_LINE = "np.moveaxis(change, 1, 0).reshape(T_out, -1).max(axis=1)"
+IM_ABS_CHANGE = "np.abs(np.asarray(forward(x_nudged)) - base)"
+IM_SIGNED_CHANGE = "np.asarray(forward(x_nudged)) - base"
+IM_LEAVES = "test_influence_matrix_leaves_x_alone"
+AXES = "every axis of the change except axis 1"
+ABS_FIRST = "take the absolute value of every change first"
+for _label, _edits, _says in [
+        ("assumes outputs (N, T_out): max(axis=0)",
+         [(IM_MAX_LINE, "change.max(axis=0)")], {IM_BY_HAND: AXES, IM_MODELS: AXES}),
+        ("assumes outputs (N, T_out, H): max(axis=(0, 2))",
+         [(IM_MAX_LINE, "change.max(axis=(0, 2))")],
+         {IM_BY_HAND: AXES, IM_LEAVES: AXES}),
+        ("takes T_out from x", [("T_out = base.shape[1]", "T_out = x.shape[1]")],
+         dict.fromkeys([IM_BY_HAND, IM_MODELS], "forward(x).shape[1], not x.shape[1]")),
+        ("takes no absolute value", [(IM_ABS_CHANGE, IM_SIGNED_CHANGE)],
+         {IM_BY_HAND: ABS_FIRST, IM_MODELS: ALL_ENTRIES}),
+        ("takes the absolute value after the max",
+         [(IM_ABS_CHANGE, IM_SIGNED_CHANGE), (IM_MAX_LINE, f"np.abs({IM_MAX_LINE})")],
+         {IM_BY_HAND: ABS_FIRST, IM_MODELS: ALL_ENTRIES}),
+        ("averages over the sequences and outputs", [(".max(axis=1)", ".mean(axis=1)")],
+         {IM_BY_HAND: "not an average", IM_MODELS: ALL_ENTRIES}),
+        ("takes a centred difference",
+         [(IM_ABS_CHANGE, "np.abs(np.asarray(forward(x_nudged)) - "
+                          "np.asarray(forward(2 * x - x_nudged))) / 2")],
+         {IM_BY_HAND: "two-sided"})]:
+    _code = _ch01_influence()
+    for _old, _new in _edits:
+        assert _old in _code, _label
+        _code = _code.replace(_old, _new)
+    mistake(f"ch01 influence_matrix {_label}", *IM, _code, _says)
+    costs(f"ch01 influence_matrix {_label}", *IM, _code, set(_says))
 costs("ch01 influence_matrix as the course writes it", *IM, (), set())
 costs("ch01 influence_matrix left blank", *IM, "raise NotImplementedError()",
       {IM_BY_HAND, IM_MODELS, "test_influence_matrix_leaves_x_alone"})
@@ -2033,6 +2068,27 @@ costs("ch02 jordan_forward shifts by the batch's largest logit", *JORDAN,
 def test_the_solution_passes_every_visible_test(chapter):
     failed = {k: v for k, v in run_visible(chapter, {}).items() if v}
     assert not failed, failed
+
+
+def test_ch01_messages_do_not_print_an_answer_line():
+    """No visible test cell of ch01 holds a line of a solution region, comment cut
+    off, as text: its messages once printed Part (d)'s `x_nudged[:, t] += eps`,
+    which test_exercises misses because it compares whole lines (review finding 9).
+    Lines under 20 characters (`return influence`) are too generic to count."""
+    nb = notebook("ch01")
+    answer_lines = set()
+    for cell in nb["cells"]:
+        inside = False
+        for line in nbtools.source(cell).splitlines():
+            stripped = line.strip()
+            if stripped in (nbtools.BEGIN_SOLUTION, nbtools.END_SOLUTION):
+                inside = stripped == nbtools.BEGIN_SOLUTION
+            elif inside and len(code := stripped.split("  #")[0].strip()) >= 20:
+                answer_lines.add(code)
+    visible = "\n".join(visible_half(nbtools.source(cell)) for cell in nb["cells"]
+                        if nbtools.nbgrader_meta(cell).get("grade"))
+    printed = sorted(line for line in answer_lines if line in visible)
+    assert not printed, f"ch01's visible tests print answer lines: {printed}"
 
 
 @pytest.mark.parametrize("case", sorted(MISTAKES))
