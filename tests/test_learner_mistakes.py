@@ -660,6 +660,9 @@ for _label, _edits, _says in [
          {IM_BY_HAND: ABS_FIRST, IM_MODELS: ALL_ENTRIES}),
         ("averages over the sequences and outputs", [(".max(axis=1)", ".mean(axis=1)")],
          {IM_BY_HAND: "not an average", IM_MODELS: ALL_ENTRIES}),
+        ("averages over the sequences only",
+         [(IM_MAX_LINE, "change.reshape(len(x), T_out, -1).max(axis=2).mean(axis=0)")],
+         {IM_BY_HAND: "the mean of the sequences' slopes", IM_MODELS: ALL_ENTRIES}),
         ("takes a centred difference",
          [(IM_ABS_CHANGE, "np.abs(np.asarray(forward(x_nudged)) - "
                           "np.asarray(forward(2 * x - x_nudged))) / 2")],
