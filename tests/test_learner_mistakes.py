@@ -2064,6 +2064,47 @@ costs("ch02 jordan_forward shifts by the batch's largest logit", *JORDAN,
       JORDAN_GLOBAL_MAX, {"test_jordan_large_logits"})
 
 
+# -- ch02 Part 3 (/tmp/rev02, findings 1 and 5) -------------------------------------
+# h_seq built with T = lengths.max() passed every visible case (each had a sequence
+# of length T) and lost 6/6 hidden points; a batch padded to T = 5 now names it.
+BI_T_FROM_LENGTHS = BI_RIGHT.replace("N, T, _ = x.shape",
+                                     "N = x.shape[0]\nT = int(np.max(lengths))")
+mistake("ch02 birnn_padded T = lengths.max()", "ch02", "ex_birnn_padded",
+        BI_T_FROM_LENGTHS, dict.fromkeys([
+            "test_birnn_padded_forward", "test_birnn_padded_backward",
+            "test_birnn_padded_zero_at_padding"], "not from lengths.max()"))
+costs("ch02 birnn_padded T = lengths.max()", "ch02", "ex_birnn_padded",
+      BI_T_FROM_LENGTHS, {"test_birnn_padded_forward", "test_birnn_padded_backward",
+                          "test_birnn_padded_zero_at_padding"})
+# The halves in the wrong order, and the two initial states swapped, had generic
+# messages; each is named in both value cells and costs those two.
+BI_HALVES_SWAPPED = (BI_RIGHT.replace("h_seq[:, t, :H] =", "h_seq[:, t, FWD] =")
+                     .replace("h_seq[:, t, H:] =", "h_seq[:, t, :H] =")
+                     .replace("h_seq[:, t, FWD] =", "h_seq[:, t, H:] ="))
+BI_H0_SWAPPED = (BI_RIGHT.replace("h = h0_fwd", "h = H0_BWD")
+                 .replace("h = h0_bwd", "h = h0_fwd").replace("H0_BWD", "h0_bwd"))
+BI_VALUE_CELLS = {"test_birnn_padded_forward", "test_birnn_padded_backward"}
+mistake("ch02 birnn_padded backward half first", "ch02", "ex_birnn_padded",
+        BI_HALVES_SWAPPED, {
+            "test_birnn_padded_forward": "h_seq[..., :H] holds the backward states",
+            "test_birnn_padded_backward": "h_seq[..., H:] holds the forward states"})
+costs("ch02 birnn_padded backward half first", "ch02", "ex_birnn_padded",
+      BI_HALVES_SWAPPED, BI_VALUE_CELLS)
+mistake("ch02 birnn_padded h0_fwd and h0_bwd swapped", "ch02", "ex_birnn_padded",
+        BI_H0_SWAPPED, {
+            "test_birnn_padded_forward": "the forward half started from h0_bwd",
+            "test_birnn_padded_backward": "the backward half started from h0_fwd"})
+costs("ch02 birnn_padded h0_fwd and h0_bwd swapped", "ch02", "ex_birnn_padded",
+      BI_H0_SWAPPED, BI_VALUE_CELLS)
+
+
+# ch02 Part 1: rnnlib.lstm_step_forward with its gates pinned by biases of +-1000
+# gives the packed tanh step exactly (/tmp/rev02, finding 2). That is delegation:
+# ch02 withholds the lstm_* functions while grading, as it does the GRU, and
+# delegation.py's lstm_as_tanh_step form, graded in test_exercise_grading, scores it
+# 0 on Part 1.
+
+
 # -- more cases above this line --
 
 
