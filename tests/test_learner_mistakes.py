@@ -2053,7 +2053,7 @@ costs("ch02 rnn_sequence_packed flips along the batch axis", "ch02",
 # p @ W_yh without the transpose raised a bare matmul error in every cell.
 JORDAN_NO_T = _ch02_jordan('p @ params["W_yh"].T', 'p @ params["W_yh"]')
 mistake("ch02 jordan_forward p @ W_yh without .T", *JORDAN, JORDAN_NO_T,
-        {"test_jordan_fixed_case": "the feedback is p @ W_yh.T",
+        {"test_jordan_fixed_case": "in all three products",
          "test_jordan_large_logits": "matmul",
          "test_jordan_random": "matmul"})
 # A softmax shifted by the largest logit of the whole batch earned every point.
@@ -2103,6 +2103,49 @@ costs("ch02 birnn_padded h0_fwd and h0_bwd swapped", "ch02", "ex_birnn_padded",
 # ch02 withholds the lstm_* functions while grading, as it does the GRU, and
 # delegation.py's lstm_as_tanh_step form, graded in test_exercise_grading, scores it
 # 0 on Part 1.
+
+
+# -- ch02 Parts 4 and 5 (/tmp/rev02, findings 3, 4 and 6) ---------------------------
+# A softmax without keepdims=True raised a bare broadcast ValueError in all three
+# cells; each now names it (and the mistake still costs the whole part).
+JORDAN_NO_KEEPDIMS = _ch02_jordan("logits.max(axis=1, keepdims=True)",
+                                  "logits.max(axis=1)")
+JORDAN_CELLS = {"test_jordan_fixed_case", "test_jordan_large_logits",
+                "test_jordan_random"}
+mistake("ch02 jordan_forward softmax without keepdims", *JORDAN, JORDAN_NO_KEEPDIMS,
+        dict.fromkeys(JORDAN_CELLS, "keepdims=True"))
+costs("ch02 jordan_forward softmax without keepdims", *JORDAN, JORDAN_NO_KEEPDIMS,
+      JORDAN_CELLS)
+# The matmul hint began with W_yh whatever product had lost its .T; it now names
+# all three products, also in the other two cells.
+JORDAN_W_IH_NO_T = _ch02_jordan('x[:, t] @ params["W_ih"].T',
+                                'x[:, t] @ params["W_ih"]')
+mistake("ch02 jordan_forward x_t @ W_ih without .T", *JORDAN, JORDAN_W_IH_NO_T,
+        dict.fromkeys(JORDAN_CELLS, "x_t @ W_ih.T and p_{t-1} @ W_yh.T"))
+JORDAN_W_HY_NO_T = _ch02_jordan('h @ params["W_hy"].T', 'h @ params["W_hy"]')
+mistake("ch02 jordan_forward h @ W_hy without .T", *JORDAN, JORDAN_W_HY_NO_T,
+        dict.fromkeys(JORDAN_CELLS, "h @ W_hy.T, (N, V)"))
+# Part 5: the float-alpha hint caught every ValueError, TypeError and IndexError
+# (LinAlgError is a ValueError). An eigvals of a 1-D array fails for an (H,) alpha
+# too: its own error is shown, not the float hint.
+DR_EIGVALS_1D = DR.format(M="(1 - alpha) + alpha * np.diag(W_hh)",
+                          ret="float(np.abs(np.linalg.eigvals(M)).max())")
+mistake("ch02 leaky_decay_rate eigvals of a 1-D array", "ch02", "ex_decay_rate",
+        DR_EIGVALS_1D, dict.fromkeys(
+            ["test_decay_no_leak", "test_decay_pure_leak",
+             "test_decay_negative_eigenvalue", "test_decay_rotation",
+             "test_decay_per_unit"], "LinAlgError: 1-dimensional array given"))
+# A rate off by 1e-11 (a finite-difference Jacobian) passes every cell: one
+# tolerance, 1e-9, in every cell, and every message says so.
+DR_OFF_BY_1E11 = DR.format(M="np.diag(1 - alpha) + alpha[:, None] * W_hh",
+                           ret="float(np.abs(np.linalg.eigvals(M)).max()) - 1e-11")
+mistake("ch02 leaky_decay_rate within 1e-9 (valid)", "ch02", "ex_decay_rate",
+        DR_OFF_BY_1E11, {})
+DR_OFF_BY_1E6 = DR_OFF_BY_1E11.replace("1e-11", "1e-6")
+mistake("ch02 leaky_decay_rate off by 1e-6", "ch02", "ex_decay_rate", DR_OFF_BY_1E6,
+        dict.fromkeys(["test_decay_no_leak", "test_decay_pure_leak",
+                       "test_decay_negative_eigenvalue", "test_decay_rotation",
+                       "test_decay_per_unit"], "(to 1e-9)"))
 
 
 # -- more cases above this line --
