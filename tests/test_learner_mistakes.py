@@ -1612,6 +1612,20 @@ mistake("ch06 real_step_weights on the last lengths[n] positions", *_CH06_P5,
         (_CH06_AT_END, None), {_CH06_LOSS: "LAST lengths[n] positions",
                                _CH06_ACCURACY: "at least 98 % is needed"})
 
+# The review of the rewrite: float32 weights are right (torch's bool / sum gives
+# them); a tensor is refused by name, as grading passes NumPy arrays only; T taken
+# from max(lengths) fails the visible T = 5 batch by name.
+mistake("ch06 real_step_weights in float32 through torch (valid)", *_CH06_P5, (
+    _CH06_REAL + "real = torch.from_numpy(real)\nreturn (real / real.sum()).numpy()\n",
+    None), {})
+mistake("ch06 real_step_weights returns a tensor", *_CH06_P5, (
+    _CH06_REAL + "real = torch.from_numpy(real).double()\nreturn real / real.sum()\n",
+    None), {_CH06_LOSS: "return a NumPy array",  # and the loop that reads it:
+            _CH06_SEEDED: "expected np.ndarray", _CH06_ACCURACY: "expected np.ndarray"})
+mistake("ch06 real_step_weights takes T from max(lengths)", *_CH06_P5, (
+    "real = np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]\n"
+    "return real / real.sum()\n", None), {_CH06_LOSS: "which may be more than"})
+
 # F14 of an earlier review: the seeded initial weights, or seeded random arrays,
 # earned test_training_is_seeded (1 point); they earn nothing.
 costs("ch06 train_above_first returns the seeded initial weights", *_CH06_P5, (None, """
