@@ -225,8 +225,9 @@ def test_cells_that_are_not_objects_are_skipped(tmp_path):
 
 def test_a_kernelspec_without_a_name_is_dropped(tmp_path):
     """nbformat's schema requires kernelspec.name; the notebook is still graded."""
-    data = v4([raw_cell("x = 1")], kernelspec={"display_name": "Python 3"})
-    with pytest.raises(nbformat.ValidationError):
+    data = v4([{**raw_cell("x = 1"), "id": "one"}],
+              kernelspec={"display_name": "Python 3"})
+    with pytest.raises(nbformat.ValidationError):  # for the name, not the cell id
         nbformat.validate(nbformat.from_dict(data))
     nb, finding = read_notebook(write(tmp_path / "hw.ipynb", data))
     assert finding is None
