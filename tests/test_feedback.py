@@ -406,12 +406,13 @@ def test_colours_past_the_limits_are_dropped_and_the_text_kept():
     escapes (red-team pass 7: 41 s for one 1 MB output); past 64 characters an
     escape, or 1,000 escapes a text, the page shows the text without colours."""
     many, long = "\x1b[31mx" * 1_001, "\x1b[" + ";" * 100_000 + "my"
+    spaced = "\x1b[" + "; " * 50_000 + "mz"  # nbconvert reads up to the final m
     nb = new_notebook(cells=[new_code_cell("show()", outputs=[
         new_output("stream", name="stdout", text=text)
-        for text in ("\x1b[31mred\x1b[0m <b>", many, long)])])
+        for text in ("\x1b[31mred\x1b[0m <b>", many, long, spaced)])])
     _, soup, _ = feedback_page(nb)
     shown = [pre.get_text() for pre in soup.select(".output_stdout pre")]
-    assert shown == ["red <b>", "x" * 1_001, "y"]
+    assert shown == ["red <b>", "x" * 1_001, "y", "z"]
     assert len(soup.select(".output_stdout .ansi-red-fg")) == 1  # the first only
 
 

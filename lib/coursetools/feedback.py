@@ -201,10 +201,10 @@ def bounded_ansi2html(text: str) -> str:
     """nbconvert's ansi2html, whose time grows with the square of the numbers in
     one escape sequence and of the escapes in a text (red-team pass 7: 41 s for a
     1 MB output): past these limits the text is shown without its colours."""
-    escapes = text.count("\x1b")
+    escapes = text.count("\x1b")  # below: up to its final byte, as nbconvert reads
     if escapes > 1_000 or escapes and max(
-            map(len, re.findall(r"\x1b\[[0-?]*", text))) > 64:
-        return html_text.escape(re.sub(r"\x1b(\[[0-?]*[ -/]*[@-~]?)?", "", text))
+            map(len, re.findall(r"\x1b\[[^@-~\n]*", text)), default=0) > 64:
+        return html_text.escape(re.sub(r"\x1b(\[[^@-~\n]*[@-~]?)?", "", text))
     return ansi2html(text)
 
 
