@@ -264,9 +264,10 @@ class FeedbackExporter(HTMLExporter):
             if isinstance(html, _Escaped):
                 return html
             html = str(html)
-            if _markup(html) > min(MAX_CELL_MARKUP, self._markup_left):
+            size = _markup(html)
+            if size > min(MAX_CELL_MARKUP, self._markup_left):
                 return _Escaped(AS_TEXT.format(html_text.escape(html)))
-            self._markup_left -= _markup(html)
+            self._markup_left -= size
             return clean(strip_files_prefix(html) if strip_prefix else html)
 
         self.register_filter("ansi2html", bounded_ansi2html)
