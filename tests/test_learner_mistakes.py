@@ -2015,7 +2015,9 @@ costs("ch03 leaky left blank", *LEAKY, "raise NotImplementedError()",
 
 
 # -- ch02 Part 5 (/tmp/learner12, problems 2 and 7) -----------------------------------
-# np.diag of a float alpha raised a bare "Input must be 1- or 2-d" in every cell.
+# np.diag of a float alpha raised a bare "Input must be 1- or 2-d" in every cell. It
+# costs the four cells that pass a float, all visibly, and not the per-unit cell, whose
+# hidden half passes (H,) arrays only (it had passed visibly and lost its hidden half).
 DR_FLOAT_DIAG = DR.format(M="np.diag(1 - alpha) + np.diag(alpha) @ W_hh",
                           ret="float(np.abs(np.linalg.eigvals(M)).max())").replace(
     "alpha = np.broadcast_to(np.asarray(alpha, dtype=float), (H,))\n", "")
@@ -2026,8 +2028,7 @@ mistake("ch02 leaky_decay_rate np.diag of a float alpha", "ch02", "ex_decay_rate
                         "test_decay_rotation": "Input must be 1- or 2-d"})
 costs("ch02 leaky_decay_rate np.diag of a float alpha", "ch02", "ex_decay_rate",
       DR_FLOAT_DIAG, {"test_decay_no_leak", "test_decay_pure_leak",
-                      "test_decay_negative_eigenvalue", "test_decay_rotation",
-                      "test_decay_per_unit"})
+                      "test_decay_negative_eigenvalue", "test_decay_rotation"})
 # A rate measured by running the cell was told "expected 0.7283 (to 4 digits)",
 # which it was; the test needs 1e-9.
 mistake("ch02 leaky_decay_rate measured, not predicted", "ch02", "ex_decay_rate", """
