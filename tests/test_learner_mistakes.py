@@ -1512,20 +1512,20 @@ mistake("ch06 keras_bigru_to_torch returns zeros of the right shapes, visible", 
          "test_bigru_first_layer_forward": "differs from the forward GRU",
          "test_bigru_whole_model": "differ from the Keras model's"})
 
-# -- ch06 Part 5, real_step_weights and train_above_first -----------------------------
-# The expert review's F2 (b): Part 5 grades its own insight, a loss over the real
-# steps only, and no longer Part 4's realignment. Its answer cell holds two regions:
-# the loss weights, then the training loop.
+# -- ch06 Part 5, train_above_first (build: the chapter prints the loop and the loss) --
+# Review of Part 5 (F2): its training is the chapter's printed code, so it is build
+# and small (2 points); real_step_weights, which named the answer, is gone, and with
+# it the wrong-weights case that cost the accuracy cell too (F5) and the visible
+# weights test that printed the answer (F8).
 _CH06_P5 = ("ch06", "ex_train_above_first")
-_CH06_LOSS = "test_real_step_weights"
 _CH06_SEEDED = "test_training_is_seeded"
 _CH06_ACCURACY = "test_training_reaches_98_percent"
+_CH06_MASKED = ("(nn.functional.cross_entropy(head(outputs).transpose(1, 2), "
+                "targets[rows], reduction='none')[torch.arange(ids.shape[1])[None, :] "
+                "< steps[rows][:, None]]).mean()")
 
 
-def _ch06_train(loss="(torch.from_numpy(real_step_weights(steps[rows].numpy(), "
-                     "ids.shape[1])) * nn.functional.cross_entropy(head(outputs)"
-                     ".transpose(1, 2), targets[rows], reduction='none')).sum()",
-                outputs="gru(embed(ids[rows]))[0]"):
+def _ch06_train(loss=_CH06_MASKED, outputs="gru(embed(ids[rows]))[0]", lr="1e-2"):
     """A train_above_first whose GRU outputs are `outputs` and whose loss is `loss`."""
     return f"""
 ids = torch.as_tensor(np.asarray(x_ids), dtype=torch.int64)
@@ -1536,7 +1536,7 @@ sampler = torch.Generator().manual_seed(seed)
 embed, gru = nn.Embedding(10, 8), nn.GRU(8, 32, batch_first=True)
 head = nn.Linear(32, 2)
 weights = [*embed.parameters(), *gru.parameters(), *head.parameters()]
-optimizer = torch.optim.Adam(weights, lr=1e-2)
+optimizer = torch.optim.Adam(weights, lr={lr})
 for _ in range(num_steps):
     rows = torch.randint(0, len(steps), (64,), generator=sampler)
     outputs = {outputs}
@@ -1551,84 +1551,40 @@ return {{"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(
 """
 
 
-_CH06_REAL = "real = np.arange(T)[None, :] < np.asarray(lengths)[:, None]\n"
-# Valid alternatives: a float mask divided by its sum, a packed GRU, the loop written
-# otherwise (PyTorch's ignore_index, which gives the same mean).
-mistake("ch06 real_step_weights as a float mask over its sum (valid)", *_CH06_P5,
-        (_CH06_REAL + "mask = real.astype(float)\nreturn mask / mask.sum()\n", None),
-        {})
-mistake("ch06 train_above_first packs the batch (valid)", *_CH06_P5, (None, _ch06_train(
-    outputs="pad_packed_sequence(gru(pack_padded_sequence(embed(ids[rows]), "
-            "steps[rows], batch_first=True, enforce_sorted=False))[0], "
-            "batch_first=True, total_length=ids.shape[1])[0]")), {})
+# Valid alternatives: a packed GRU (with or without a mask: pad_packed_sequence's
+# zeros leave only the head's bias to the positions after each sequence), the loss
+# with ignore_index, a weighted sum, Adam's default learning rate (review F1: 600
+# steps are enough at lr 1e-3).
+_CH06_PACKED = ("pad_packed_sequence(gru(pack_padded_sequence(embed(ids[rows]), "
+                "steps[rows], batch_first=True, enforce_sorted=False))[0], "
+                "batch_first=True, total_length=ids.shape[1])[0]")
+_CH06_UNMASKED = ("nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
+                  "targets[rows].reshape(-1))")
+mistake("ch06 train_above_first packs the batch (valid)", *_CH06_P5,
+        _ch06_train(outputs=_CH06_PACKED), {})
+mistake("ch06 train_above_first packs the batch, unmasked loss (valid)", *_CH06_P5,
+        _ch06_train(outputs=_CH06_PACKED, loss=_CH06_UNMASKED), {})
 mistake("ch06 train_above_first with ignore_index (valid)", *_CH06_P5,
-        (None, _ch06_train(
+        _ch06_train(
             loss="nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
                  "targets[rows].masked_fill(torch.arange(ids.shape[1])[None, :] "
-                 ">= steps[rows][:, None], -100).reshape(-1))")), {})
-mistake("ch06 train_above_first as the tests' helper writes it (valid)", *_CH06_P5,
-        (None, _ch06_train()), {})
-mistake("ch06 Part 5 left blank", *_CH06_P5,
-        ("raise NotImplementedError()", "raise NotImplementedError()"),
-        dict.fromkeys([_CH06_LOSS, _CH06_SEEDED, _CH06_ACCURACY],
-                      "NotImplementedError"))
-
-# The likeliest mistake: no mask. The weights test names it, and training with it
-# labels the late real steps 0, like the positions after the sequence (measured
-# over 60 seeds: 82 to 94 % of the real steps, the solution 99.9 to 100 %).
-_CH06_UNMASKED = "return np.full((len(lengths), T), 1 / (len(lengths) * T))\n"
-mistake("ch06 real_step_weights without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
-        {_CH06_LOSS: "the padding included",
-         _CH06_ACCURACY: "loss with real_step_weights"})
-costs("ch06 real_step_weights without a mask", *_CH06_P5, (_CH06_UNMASKED, None),
-      {_CH06_LOSS, _CH06_ACCURACY})
-# The weights right, but the loop trains on plain cross_entropy over every position.
-_CH06_LOOP_UNMASKED = _ch06_train(
-    loss="nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
-         "targets[rows].reshape(-1))")
+                 ">= steps[rows][:, None], -100).reshape(-1))"), {})
+mistake("ch06 train_above_first at Adam's default lr 1e-3 (valid)", *_CH06_P5,
+        _ch06_train(lr="1e-3"), {})
+mistake("ch06 Part 5 left blank", *_CH06_P5, "raise NotImplementedError()",
+        dict.fromkeys([_CH06_SEEDED, _CH06_ACCURACY], "NotImplementedError"))
+# The likeliest mistake: plain cross_entropy over every position, the labels after
+# each sequence included (measured over 60 seeds: 82 to 94 % of the real steps, the
+# solution 99.9 to 100 %).
+_CH06_LOOP_UNMASKED = _ch06_train(loss=_CH06_UNMASKED)
 mistake("ch06 train_above_first trains on an unmasked loss", *_CH06_P5,
-        (None, _CH06_LOOP_UNMASKED), {_CH06_ACCURACY: "in the second half"})
+        _CH06_LOOP_UNMASKED, {_CH06_ACCURACY: "in the second half"})
 costs("ch06 train_above_first trains on an unmasked loss", *_CH06_P5,
-      (None, _CH06_LOOP_UNMASKED), {_CH06_ACCURACY})
-# Wrong means that still train well (Adam barely minds a scale): the weights test
-# alone, hidden half included.
-_CH06_LOSS_SLIPS = {
-    "divides by N*T": (_CH06_REAL + "return real / real.size\n",
-                       "divide by the number of real steps"),
-    "averages each sequence first": (
-        _CH06_REAL + "return real / (len(lengths) * real.sum(axis=1, keepdims=True))\n",
-        "the mean of each sequence's mean"),
-    "returns the mask": (_CH06_REAL + "return real.astype(float)\n", "(a mask)"),
-}
-for _label, (_code, _says) in _CH06_LOSS_SLIPS.items():
-    mistake(f"ch06 real_step_weights {_label}", *_CH06_P5, (_code, None),
-            {_CH06_LOSS: _says})
-    costs(f"ch06 real_step_weights {_label}", *_CH06_P5, (_code, None), {_CH06_LOSS})
-# The weights on the last lengths[n] positions, as in a row padded at the front
-# (Part 4's layout): the model learns from the wrong steps.
-_CH06_AT_END = ("late = np.arange(T)[None, :] >= T - np.asarray(lengths)[:, None]\n"
-                "return late / late.sum()\n")
-mistake("ch06 real_step_weights on the last lengths[n] positions", *_CH06_P5,
-        (_CH06_AT_END, None), {_CH06_LOSS: "LAST lengths[n] positions",
-                               _CH06_ACCURACY: "at least 98 % is needed"})
-
-# The review of the rewrite: float32 weights are right (torch's bool / sum gives
-# them); a tensor is refused by name, as grading passes NumPy arrays only; T taken
-# from max(lengths) fails the visible T = 5 batch by name.
-mistake("ch06 real_step_weights in float32 through torch (valid)", *_CH06_P5, (
-    _CH06_REAL + "real = torch.from_numpy(real)\nreturn (real / real.sum()).numpy()\n",
-    None), {})
-mistake("ch06 real_step_weights returns a tensor", *_CH06_P5, (
-    _CH06_REAL + "real = torch.from_numpy(real).double()\nreturn real / real.sum()\n",
-    None), {_CH06_LOSS: "return a NumPy array",  # and the loop that reads it:
-            _CH06_SEEDED: "expected np.ndarray", _CH06_ACCURACY: "expected np.ndarray"})
-mistake("ch06 real_step_weights takes T from max(lengths)", *_CH06_P5, (
-    "real = np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]\n"
-    "return real / real.sum()\n", None), {_CH06_LOSS: "which may be more than"})
+      _CH06_LOOP_UNMASKED, {_CH06_ACCURACY})
 
 # F14 of an earlier review: the seeded initial weights, or seeded random arrays,
 # earned test_training_is_seeded (1 point); they earn nothing.
-costs("ch06 train_above_first returns the seeded initial weights", *_CH06_P5, (None, """
+costs("ch06 train_above_first returns the seeded initial weights", *_CH06_P5, """
 torch.manual_seed(seed)
 embed = nn.Embedding(10, 8)
 gru = nn.GRU(8, 32, batch_first=True)
@@ -1636,7 +1592,7 @@ head = nn.Linear(32, 2)
 return {"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(gru),
         "W_out": head.weight.detach().numpy().copy(),
         "b_out": head.bias.detach().numpy().copy()}
-"""), {_CH06_SEEDED, _CH06_ACCURACY})
+""", {_CH06_SEEDED, _CH06_ACCURACY})
 _CH06_RANDOM = """
 rng = np.random.default_rng(seed)
 shapes = {"embedding": (10, 8), "W_ih": (96, 8), "W_hh": (96, 32), "b_ih": (96,),
@@ -1644,10 +1600,117 @@ shapes = {"embedding": (10, 8), "W_ih": (96, 8), "W_hh": (96, 32), "b_ih": (96,)
 return {k: rng.standard_normal(s) for k, s in shapes.items()}
 """
 costs("ch06 train_above_first returns seeded random arrays", *_CH06_P5,
-      (None, _CH06_RANDOM), {_CH06_SEEDED, _CH06_ACCURACY})
+      _CH06_RANDOM, {_CH06_SEEDED, _CH06_ACCURACY})
 mistake("ch06 train_above_first returns seeded random arrays, visible", *_CH06_P5,
-        (None, _CH06_RANDOM), {_CH06_SEEDED: "2 and 3 steps",
-                               _CH06_ACCURACY: "at least 98 % is needed"})
+        _CH06_RANDOM, {_CH06_SEEDED: "2 and 3 steps",
+                       _CH06_ACCURACY: "at least 98 % is needed"})
+
+# -- ch06 Part 6, bidirectional_step_scores (a bidirectional GRU in NumPy) ---------
+# Each classic mistake fails exactly one of the part's four cells, by name: each
+# cell's weights make what the other cells check irrelevant (see tagger_weights).
+_CH06_P6 = ("ch06", "ex_bidirectional_step_scores")
+_CH06_FORWARD = "test_bi_forward_half"
+_CH06_BACKWARD = "test_bi_backward_half"
+_CH06_AFTER = "test_bi_steps_after_each_sequence"
+_CH06_SMALL = "test_bi_single_step_or_sequence"
+_CH06_P6_CELLS = {_CH06_FORWARD, _CH06_BACKWARD, _CH06_AFTER, _CH06_SMALL}
+
+
+def _ch06_bi(**edits):
+    """The solution of Part 6 with some of its lines replaced (old=new pairs)."""
+    cell = next(c for c in notebook("ch06")["cells"]
+                if nbtools.nbgrader_meta(c).get("grade_id") == _CH06_P6[1])
+    (region,) = nbtools.regions(nbtools.source(cell), nbtools.BEGIN_SOLUTION,
+                                nbtools.END_SOLUTION)
+    code = textwrap.dedent("\n".join(region))
+    for old, new in edits.values():
+        assert code.count(old) == 1, old
+        code = code.replace(old, new)
+    return code
+
+
+_CH06_BACK_LINE = 'both[rows, :L, H:] = states(x[:, ::-1], "_reverse")[:, ::-1]'
+_CH06_FWD_LINE = 'both[rows, :L, :H] = states(x, "")'
+_CH06_BI_MISTAKES = {
+    # name: (edits, the cell it costs, a phrase of that cell's message)
+    "reverses the whole row": ({"b": (_CH06_BACK_LINE, (
+        'both[rows, :L, H:] = states(w["embedding.weight"][ids[rows]][:, ::-1], '
+        '"_reverse")[:, ::-1][:, :L]'))}, _CH06_BACKWARD, "on the digits after"),
+    "forgets the second reversal": ({"b": (_CH06_BACK_LINE, (
+        'both[rows, :L, H:] = states(x[:, ::-1], "_reverse")'))},
+        _CH06_BACKWARD, "in the order the backward direction computed them"),
+    "reverses the whole row, once": ({"b": (_CH06_BACK_LINE, (
+        'both[rows, :L, H:] = states(w["embedding.weight"][ids[rows]][:, ::-1], '
+        '"_reverse")[:, :L]'))},
+        _CH06_BACKWARD, "reads the whole row from its end and"),
+    "uses the reverse weights forwards": ({
+        "f": (_CH06_FWD_LINE, 'both[rows, :L, :H] = states(x, "_reverse")'),
+        "b": (_CH06_BACK_LINE, 'both[rows, :L, H:] = states(x[:, ::-1], "")[:, ::-1]')},
+        _CH06_FORWARD, "with the _reverse weights"),
+    "puts the backward half first": ({
+        "f": (_CH06_FWD_LINE, 'both[rows, :L, H:] = states(x, "")'),
+        "b": (_CH06_BACK_LINE,
+              'both[rows, :L, :H] = states(x[:, ::-1], "_reverse")[:, ::-1]')},
+        _CH06_FORWARD, "reads the backward half first"),
+    "swaps the gates r and z": ({"g": ("r, z = gates[:, :H], gates[:, H:]",
+                                       "z, r = gates[:, :H], gates[:, H:]")},
+                                _CH06_FORWARD, "reset and update gates are swapped"),
+    "adds b_hn outside the reset gate": ({"g": (
+        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
+        "n = np.tanh(from_x[:, 2 * H:] + b_hh[2 * H:] + r * (h @ W_hh[2 * H:].T))")},
+        _CH06_FORWARD, "b_hn is added outside the reset gate"),
+    "takes T from max(lengths)": ({"t": ("N, T = ids.shape",
+                                         "N, T = ids.shape[0], steps.max()")},
+                                  _CH06_AFTER, "which may be more than max(lengths)"),
+    "leaves 0 after each sequence": ({"r": (
+        'return both @ w["head.weight"].T + w["head.bias"]',
+        'real = np.arange(T)[None, :, None] < steps[:, None, None]\n'
+        'return np.where(real, both @ w["head.weight"].T + w["head.bias"], 0.0)')},
+        _CH06_AFTER, "the scores after each sequence are 0"),
+    "runs the forward half over the whole row": ({"f": (
+        _CH06_FWD_LINE,
+        'both[rows, :, :H] = states(w["embedding.weight"][ids[rows]], "")')},
+        _CH06_AFTER, "depend on the digits there"),
+    "forgets the head's bias": ({"r": (
+        'return both @ w["head.weight"].T + w["head.bias"]',
+        'return both @ w["head.weight"].T')}, _CH06_AFTER, "bias is missing"),
+    "squeezes the batch": ({"i": ("ids, steps = np.asarray(x_ids), np.asarray(lengths)",
+                                  "ids, steps = np.asarray(x_ids).squeeze(), "
+                                  "np.asarray(lengths)")},
+                           _CH06_SMALL, "raised ValueError"),
+}
+for _label, (_edits, _cell, _says) in _CH06_BI_MISTAKES.items():
+    mistake(f"ch06 bidirectional_step_scores {_label}", *_CH06_P6, _ch06_bi(**_edits),
+            {_cell: _says})
+    costs(f"ch06 bidirectional_step_scores {_label}", *_CH06_P6, _ch06_bi(**_edits),
+          {_cell})
+# Valid: one row at a time, each sequence reversed by slicing within its length.
+mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
+        _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
+                       "together\n"
+                       "    rows = np.flatnonzero(steps == L)",
+                       "for row, L in enumerate(steps):\n"
+                       "    rows = np.array([row])")), {})
+mistake("ch06 Part 6 left blank", *_CH06_P6, "raise NotImplementedError()",
+        dict.fromkeys(_CH06_P6_CELLS, "NotImplementedError"))
+# Delegation: PyTorch's own packed bidirectional GRU inside the function. The tests
+# take the notebook's torch, nn and the packing functions away inside it, and say so.
+_CH06_BI_TORCH = """
+state = {k: torch.from_numpy(np.asarray(v, dtype=np.float64))
+         for k, v in weights.items()}
+D, H = state["gru.weight_ih_l0"].shape[1], state["gru.weight_hh_l0"].shape[1]
+gru = nn.GRU(D, H, batch_first=True, bidirectional=True).double()
+gru.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("gru.")})
+x = state["embedding.weight"][torch.from_numpy(np.asarray(x_ids))]
+packed = pack_padded_sequence(x, torch.as_tensor(np.asarray(lengths)),
+                              batch_first=True, enforce_sorted=False)
+out = pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
+return (out @ state["head.weight"].T + state["head.bias"]).detach().numpy()
+"""
+mistake("ch06 bidirectional_step_scores delegates to nn.GRU", *_CH06_P6, _CH06_BI_TORCH,
+        dict.fromkeys(_CH06_P6_CELLS, "used torch, nn, keras or a packing function"))
+costs("ch06 bidirectional_step_scores delegates to nn.GRU", *_CH06_P6, _CH06_BI_TORCH,
+      _CH06_P6_CELLS)
 
 # Part 4's two likely misconceptions now cost Part 4 alone (the review's F2: they
 # cost Part 5's accuracy too when Part 5 also read rows padded at the front).
