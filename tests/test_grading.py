@@ -341,6 +341,29 @@ def test_misnamed_and_overlong_folders_are_reported_as_not_graded(graded, tmp_pa
     not_graded = report.split("## Not graded")[1].split("##")[0]
     assert "gina" in not_graded and overlong in not_graded
     assert "correct" not in not_graded
+    # Red-team pass 8: a redrawn report had no "Not graded" section at all.
+    redrawn = grade(course, ASSIGNMENT, Settings(**SETTINGS, report_only=True))
+    assert redrawn.not_graded == summary.not_graded
+    assert (course / "grading" / ASSIGNMENT / "report.md").read_text() == report
+
+
+def test_a_student_removed_from_the_gradebook_leaves_the_report(graded, tmp_path):
+    """Red-team pass 8: after the guide's `nbgrader db student remove`, the report
+    listed the student at 0 of 0, said "Scores are out of 0" (the first row's
+    maximum), and the item analysis still counted their old score."""
+    course = tmp_path / "course"
+    shutil.copytree(graded[0], course)
+    total = graded[3].scores["correct"][1]
+    removed = min(graded[3].scores)  # the first row, alphabetically
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.remove_student(removed)
+    summary = grade(course, ASSIGNMENT, Settings(**SETTINGS, report_only=True))
+    assert "not in the gradebook" in summary.not_graded[removed]
+    assert removed not in report_rows(course)
+    report = (course / "grading" / ASSIGNMENT / "report.md").read_text()
+    assert f"Scores are out of {total:g}." in report
+    page = (course / "grading" / ASSIGNMENT / "item_analysis.html").read_text()
+    assert f"{len(graded[3].scores) - 1} students graded" in page
 
 
 def test_no_scratch_folder_outlives_its_run(graded, tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from conftest import nested_past_path_max
 from coursetools import grade as grade_module
 from coursetools import worker
-from coursetools.results import StudentResult
+from coursetools.results import Finding, StudentResult
 from coursetools.worker import Job
 
 
@@ -47,6 +47,8 @@ def fake_work(context: dict, job: Job) -> StudentResult:
         result.errors = ["nbgrader failed"]
     if job.student == "raises":
         raise RuntimeError("the worker broke")
+    if job.student == "starved" and attempt == 1 or job.student == "loops":
+        result.findings = [Finding("timeout", "cell 3 timed out")]
     return result
 
 
@@ -94,6 +96,20 @@ def test_every_student_comes_back_exactly_once(pool):
     for student in ("good", "good2", "wrong_token", "error", "raises", "forger"):
         assert seen[student][0].attempts == (1 if student.startswith("good") else 2)
     assert seen["flaky"][0].attempts in (1, 2)  # 2 only if it first ran alone
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_timeout_beside_others_is_graded_once_more(pool, jobs):
+    """Red-team pass 8: busy processes of one student made the classmates graded
+    beside time out, and those zeros were final. With one job at a time nobody is
+    beside, and the first result stands."""
+    seen, _, attempts = pool(["starved", "loops", "good"], jobs=jobs)
+    assert attempts == {"starved": jobs, "loops": jobs, "good": 1}
+    assert [f.code for f in seen["starved"][0].findings] == (
+        ["timeout"] if jobs == 1 else [])
+    assert [f.code for f in seen["loops"][0].findings] == ["timeout"]
+    assert all(len(results) == 1 and not results[0].retryable
+               for results in seen.values())
 
 
 def test_a_forged_answer_does_not_grade_its_victim(pool):
@@ -245,6 +261,43 @@ def test_the_watchdog_ends_a_jobs_children_when_the_process_outgrows_its_cap(
     assert done.returncode == 0, done.stderr
     code, flooded = done.stdout.split()
     assert ("killed" if int(code) != 0 else code, flooded) == tuple(expected.split())
+
+
+WATCHDOG_CHILDREN = """
+import subprocess, sys, time
+from coursetools.worker import Watchdog
+hold = ("held = bytearray(300 * 2**20)\\nfor page in range(0, len(held), 4096):\\n"
+        "    held[page] = 1\\nprint(flush=True)\\nimport time; time.sleep({sleep})")
+watchdog = Watchdog(budget=120, grace=30, memory_mb={memory_mb})
+children = [subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE)
+            for _ in range(3)]
+for child in children:
+    child.stdout.readline()  # its 300 MB are resident
+codes = [child.wait(timeout=60) for child in children]
+watchdog.cancel()
+print(min(codes), watchdog.held_mb, watchdog.flooded, flush=True)
+"""
+
+
+@pytest.mark.parametrize(("memory_mb", "sleep", "stopped"), [(64, 60, True),
+                                                              (1024, 1, False)])
+def test_the_watchdog_stops_children_that_together_hold_more_than_the_cap_allows(
+        memory_mb, sleep, stopped):
+    # Red-team pass 8: the cap is per process, and each child gets one of its own.
+    # Three children of 300 MB: past 2 * 64 + 512 MB, within 2 * 1024 + 512 MB.
+    import subprocess
+    import sys
+
+    script = WATCHDOG_CHILDREN.format(sleep=sleep, memory_mb=memory_mb)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    code, held_mb, flooded = done.stdout.split()
+    assert flooded == "False"  # the worker itself did not grow
+    if stopped:
+        assert int(code) < 0 and 2 * memory_mb + 512 < int(held_mb) < 1000
+    else:
+        assert (int(code), int(held_mb)) == (0, 0)
 
 
 def test_any_file_name_or_depth_is_hashed_without_an_error(tmp_path):

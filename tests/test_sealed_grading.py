@@ -37,7 +37,7 @@ import pytest
 from conftest import ASSIGNMENTS, ROOT
 from coursetools.feedback import secret_lines as hidden_lines
 from coursetools.grade import Settings, grade
-from coursetools.results import StudentResult
+from coursetools.results import TIME_CODES, StudentResult
 from coursetools.sandbox import SANDBOX_UIDS
 
 pytestmark = [
@@ -359,7 +359,9 @@ def test_every_student_is_graded_once_and_the_honest_ones_fully(run):
     assert not run.summary.not_graded, run.summary.not_graded
     assert sorted(run.summary.graded) == sorted(run.cases)
     again = sorted(s for s, n in run.summary.attempts.items() if n > 1)
-    assert not again, f"graded twice (the first attempt failed): {again}"
+    # A timeout beside other jobs is graded once more (red-team pass 8), no other.
+    timed_out = sorted(s for s, case in run.cases.items() if case.flags & TIME_CODES)
+    assert again == timed_out, f"graded twice (the first attempt failed): {again}"
     # The pool's processes graded everyone: none died and was replaced.
     assert len(run.summary.workers) == SETTINGS["jobs"], run.summary.workers
     silent = [s for s in run.cases

@@ -190,7 +190,9 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
     random token; a result counts only with its own student and token and no
     grading error. A failed attempt is tried once more; after that the failure
     is the student's result, marked ``retryable`` so that it is never cached as
-    final. Returns {student: why} for anyone the pool could not finish.
+    final. A result that ran out of time beside others is graded once more too,
+    and the second result is final. Returns {student: why} for anyone the pool
+    could not finish.
     """
     current = [make()]
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
@@ -261,6 +263,12 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                 ):
                     why = "the worker answered for another job"
                     result = None
+                elif slots > 1 and result.ran_out_of_time() and \
+                        attempts[job.student] < ATTEMPTS:
+                    # Starved, perhaps, by processes of a classmate graded beside
+                    # (red-team pass 8): once more, with other neighbours.
+                    queue.append(job.student)
+                    continue
                 finish(job, result, why)
     finally:
         current[0].shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
@@ -321,6 +329,8 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         raise CourseError(_no_submissions(root, assignment))
     out = root / REPORT_DIR / assignment
     summary = Summary(assignment)
+    summary.not_graded = _not_graded(root, assignment, say)
+    students = [s for s in students if s not in summary.not_graded]
     db_url = f"sqlite:///{root / GRADEBOOK}"
     if not settings.report_only:
         _grade_students(root, assignment, students, settings, summary, say, out,
@@ -331,6 +341,13 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
         raise CourseError(f"no {GRADEBOOK} in {root}: grade {assignment} first")
     results = saved_results(out)
     summary.scores = gradebook.scores(db_url, assignment)
+    for student in sorted(set(results) - set(summary.scores)):
+        # Every graded student has a row (merge writes one even when ungraded):
+        # this one was removed from the gradebook since (red-team pass 8).
+        del results[student]
+        summary.not_graded[student] = (
+            f"not in the gradebook (removed from it?), only in {REPORT_DIR}/"
+            f"{assignment}/state/: left out of the report; grade again to add it")
     summary.report_md = report.write(
         out, assignment, results, summary.scores,
         gradebook.late(db_url, assignment), unsafe=settings.unsafe,
@@ -373,18 +390,6 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"cannot seal the grading here: {why}. Grades made without a sandbox are "
             "not protected from hostile submissions; to grade anyway, run again "
             "with --unsafe (make grade GRADE_ARGS=--unsafe)")
-    def letters(name: str) -> str:  # "Ch06-PyTorch" is meant as ch06_pytorch...
-        return "".join(c for c in name.lower() if c.isalnum())
-
-    for stray in sorted((root / SUBMITTED_DIR).glob("*/*")):
-        if stray.is_dir() and stray.name != assignment and letters(stray.name) and \
-                letters(assignment).startswith(letters(stray.name)):
-            why = (f"the folder must be named {assignment}: "
-                   f"{SUBMITTED_DIR}/{stray.parent.name}/{stray.name}/")
-            if (stray.parent / assignment).is_dir():
-                say(f"warning: not graded, {report.plain(why)}")
-            else:  # in the report, not only in a line that scrolls away
-                summary.not_graded[stray.parent.name] = why
     if not settings.scheduler:
         execute.forkserver(WORKER_PRELOAD, start=True)  # imports while we register
     (out / "state").mkdir(parents=True, exist_ok=True)
@@ -400,12 +405,6 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         template = (Path(scratch) / "template.db").read_bytes()
         releases = {p.stem: p.read_text()
                     for p in sorted((release_dir / assignment).glob("*.ipynb"))}
-    for student in list(students):
-        if why := _id_problem(student):
-            students.remove(student)
-            shown = report.plain(student[:40], lines=False)
-            summary.not_graded[student] = (f"the folder name {SUBMITTED_DIR}/{shown} "
-                                           f"is {why}: rename it")
     source = worker.source_digest(root, assignment)
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
@@ -470,6 +469,30 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))
     summary.grading_seconds = time.monotonic() - pool_started
+
+
+def _not_graded(root: Path, assignment: str, say) -> dict[str, str]:
+    """Students whose submission is not graded, and why: a folder under another
+    name, or an id refused. A redrawn report (--report-only) lists them too."""
+    def letters(name: str) -> str:  # "Ch06-PyTorch" is meant as ch06_pytorch...
+        return "".join(c for c in name.lower() if c.isalnum())
+
+    found = {}
+    for stray in sorted((root / SUBMITTED_DIR).glob("*/*")):
+        if stray.is_dir() and stray.name != assignment and letters(stray.name) and \
+                letters(assignment).startswith(letters(stray.name)):
+            why = (f"the folder must be named {assignment}: "
+                   f"{SUBMITTED_DIR}/{stray.parent.name}/{stray.name}/")
+            if (stray.parent / assignment).is_dir():
+                say(f"warning: not graded, {report.plain(why)}")
+            else:  # in the report, not only in a line that scrolls away
+                found[stray.parent.name] = why
+    for student in students_with_submission(root, assignment):
+        if why := _id_problem(student):
+            shown = report.plain(student[:40], lines=False)
+            found[student] = (f"the folder name {SUBMITTED_DIR}/{shown} is {why}: "
+                              "rename it")
+    return found
 
 
 def _id_problem(student: str) -> str | None:

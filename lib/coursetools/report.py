@@ -89,7 +89,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     if rows:
         summary = (f"{len(rows)} students, {len(look)} need a look"
                    + (f", {n_late} handed in late" if n_late else "")
-                   + f". Scores are out of {rows[0]['max_score']:g}.")
+                   + f". Scores are out of {max(r['max_score'] for r in rows):g}.")
     lines += [f"# Grading report: {assignment}", "", summary, "",
               "Item analysis (score histogram, pass rate and common failures per "
               f"test): [{ANALYSIS_PAGE}]({ANALYSIS_PAGE})", "",

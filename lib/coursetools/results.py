@@ -52,6 +52,9 @@ LABELS = {
     "feedback_failed": "feedback page failed (scores kept)",
 }
 INFO = {"stderr"}
+# Findings that a classmate's busy processes, graded beside, can cause: graded
+# again once before they are final (red-team pass 8).
+TIME_CODES = {"timeout", "unresponsive", "notebook_timeout", "judge_setup_error"}
 # What to do about each code, as the instructor guide's table in "Reading the
 # report" says (tests/test_results.py holds them to it); INFO codes need nothing.
 ACTIONS = {
@@ -156,6 +159,10 @@ class StudentResult:
         found += [Finding("grading_error", (e.splitlines() or ["unknown"])[-1])
                   for e in self.errors]
         return list(dict.fromkeys(found))
+
+    def ran_out_of_time(self) -> bool:
+        """A cell, the notebook or the judge's set-up ran out of time (or failed)."""
+        return any(f.code in TIME_CODES for f in self.all_findings())
 
     def needs_attention(self) -> bool:
         return any(f.code not in INFO for f in self.all_findings())

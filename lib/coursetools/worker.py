@@ -21,6 +21,7 @@ import functools
 import hashlib
 import html
 import importlib.util
+import itertools
 import json
 import multiprocessing.util
 import os
@@ -148,6 +149,11 @@ def run(context: Context, job: Job) -> StudentResult:
                 "memory", "the kernel sent more output than the grader could hold "
                 f"(over {context.settings['memory_mb']} MB, its own memory cap); the "
                 "kernel was stopped"))
+        if watchdog.held_mb:
+            result.findings.append(Finding(
+                "memory", f"the notebook's processes held {watchdog.held_mb} MB "
+                f"together, more than twice the cap of {context.settings['memory_mb']} "
+                "MB that each may hold; the kernel was stopped"))
         result.token = job.token
         result.worker = f"{socket.gethostname()}:{os.getpid()}"
         result.seconds = round(time.monotonic() - started, 2)
@@ -166,11 +172,15 @@ class Watchdog:
 
     The same happens when this process grows by more than `memory_mb`: a
     kernel's output waits here until it is read, and while a test runs in the
-    judge nothing reads it, so a kernel could otherwise fill this memory.
+    judge nothing reads it, so a kernel could otherwise fill this memory. And
+    when this process's children hold more than twice `memory_mb` together (a
+    kernel and a judge, each capped at `memory_mb`, and 512 MB for the rest):
+    the cap is per process, and a kernel's children each get one of their own
+    (red-team pass 8: four exec'd children held 3.7 GB under a 1 GB cap).
     """
 
     def __init__(self, budget: float, grace: float = 60, memory_mb: int = 0):
-        self.done, self.flooded = threading.Event(), False
+        self.done, self.flooded, self.held_mb = threading.Event(), False, 0
         self.keeper = _keeper()
         self._tell(f"{budget + grace}")
         self.timer = threading.Timer(budget, self._stop_children)
@@ -179,31 +189,50 @@ class Watchdog:
         if memory_mb:
             me = psutil.Process()
             limit = me.memory_info().rss + memory_mb * 2**20
-            threading.Thread(target=self._watch_memory, args=(me, limit),
-                             daemon=True).start()
+            children_limit = (2 * memory_mb + 512) * 2**20
+            threading.Thread(target=self._watch_memory,
+                             args=(me, limit, children_limit), daemon=True).start()
 
     def _tell(self, deadline: str) -> None:
         with contextlib.suppress(OSError):  # a keeper that died is made again
             self.keeper.stdin.write(f"{deadline}\n".encode())
             self.keeper.stdin.flush()
 
-    def _watch_memory(self, me, limit: int) -> None:
-        while not self.done.wait(0.1):
+    def _watch_memory(self, me, limit: int, children_limit: int) -> None:
+        for tick in itertools.count():
+            if self.done.wait(0.1):
+                return
             if me.memory_info().rss > limit:
                 self.flooded = True
                 self._stop_children()
                 return
+            if tick % 5 == 0:  # reading every child's RSS costs more: 2 times a second
+                held = sum(_rss(child) for child in self._children())
+                if held > children_limit:
+                    self.held_mb = held // 2**20
+                    self._stop_children()
+                    return
+
+    def _children(self) -> list:
+        return [child for child in psutil.Process().children(recursive=True)
+                if child.pid != self.keeper.pid]
 
     def _stop_children(self) -> None:
-        for child in psutil.Process().children(recursive=True):
-            if child.pid != self.keeper.pid:
-                with contextlib.suppress(psutil.Error):
-                    child.kill()
+        for child in self._children():
+            with contextlib.suppress(psutil.Error):
+                child.kill()
 
     def cancel(self) -> None:
         self.done.set()
         self.timer.cancel()
         self._tell("-")
+
+
+def _rss(process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.Error:  # ended since it was listed
+        return 0
 
 
 # Kills its parent, the worker, at the deadline it was last sent (in seconds from
