@@ -2226,6 +2226,86 @@ mistake("ch02 leaky_decay_rate off by 1e-6", "ch02", "ex_decay_rate", DR_OFF_BY_
                        "test_decay_per_unit"], "(to 1e-9)"))
 
 
+# -- ch04 (/tmp/learner35, findings 1, 3 and 6) ---------------------------------------
+# Part 5: finite differences of rnn_forward on the window, run from the carried state
+# (20/21 before, sealed). Every cell now counts truncated_grads' calls of rnn_forward.
+TG4 = ("ch04", "ex_truncated_grads")
+TG4_CELLS = ["test_truncated_one_step", "test_truncated_full_bptt",
+             "test_truncated_window"]
+TG4_FD = """
+def _fd(loss, arrays, h):
+    out = {}
+    for name, a in arrays.items():
+        grad = np.zeros(a.shape)
+        for ix in np.ndindex(a.shape):
+            def at(d):
+                b = {key: v.copy() for key, v in arrays.items()}
+                b[name][ix] += d
+                return loss(b)
+            grad[ix] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
+        out[name] = grad
+    return out
+N, T, D = x.shape
+H = params["W_hh"].shape[0]
+k = min(k, T)
+FORWARD
+def loss(b):
+    return float(np.sum(g * run(x[:, T - k:], h_carried, b)))
+return _fd(loss, dict(params), 1e-3)
+"""
+cheat("ch04 truncated_grads by finite differences of rnn_forward", *TG4,
+      TG4_FD.replace("FORWARD", """
+def run(xs, h, p):
+    return rnn_forward(xs, h, p)[0][:, -1]
+h_all, _ = rnn_forward(x, np.zeros((N, H)), params)
+h_carried = h_all[:, T - k - 1] if T - k - 1 >= 0 else np.zeros((N, H))
+"""), dict.fromkeys(TG4_CELLS, "does not re-run the forward pass"))
+# The same with a forward loop of its own (no rnn_forward call to count): a case with
+# weights three times larger puts the 5-point differences 2e-8 off, and 1e-11 is
+# the tolerance (the course's answer agrees to 3e-14 or better on every case).
+cheat("ch04 truncated_grads by finite differences of its own forward loop", *TG4,
+      TG4_FD.replace("FORWARD", """
+def run(xs, h, p):
+    for t in range(xs.shape[1]):
+        h = np.tanh(xs[:, t] @ p["W_ih"].T + p["b_ih"] + h @ p["W_hh"].T + p["b_hh"])
+    return h
+h_carried = run(x[:, :T - k], np.zeros((N, H)), params)
+"""), dict.fromkeys(TG4_CELLS, "(or of finite differences)"))
+
+# Part 1: `delta = g; delta *= ...` writes into the caller's g. It cost the 2-point
+# values cell; it now costs the 1-point hand case, which names the alias.
+GN4 = ("ch04", "ex_gradient_norms")
+GN4_ALIAS = """
+T = h_seq.shape[0]
+norms = np.empty(T + 1)
+delta = g
+norms[0] = np.linalg.norm(delta)
+for n, h_j in enumerate(h_seq[::-1], start=1):
+    delta *= 1.0 - h_j * h_j
+    delta = delta @ W_hh
+    norms[n] = np.linalg.norm(delta)
+return norms
+"""
+mistake("ch04 gradient_norms writes into g", *GN4, GN4_ALIAS,
+        {"test_gradient_norms_by_hand": "`delta = g` does not copy g"})
+costs("ch04 gradient_norms writes into g", *GN4, GN4_ALIAS,
+      {"test_gradient_norms_by_hand"})
+# Part 1 in float32: the message printed equal-looking numbers; it now says float32.
+GN4_F32 = """
+T = h_seq.shape[0]
+norms = np.empty(T + 1, dtype=np.float32)
+delta = np.asarray(g, dtype=float)
+norms[0] = np.linalg.norm(delta)
+for n, h_j in enumerate(h_seq[::-1], start=1):
+    delta = (delta * (1.0 - h_j * h_j)) @ W_hh
+    norms[n] = np.linalg.norm(delta)
+return norms
+"""
+mistake("ch04 gradient_norms in float32", *GN4, GN4_F32, dict.fromkeys(
+    ["test_gradient_norms_by_hand", "test_gradient_norms_against_backprop"],
+    "it is the accuracy of float32"))
+
+
 # -- more cases above this line --
 
 
