@@ -313,9 +313,55 @@ def forms(exercise: Exercise) -> dict[str, object]:
             "return scores.detach().numpy()"
         )
 
+    def gru_cell_as_rnn(func):
+        # ch04 Parts 1 and 5: the GRU's one-step backward with its gates pinned
+        # (r = 1 and z = 0 passed as arrays, so r(1 - r) = z(1 - z) = 0 exactly) and
+        # W_hh stacked under two zero blocks is the tanh RNN's step: da_x[:, 2H:] is
+        # dL/da_t and dh_prev is da_t @ W_hh (learner35, finding 1's audit).
+        start = (
+            "import numpy as np\n"
+            "from rnnlib import gru as _gru\n"
+        )
+        if func.name == "gradient_norms":
+            return start + (
+                "T, H = h_seq.shape\n"
+                "W3 = np.concatenate([np.zeros((2 * H, H)), W_hh])\n"
+                "one, zero = np.ones((1, H)), np.zeros((1, H))\n"
+                "dh = np.array(g, dtype=float)[None]\n"
+                "norms = [np.linalg.norm(dh)]\n"
+                "for t in range(T - 1, -1, -1):\n"
+                "    _, _, dh = _gru._cell_backward(dh, zero, one, zero,\n"
+                "                                   h_seq[t][None], zero, W3)\n"
+                "    norms.append(np.linalg.norm(dh))\n"
+                "return np.array(norms)"
+            )
+        if func.name == "truncated_grads":
+            return start + (
+                "import rnnlib\n"
+                "N, T, _ = x.shape\n"
+                "H = params['W_hh'].shape[0]\n"
+                "h_seq, _ = rnnlib.rnn_forward(x, np.zeros((N, H)), params)\n"
+                "W3 = np.concatenate([np.zeros((2 * H, H)), params['W_hh']])\n"
+                "one, zero = np.ones((N, H)), np.zeros((N, H))\n"
+                "out = {n: np.zeros_like(v) for n, v in params.items()}\n"
+                "dh = np.array(g, dtype=float)\n"
+                "for t in range(T - 1, max(T - k, 0) - 1, -1):\n"
+                "    prev = h_seq[:, t - 1] if t > 0 else zero\n"
+                "    da_x, _, dh = _gru._cell_backward(dh, prev, one, zero,\n"
+                "                                      h_seq[:, t], zero, W3)\n"
+                "    da = da_x[:, 2 * H:]\n"
+                "    out['W_ih'] += da.T @ x[:, t]\n"
+                "    out['W_hh'] += da.T @ prev\n"
+                "    out['b_ih'] += da.sum(0)\n"
+                "    out['b_hh'] += da.sum(0)\n"
+                "return out"
+            )
+        return None
+
     return {
         "torch_bigru": torch_bigru,
         "one_hot_from_a_loss": one_hot_from_a_loss,
+        "gru_cell_as_rnn": gru_cell_as_rnn,
         "lstm_as_tanh_step": lstm_as_tanh_step,
         "public": public,
         "private": private,
