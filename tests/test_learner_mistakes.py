@@ -2306,6 +2306,45 @@ mistake("ch04 gradient_norms in float32", *GN4, GN4_F32, dict.fromkeys(
     "it is the accuracy of float32"))
 
 
+# Part 3: radii were always passed sorted, so not sorting them scored 21/21
+# (finding 4); each curve's last two values gave rho to 1e-10, and rounding the rate
+# to 0.01 matched the radii without using them (finding 11). The radii now come
+# in any order, off the 0.01 grid, and every value has 2 % noise.
+MR4 = ("ch04", "ex_match_radii")
+MR4_CELLS = ["test_match_radii_four_curves", "test_match_radii_any_number"]
+
+
+def _ch04_match(rate: str, ascending: str = "sorted(float(r) for r in radii)",
+                ret: str = "matched") -> str:
+    return f"""
+rates = []
+for curve in curves:
+    c = np.asarray(curve, dtype=float)
+    rates.append({rate})
+ascending = {ascending}
+matched = [0.0] * len(curves)
+for rank, i in enumerate(np.argsort(rates)):
+    matched[i] = ascending[rank]
+return {ret}
+"""
+
+
+MR4_FIT = "np.polyfit(np.arange(len(c))[len(c) // 2:], np.log(c[len(c) // 2:]), 1)[0]"
+mistake("ch04 match_radii does not sort radii", *MR4,
+        _ch04_match(MR4_FIT, ascending="list(radii)"),
+        dict.fromkeys(MR4_CELLS, "match the sorted rates to sorted(radii)"))
+mistake("ch04 match_radii from the last two values", *MR4,
+        _ch04_match("np.log(c[-1] / c[-2])"),
+        {"test_match_radii_any_number": "fitted over many steps"})
+costs("ch04 match_radii from the last two values", *MR4,
+      _ch04_match("np.log(c[-1] / c[-2])"), {"test_match_radii_any_number"})
+mistake("ch04 match_radii rounds the fitted rho, ignoring radii", *MR4,
+        _ch04_match(MR4_FIT, ret="[round(float(np.exp(r)), 2) for r in rates]"),
+        dict.fromkeys(MR4_CELLS, "exactly once"))
+mistake("ch04 match_radii from a 10-step ratio at the end (valid)", *MR4,
+        _ch04_match("np.log(c[-1] / c[-11]) / 10"), {})
+
+
 # -- more cases above this line --
 
 
