@@ -2345,6 +2345,30 @@ mistake("ch04 match_radii from a 10-step ratio at the end (valid)", *MR4,
         _ch04_match("np.log(c[-1] / c[-11]) / 10"), {})
 
 
+# Part 4 in float32: the hand case now names the dtype (it said "must stay exactly as
+# it was", finding 6's table).
+AC4_F32 = """
+clipped = {}
+for name, grad in grads.items():
+    grad = np.asarray(grad, dtype=np.float32)
+    weight = np.asarray(params[name], dtype=np.float32)
+    if grad.ndim == 1:
+        w_norm, g_norm = np.linalg.norm(weight), np.linalg.norm(grad)
+    else:
+        w_norm = np.linalg.norm(weight, axis=1, keepdims=True)
+        g_norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    limit = clipping * np.maximum(w_norm, eps)
+    over = g_norm > limit
+    clipped[name] = grad * np.where(over, limit / np.where(over, g_norm, 1.0), 1.0)
+return clipped
+"""
+mistake("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
+        {"test_adaptive_clip_by_hand": "keep the gradients in float64",
+         "test_adaptive_clip_properties": "must stay exactly as it was"})
+costs("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
+      {"test_adaptive_clip_by_hand", "test_adaptive_clip_properties"})
+
+
 # -- more cases above this line --
 
 
