@@ -2368,6 +2368,75 @@ mistake("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
 costs("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
       {"test_adaptive_clip_by_hand", "test_adaptive_clip_properties"})
 
+# -- ch05 Part 2 (fix05; /tmp/learner35/REPORT.md findings 1 and 3) ------------------
+# A 7-point stencil over the set-up's cho_gru_forward passed every visible test and
+# lost 5 hidden points; the tests now run cho_gru_backward with cho_gru_forward (and
+# numerical_gradient) replaced by stubs that raise, visible and hidden alike.
+# Writing into cache['r'] passed every visible test and cost the 3-point sequence
+# cell; writing into dh_seq was never seen. Both now fail the visible half of the
+# 1-point cell test_cho_gru_leaves_inputs, and only it.
+CG5 = ("ch05", "ex_cho_gru_backward")
+CHO_CELLS = {"test_cho_gru_one_step_parameters", "test_cho_gru_one_step_inputs",
+             "test_cho_gru_sequence", "test_cho_gru_leaves_inputs"}
+
+
+def _ch05_cho(solution_edit=None):
+    """The body of the course's cho_gru_backward, with one (old, new) replacement."""
+    cell = next(c for c in notebook("ch05")["cells"]
+                if nbtools.nbgrader_meta(c).get("grade_id") == CG5[1])
+    lines = nbtools.source(cell).splitlines()
+    begin = next(k for k, line in enumerate(lines)
+                 if line.strip() == nbtools.BEGIN_SOLUTION)
+    end = next(k for k, line in enumerate(lines)
+               if line.strip() == nbtools.END_SOLUTION)
+    body = textwrap.dedent("\n".join(lines[begin + 1 : end]))
+    if solution_edit:
+        old, new = solution_edit
+        assert body.count(old) == 1, old
+        body = body.replace(old, new)
+    return body
+
+
+_CH05_FD7 = """
+arrays = {"x": cache["x"], "h0": cache["h0"], **cache["params"]}
+
+
+def loss(b):
+    hs, _ = cho_gru_forward(b["x"], b["h0"], {k: b[k] for k in PARAM_NAMES})
+    return float(np.sum(dh_seq * hs))
+
+
+out = {}
+for name, a in arrays.items():
+    g = np.zeros(a.shape)
+    for ix in np.ndindex(a.shape):
+        def at(d):
+            b = {k: v.copy() for k, v in arrays.items()}
+            b[name][ix] += d
+            return loss(b)
+        g[ix] = (45 * (at(5e-3) - at(-5e-3)) - 9 * (at(1e-2) - at(-1e-2))
+                 + (at(1.5e-2) - at(-1.5e-2))) / (60 * 5e-3)
+    out[name] = g
+return out
+"""
+mistake("ch05 cho_gru_backward by a 7-point stencil over cho_gru_forward", *CG5,
+        _CH05_FD7, dict.fromkeys(CHO_CELLS, "does not re-run the forward pass"))
+costs("ch05 cho_gru_backward by a 7-point stencil over cho_gru_forward", *CG5,
+      _CH05_FD7, CHO_CELLS)
+_CH05_R_IN_PLACE = _ch05_cho(("reset_h = r_all * h_before",
+                              "reset_h = r_all\nreset_h *= h_before"))
+mistake("ch05 cho_gru_backward writes r * h into cache['r']", *CG5, _CH05_R_IN_PLACE,
+        {"test_cho_gru_leaves_inputs": "writes into cache['r']"})
+costs("ch05 cho_gru_backward writes r * h into cache['r']", *CG5, _CH05_R_IN_PLACE,
+      {"test_cho_gru_leaves_inputs"})
+_CH05_DH_IN_PLACE = _ch05_cho(("dh_t = dh_seq[:, t] + d_back",
+                               "dh_t = dh_seq[:, t]\n    dh_t += d_back"))
+mistake("ch05 cho_gru_backward adds into dh_seq", *CG5, _CH05_DH_IN_PLACE,
+        {"test_cho_gru_leaves_inputs": "writes into dh_seq"})
+costs("ch05 cho_gru_backward adds into dh_seq", *CG5, _CH05_DH_IN_PLACE,
+      {"test_cho_gru_leaves_inputs"})
+costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
+
 
 # -- more cases above this line --
 
