@@ -358,8 +358,32 @@ def forms(exercise: Exercise) -> dict[str, object]:
             )
         return None
 
+    def lstm_jacobian_from_cell_backward(func):
+        # ch05 Part 1: the library's private LSTM helpers, _gates for the step and
+        # _cell_backward for its vector-Jacobian product, run once per row of J
+        # (a unit upstream gradient on each of h_t and c_t) give the whole
+        # Jacobian: row a is [da @ W_hh, dc_prev].
+        if func.name != "lstm_step_jacobian":
+            return None
+        return (
+            "import numpy as np\n"
+            "from rnnlib import lstm as _lstm\n"
+            "H = h_prev.shape[0]\n"
+            "a = (params['W_ih'] @ x_t + params['b_ih'] + params['W_hh'] @ h_prev\n"
+            "     + params['b_hh'])[None]\n"
+            "gates = _lstm._gates(a, H)\n"
+            "i, f, g, o = np.split(gates, 4, axis=1)\n"
+            "tanh_c = np.tanh(f * c_prev[None] + i * g)\n"
+            "eye, rows = np.eye(2 * H), 2 * H\n"
+            "da, dc_prev = _lstm._cell_backward(\n"
+            "    eye[:, :H], eye[:, H:], np.repeat(c_prev[None], rows, 0),\n"
+            "    np.repeat(gates, rows, 0), np.repeat(tanh_c, rows, 0))\n"
+            "return np.concatenate([da @ params['W_hh'], dc_prev], axis=1)"
+        )
+
     return {
         "torch_bigru": torch_bigru,
+        "lstm_jacobian_from_cell_backward": lstm_jacobian_from_cell_backward,
         "one_hot_from_a_loss": one_hot_from_a_loss,
         "gru_cell_as_rnn": gru_cell_as_rnn,
         "lstm_as_tanh_step": lstm_as_tanh_step,
