@@ -2468,6 +2468,83 @@ costs("ch05 cho_gru_backward adds into dh_seq", *CG5, _CH05_DH_IN_PLACE,
       {"test_cho_gru_leaves_inputs"})
 costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
 
+# -- ch03 Parts 3 to 5: finite differences of the set-up's forward passes (learner
+# review 35, finding 1). A 5-point stencil reached 1e-11 and earned 20/20; the
+# backward passes now run with every forward pass swapped for a failing stub.
+_CH03_FD = """
+def _fd(loss, arrays, h=1e-3):
+    out = {}
+    for name, a in arrays.items():
+        g = np.zeros(a.shape)
+        for ix in np.ndindex(a.shape):
+            def at(d):
+                b = {k: v.copy() for k, v in arrays.items()}
+                b[name][ix] += d
+                return loss(b)
+            g[ix] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
+        out[name] = g
+    return out
+"""
+_CH03_FD_LAST = _CH03_FD + """
+rc = cache["rnn"]
+arrays = {"x": rc["x"], "h0": rc["h0"], **rc["params"], "W_hy": cache["out"]["W"],
+          "b_y": np.zeros(cache["out"]["W"].shape[0])}
+def loss(b):
+    z, _ = last_state_forward(b["x"], cache["lengths"], b["h0"],
+                              {k: b[k] for k in arrays if k not in ("x", "h0")})
+    return float(np.sum(dz * z))
+return _fd(loss, arrays)
+"""
+_CH03_FD_BIRNN = _CH03_FD + """
+cf, cr = cache["forward"], cache["reverse"]
+arrays = {"x": cf["x"], "h0": cf["h0"], "h0_reverse": cr["h0"], **cf["params"],
+          **{k + "_reverse": v for k, v in cr["params"].items()}}
+def loss(b):
+    out, _ = birnn_forward(b["x"], b["h0"], b["h0_reverse"],
+                           {k: v for k, v in b.items() if k.startswith(("W_", "b_"))})
+    return float(np.sum(dout * out))
+return _fd(loss, arrays)
+"""
+_CH03_FD_LEAKY = _CH03_FD + """
+x, h0, p, alpha = cache["x"], cache["h0"], cache["params"], cache["alpha"]
+def loss(b):
+    hs, _ = leaky_rnn_forward(b["x"], b["h0"], {k: b[k] for k in p}, alpha)
+    return float(np.sum(dh_seq * hs))
+return _fd(loss, {"x": x, "h0": h0, **p})
+"""
+_CH03_RERUN = "does not re-run the forward pass"
+_CH03_FD_CASES = {
+    "last_state": ("ex_last_state_backward", _CH03_FD_LAST,
+                   ["test_last_state_padding_gets_nothing",
+                    "test_last_state_matches_autograd"]),
+    "birnn": ("ex_birnn_backward", _CH03_FD_BIRNN,
+              ["test_birnn_forward_cell", "test_birnn_reverse_cell",
+               "test_birnn_input_gradient"]),
+    "leaky": ("ex_leaky_rnn_backward", _CH03_FD_LEAKY,
+              ["test_leaky_through_tanh", "test_leaky_leak_path"]),
+}
+for _part, (_answer, _code, _cells) in _CH03_FD_CASES.items():
+    mistake(f"ch03 {_part} backward by finite differences of the forward", "ch03",
+            _answer, _code, dict.fromkeys(_cells, _CH03_RERUN))
+    costs(f"ch03 {_part} backward by finite differences of the forward", "ch03",
+          _answer, _code, set(_cells))
+# The same stencil on a copy of the forward pass that the stubs cannot reach
+# (rnnlib.rnn_forward, called through the module): the saturated case (weights
+# times 3) and the tolerance of 1e-11 fail it, with the precision message.
+_CH03_FD_LAST_COPY = _CH03_FD + """
+rc = cache["rnn"]
+arrays = {"x": rc["x"], "h0": rc["h0"], **rc["params"], "W_hy": cache["out"]["W"],
+          "b_y": np.zeros(cache["out"]["W"].shape[0])}
+def loss(b):
+    hs, _ = rnnlib.rnn_forward(b["x"], b["h0"], {k: b[k] for k in rc["params"]})
+    z = hs[np.arange(hs.shape[0]), cache["lengths"] - 1] @ b["W_hy"].T + b["b_y"]
+    return float(np.sum(dz * z))
+return _fd(loss, arrays)
+"""
+mistake("ch03 last_state backward by finite differences of a copied forward", "ch03",
+        "ex_last_state_backward", _CH03_FD_LAST_COPY,
+        {"test_last_state_matches_autograd": "accuracy of finite differences"})
+
 
 # -- more cases above this line --
 
