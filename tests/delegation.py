@@ -381,12 +381,38 @@ def forms(exercise: Exercise) -> dict[str, object]:
             "return np.concatenate([da @ params['W_hh'], dc_prev], axis=1)"
         )
 
+    def gru_as_leaky_rnn(func):
+        # ch03 Part 5: a GRU whose reset gate is pinned to 1 (b_ir = +1000, so
+        # r = 1.0 exactly and r (1 - r) = 0) and whose update gate is the constant
+        # 1 - alpha (W_hz = 0, b_iz = logit(1 - alpha)) is the leaky RNN:
+        # h_t = alpha n_t + (1 - alpha) h_{t-1}. gru_backward then computes the
+        # whole backward pass (learner review 35, finding 2: it scored 5/5).
+        if func.name != "leaky_rnn_backward":
+            return None
+        return (
+            "import numpy as np\n"
+            "import rnnlib\n"
+            "x, h0, p = cache['x'], cache['h0'], cache['params']\n"
+            "alpha = cache['alpha']\n"
+            "H, D = p['W_ih'].shape\n"
+            "bz = np.full(H, np.log((1 - alpha) / alpha) if alpha < 1 else -1e3)\n"
+            "gp = {'W_ih': np.concatenate([np.zeros((2 * H, D)), p['W_ih']]),\n"
+            "      'W_hh': np.concatenate([np.zeros((2 * H, H)), p['W_hh']]),\n"
+            "      'b_ih': np.concatenate([np.full(H, 1e3), bz, p['b_ih']]),\n"
+            "      'b_hh': np.concatenate([np.zeros(2 * H), p['b_hh']])}\n"
+            "_, gc = rnnlib.gru_forward(x, h0, gp)\n"
+            "gg = rnnlib.gru_backward(dh_seq, gc)\n"
+            "return {'x': gg['x'], 'h0': gg['h0'],\n"
+            "        **{k: gg[k][2 * H:] for k in ('W_ih', 'W_hh', 'b_ih', 'b_hh')}}"
+        )
+
     return {
         "torch_bigru": torch_bigru,
         "lstm_jacobian_from_cell_backward": lstm_jacobian_from_cell_backward,
         "one_hot_from_a_loss": one_hot_from_a_loss,
         "gru_cell_as_rnn": gru_cell_as_rnn,
         "lstm_as_tanh_step": lstm_as_tanh_step,
+        "gru_as_leaky_rnn": gru_as_leaky_rnn,
         "public": public,
         "private": private,
         "rebuilt": rebuilt,
