@@ -2546,6 +2546,35 @@ mistake("ch03 last_state backward by finite differences of a copied forward", "c
         {"test_last_state_matches_autograd": "accuracy of finite differences"})
 
 
+# -- ch03: precision, not formula (learner review 35, finding 6). numeric in float32
+# passed every visible cell and lost a hidden point whose message showed two equal
+# numbers; a float32 loss or dz was blamed on the formula.
+_CH03_GC_F32 = _ch03_grad_check("(loss_plus - loss_minus) / (2 * h)").replace(
+    "numeric = np.zeros(value.shape)", "numeric = np.zeros(value.shape, np.float32)")
+mistake("ch03 grad_check numeric in float32", *GC, _CH03_GC_F32,
+        {"test_grad_check_is_centred": "float32's precision"})
+costs("ch03 grad_check numeric in float32", *GC, _CH03_GC_F32,
+      {"test_grad_check_is_centred"})
+_CH03_CE_F32 = _ch03_ce("real / (N * lengths[:, None])").replace(
+    "N, T, V = z.shape", "N, T, V = z.shape\nz = z.astype(np.float32)").replace(
+    "return float(loss), dz", "return float(loss), dz.astype(np.float32)")
+mistake("ch03 sequence CE in float32", "ch03", "ex_sequence_mean_cross_entropy",
+        _CH03_CE_F32, {"test_sequence_ce_loss_by_hand": "float32's precision",
+                       "test_sequence_ce_gradient_by_hand": "float32's precision",
+                       "test_sequence_ce_gradient_check": "dz is float32"})
+_CH03_CE_LOSS_F32 = _ch03_ce("real / (N * lengths[:, None])").replace(
+    "log_p = log_softmax(z)", "log_p = log_softmax(z.astype(np.float32))")
+mistake("ch03 sequence CE loss in float32, dz in float64", "ch03",
+        "ex_sequence_mean_cross_entropy", _CH03_CE_LOSS_F32,
+        {"test_sequence_ce_loss_by_hand": "float32's precision",
+         "test_sequence_ce_gradient_check": "the rounding of float32"})
+_CH03_LEAKY_F32 = _ch03_leaky(FIX3, FIX4).replace(
+    "da = np.zeros_like(h_seq)", "da = np.zeros_like(h_seq, dtype=np.float32)")
+mistake("ch03 leaky fixed, da in float32", *LEAKY, _CH03_LEAKY_F32,
+        {TANH_TEST: "accuracy of finite differences or of float32",
+         PATH_TEST: "accuracy of finite differences or of float32"})
+
+
 # -- more cases above this line --
 
 
