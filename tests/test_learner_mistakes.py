@@ -2575,6 +2575,22 @@ mistake("ch03 leaky fixed, da in float32", *LEAKY, _CH03_LEAKY_F32,
          PATH_TEST: "accuracy of finite differences or of float32"})
 
 
+# -- ch03 Part 1: a relative error by hand, divided by max(|a|, |b|) (learner review
+# 35, finding 7): every cell said "not a fixed number" or showed nan.
+_CH03_GC_BY_MAX = _ch03_grad_check("(loss_plus - loss_minus) / (2 * h)").replace(
+    "errors[name] = rel_error(grads[name], numeric)",
+    "g = np.asarray(grads[name], float)\n"
+    "    errors[name] = float(np.max(np.abs(g - numeric)\n"
+    "                                / np.maximum(np.abs(g), np.abs(numeric))))")
+_CH03_BY_MAX_SAYS = "divided by the larger of |a| and |b|"
+mistake("ch03 grad_check relative error over max(|a|, |b|)", *GC, _CH03_GC_BY_MAX, {
+    "test_grad_check_correct_gradient": _CH03_BY_MAX_SAYS,
+    "test_grad_check_is_centred": _CH03_BY_MAX_SAYS,
+    "test_grad_check_finds_a_wrong_entry": _CH03_BY_MAX_SAYS,
+    "test_grad_check_restores_params": "0/0 where both gradients are 0",
+})
+
+
 # -- more cases above this line --
 
 
