@@ -2591,6 +2591,37 @@ mistake("ch03 grad_check relative error over max(|a|, |b|)", *GC, _CH03_GC_BY_MA
 })
 
 
+# -- ch03 Part 2: padding with logits of +-1000, and z cleaned in place (learner
+# review 35, findings 8 and 10): both scored 20/20.
+_CH03_CE_OK = _ch03_ce("real / (N * lengths[:, None])")
+_CH03_CE_NAIVE = _CH03_CE_OK.replace(
+    "log_p = log_softmax(z)",
+    "p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)\nlog_p = np.log(p)").replace(
+    "dz = (softmax(z) - one_hot(y, V))", "dz = (p - one_hot(y, V))")
+_CH03_CE_PRODUCT = _CH03_CE_OK.replace("log_p = log_softmax(z)",
+                                       "log_p = np.log(softmax(z))")
+_CH03_CE_IN_PLACE = _CH03_CE_OK.replace(
+    "weight = ", "z[~real] = 0.0\nweight = ")
+_CH03_ANY_LOGITS = "padding may hold any logits"
+mistake("ch03 sequence CE naive softmax", "ch03", "ex_sequence_mean_cross_entropy",
+        _CH03_CE_NAIVE, {"test_sequence_ce_loss_by_hand": _CH03_ANY_LOGITS,
+                         "test_sequence_ce_gradient_by_hand": _CH03_ANY_LOGITS})
+costs("ch03 sequence CE naive softmax", "ch03", "ex_sequence_mean_cross_entropy",
+      _CH03_CE_NAIVE, _CH03_CE_BY_HAND)
+mistake("ch03 sequence CE log of softmax masked by a product", "ch03",
+        "ex_sequence_mean_cross_entropy", _CH03_CE_PRODUCT,
+        {"test_sequence_ce_loss_by_hand": "0 * inf is nan"})
+costs("ch03 sequence CE log of softmax masked by a product", "ch03",
+      "ex_sequence_mean_cross_entropy", _CH03_CE_PRODUCT,
+      {"test_sequence_ce_loss_by_hand"})
+mistake("ch03 sequence CE zeroes the padded logits of z in place", "ch03",
+        "ex_sequence_mean_cross_entropy", _CH03_CE_IN_PLACE,
+        {"test_sequence_ce_loss_by_hand": "changed its argument z in place"})
+costs("ch03 sequence CE zeroes the padded logits of z in place", "ch03",
+      "ex_sequence_mean_cross_entropy", _CH03_CE_IN_PLACE,
+      {"test_sequence_ce_loss_by_hand"})
+
+
 # -- more cases above this line --
 
 
