@@ -2622,6 +2622,28 @@ costs("ch03 sequence CE zeroes the padded logits of z in place", "ch03",
       {"test_sequence_ce_loss_by_hand"})
 
 
+# -- ch03 Part 3: the two likeliest slips raised raw NumPy errors (learner review 35,
+# finding 9); the cells' hints now reach them.
+_CH03_LS = """
+out_grads = affine_backward(dz, cache["out"])
+h_seq = cache["rnn"]["h_seq"]
+dh_seq = np.zeros_like(h_seq)
+dh_seq[np.arange(h_seq.shape[0]), cache["lengths"] - 1] = out_grads["h"]
+grads = rnn_backward(dh_seq, cache["rnn"])
+grads["W_hy"], grads["b_y"] = out_grads["W"], out_grads["b"]
+return grads
+"""
+_CH03_LS_NO_MINUS_ONE = _CH03_LS.replace('cache["lengths"] - 1]', 'cache["lengths"]]')
+_CH03_LS_W_HY_T = _CH03_LS.replace(
+    '= out_grads["h"]', '= dz @ cache["out"]["W"].T')
+_CH03_LS_CELLS = ["test_last_state_padding_gets_nothing",
+                  "test_last_state_matches_autograd"]
+mistake("ch03 last_state lengths without - 1", "ch03", "ex_last_state_backward",
+        _CH03_LS_NO_MINUS_ONE, dict.fromkeys(_CH03_LS_CELLS, "not step lengths[n]"))
+mistake("ch03 last_state dz @ W_hy.T", "ch03", "ex_last_state_backward",
+        _CH03_LS_W_HY_T, dict.fromkeys(_CH03_LS_CELLS, "dLoss/dh_last = dz @ W_hy"))
+
+
 # -- more cases above this line --
 
 
