@@ -2644,6 +2644,33 @@ mistake("ch03 last_state dz @ W_hy.T", "ch03", "ex_last_state_backward",
         _CH03_LS_W_HY_T, dict.fromkeys(_CH03_LS_CELLS, "dLoss/dh_last = dz @ W_hy"))
 
 
+# -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
+# tanh' from the pre-activation, 1 / cosh(a)**2, is as right as 1 - h**2: with the
+# saturated case at three times the weights, the two differed by 4e-11 and this one
+# failed the 1e-11 tolerance (and was told float32); at twice, by 2e-13.
+TG4_COSH = """
+N, T, _ = x.shape
+W_hh = params["W_hh"]
+h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
+gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
+delta = np.asarray(g, dtype=float)
+for t in range(T - 1, max(T - k, 0) - 1, -1):
+    before = h_seq[:, t - 1] if t > 0 else np.zeros_like(delta)
+    a = x[:, t] @ params["W_ih"].T + params["b_ih"] + before @ W_hh.T + params["b_hh"]
+    da = delta / np.cosh(a) ** 2
+    gr["W_ih"] += da.T @ x[:, t]
+    gr["W_hh"] += da.T @ before
+    gr["b_ih"] += da.sum(0)
+    gr["b_hh"] += da.sum(0)
+    delta = da @ W_hh
+return gr
+"""
+mistake("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
+        TG4_COSH, {})
+costs("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
+      TG4_COSH, set())
+
+
 # -- more cases above this line --
 
 
