@@ -234,6 +234,17 @@ def test_work_in_a_child_reports_its_end_and_leaves_the_parent_as_it_was(tmp_pat
     guard.cancel()
 
 
+def printed_by(script: str) -> list[str]:
+    """The words a Python script run in a process of its own printed."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 WATCHDOG_MEMORY = """
 import subprocess, sys
 from coursetools.worker import Watchdog
@@ -252,14 +263,7 @@ print(code, watchdog.flooded, flush=True)
                          [(64, 60, "killed True"), (1024, 1, "0 False")])
 def test_the_watchdog_ends_a_jobs_children_when_the_process_outgrows_its_cap(
         memory_mb, sleep, expected):
-    import subprocess
-    import sys
-
-    script = WATCHDOG_MEMORY.format(sleep=sleep, memory_mb=memory_mb)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=90)
-    assert done.returncode == 0, done.stderr
-    code, flooded = done.stdout.split()
+    code, flooded = printed_by(WATCHDOG_MEMORY.format(sleep=sleep, memory_mb=memory_mb))
     assert ("killed" if int(code) != 0 else code, flooded) == tuple(expected.split())
 
 
@@ -285,14 +289,8 @@ def test_the_watchdog_stops_children_that_together_hold_more_than_the_cap_allows
         memory_mb, sleep, stopped):
     # Red-team pass 8: the cap is per process, and each child gets one of its own.
     # Three children of 300 MB: past 2 * 64 + 512 MB, within 2 * 1024 + 512 MB.
-    import subprocess
-    import sys
-
-    script = WATCHDOG_CHILDREN.format(sleep=sleep, memory_mb=memory_mb)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    code, held_mb, flooded = done.stdout.split()
+    code, held_mb, flooded = printed_by(
+        WATCHDOG_CHILDREN.format(sleep=sleep, memory_mb=memory_mb))
     assert flooded == "False"  # the worker itself did not grow
     if stopped:
         assert int(code) < 0 and 2 * memory_mb + 512 < int(held_mb) < 1000

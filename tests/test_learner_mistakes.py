@@ -2232,8 +2232,9 @@ mistake("ch02 leaky_decay_rate off by 1e-6", "ch02", "ex_decay_rate", DR_OFF_BY_
 TG4 = ("ch04", "ex_truncated_grads")
 TG4_CELLS = ["test_truncated_one_step", "test_truncated_full_bptt",
              "test_truncated_window"]
-TG4_FD = """
-def _fd(loss, arrays, h):
+# A 5-point stencil over every entry of every array (ch03 and ch04 cheats use it).
+FD5 = """
+def _fd(loss, arrays, h=1e-3):
     out = {}
     for name, a in arrays.items():
         grad = np.zeros(a.shape)
@@ -2245,7 +2246,8 @@ def _fd(loss, arrays, h):
             grad[ix] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
         out[name] = grad
     return out
-N, T, D = x.shape
+"""
+TG4_FD = FD5 + """N, T, D = x.shape
 H = params["W_hh"].shape[0]
 k = min(k, T)
 FORWARD
@@ -2471,20 +2473,7 @@ costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
 # -- ch03 Parts 3 to 5: finite differences of the set-up's forward passes (learner
 # review 35, finding 1). A 5-point stencil reached 1e-11 and earned 20/20; the
 # backward passes now run with every forward pass swapped for a failing stub.
-_CH03_FD = """
-def _fd(loss, arrays, h=1e-3):
-    out = {}
-    for name, a in arrays.items():
-        g = np.zeros(a.shape)
-        for ix in np.ndindex(a.shape):
-            def at(d):
-                b = {k: v.copy() for k, v in arrays.items()}
-                b[name][ix] += d
-                return loss(b)
-            g[ix] = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
-        out[name] = g
-    return out
-"""
+_CH03_FD = FD5
 _CH03_FD_LAST = _CH03_FD + """
 rc = cache["rnn"]
 arrays = {"x": rc["x"], "h0": rc["h0"], **rc["params"], "W_hy": cache["out"]["W"],
