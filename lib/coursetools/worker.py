@@ -151,9 +151,10 @@ def run(context: Context, job: Job) -> StudentResult:
                 "kernel was stopped"))
         if watchdog.held_mb:
             result.findings.append(Finding(
-                "memory", f"the notebook's processes held {watchdog.held_mb} MB "
-                f"together, more than twice the cap of {context.settings['memory_mb']} "
-                "MB that each may hold; the kernel was stopped"))
+                "memory", f"the kernel, its processes and the judge held "
+                f"{watchdog.held_mb} MB together, more than twice the cap of "
+                f"{context.settings['memory_mb']} MB each may hold; the kernel was "
+                "stopped"))
         result.token = job.token
         result.worker = f"{socket.gethostname()}:{os.getpid()}"
         result.seconds = round(time.monotonic() - started, 2)
