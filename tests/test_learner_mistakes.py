@@ -1647,6 +1647,9 @@ _CH06_BI_MISTAKES = {
         "f": (_CH06_FWD_LINE, 'both[rows, :L, :H] = states(x, "_reverse")'),
         "b": (_CH06_BACK_LINE, 'both[rows, :L, H:] = states(x[:, ::-1], "")[:, ::-1]')},
         _CH06_FORWARD, "with the _reverse weights"),
+    "uses the forward weights backwards": ({"b": (_CH06_BACK_LINE, (
+        'both[rows, :L, H:] = states(x[:, ::-1], "")[:, ::-1]'))},
+        _CH06_FORWARD, "the backward half is computed with the forward weights"),
     "puts the backward half first": ({
         "f": (_CH06_FWD_LINE, 'both[rows, :L, H:] = states(x, "")'),
         "b": (_CH06_BACK_LINE,
