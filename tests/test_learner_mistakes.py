@@ -1655,13 +1655,6 @@ _CH06_BI_MISTAKES = {
         "b": (_CH06_BACK_LINE,
               'both[rows, :L, :H] = states(x[:, ::-1], "_reverse")[:, ::-1]')},
         _CH06_FORWARD, "reads the backward half first"),
-    "swaps the gates r and z": ({"g": ("r, z = gates[:, :H], gates[:, H:]",
-                                       "z, r = gates[:, :H], gates[:, H:]")},
-                                _CH06_FORWARD, "reset and update gates are swapped"),
-    "adds b_hn outside the reset gate": ({"g": (
-        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
-        "n = np.tanh(from_x[:, 2 * H:] + b_hh[2 * H:] + r * (h @ W_hh[2 * H:].T))")},
-        _CH06_FORWARD, "b_hn is added outside the reset gate"),
     "takes T from max(lengths)": ({"t": ("N, T = ids.shape",
                                          "N, T = ids.shape[0], steps.max()")},
                                   _CH06_AFTER, "which may be more than max(lengths)"),
@@ -1687,6 +1680,51 @@ for _label, (_edits, _cell, _says) in _CH06_BI_MISTAKES.items():
             {_cell: _says})
     costs(f"ch06 bidirectional_step_scores {_label}", *_CH06_P6, _ch06_bi(**_edits),
           {_cell})
+# The GRU step is its own 1-point function, gru_direction; the four cells of
+# bidirectional_step_scores run with the course's swapped in, so one slip in the step
+# costs test_gru_direction alone (the review's F3: it cost all 7 points before).
+_CH06_DIR = ("ch06", "ex_gru_direction")
+_CH06_DIR_TEST = "test_gru_direction"
+
+
+def _ch06_dir(old, new):
+    """The solution of gru_direction with one line replaced."""
+    cell = next(c for c in notebook("ch06")["cells"]
+                if nbtools.nbgrader_meta(c).get("grade_id") == _CH06_DIR[1])
+    (region,) = nbtools.regions(nbtools.source(cell), nbtools.BEGIN_SOLUTION,
+                                nbtools.END_SOLUTION)
+    code = textwrap.dedent("\n".join(region))
+    assert code.count(old) == 1, old
+    return code.replace(old, new)
+
+
+_CH06_DIR_MISTAKES = {
+    "swaps the gates r and z": (("r, z = gates[:, :H], gates[:, H:]",
+                                 "z, r = gates[:, :H], gates[:, H:]"),
+                                "reset and update gates are swapped"),
+    "adds b_hn outside the reset gate": ((
+        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
+        "n = np.tanh(from_x[:, 2 * H:] + b_hh[2 * H:] + r * (h @ W_hh[2 * H:].T))"),
+        "b_hn is added outside the reset gate"),
+    "writes the update as z * n + (1 - z) * h": ((
+        "h = (1 - z) * n + z * h", "h = z * n + (1 - z) * h"),
+        "not z * n + (1 - z) * h"),
+    "puts a sigmoid on n": ((
+        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
+        "n = 1 / (1 + np.exp(-(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])))"),
+        "n a tanh"),
+    "computes in float32": (("(np.asarray(a, dtype=np.float64)",
+                             "(np.asarray(a, dtype=np.float32)"),
+                            "float32's rounding"),
+}
+for _label, (_edit, _says) in _CH06_DIR_MISTAKES.items():
+    _code = _ch06_dir(*_edit)
+    mistake(f"ch06 gru_direction {_label}", *_CH06_DIR, _code, {_CH06_DIR_TEST: _says})
+    costs(f"ch06 gru_direction {_label}", *_CH06_DIR, _code, {_CH06_DIR_TEST})
+mistake("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError()",
+        {_CH06_DIR_TEST: "NotImplementedError"})
+costs("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError()",
+      {_CH06_DIR_TEST})
 # Valid: one row at a time, each sequence reversed by slicing within its length.
 mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
         _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
