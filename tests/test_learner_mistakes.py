@@ -1732,6 +1732,11 @@ mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
                        "    rows = np.flatnonzero(steps == L)",
                        "for row, L in enumerate(steps):\n"
                        "    rows = np.array([row])")), {})
+# A NumPy error about a string is said as it is, not blamed on torch (the review's
+# F7: any "'str' object" error was reported as a use of torch before).
+mistake("ch06 bidirectional_step_scores raises a TypeError over a string", *_CH06_P6,
+        _ch06_bi(t=("N, T = ids.shape", 'N, T = ids.shape\nrange("T")')),
+        dict.fromkeys(_CH06_P6_CELLS, "raised TypeError: 'str' object cannot be"))
 mistake("ch06 Part 6 left blank", *_CH06_P6, "raise NotImplementedError()",
         dict.fromkeys(_CH06_P6_CELLS, "NotImplementedError"))
 # Delegation: PyTorch's own packed bidirectional GRU inside the function. The tests
