@@ -1725,6 +1725,21 @@ mistake("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError(
         {_CH06_DIR_TEST: "NotImplementedError"})
 costs("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError()",
       {_CH06_DIR_TEST})
+# Built on rnnlib.gru_forward, which is withheld when graded (0 sealed): the visible
+# test runs it with rnnlib as graded and says so at once (the review's F5).
+_CH06_DIR_RNNLIB = """
+H = np.shape(W_hh)[1]
+p = {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh}
+return rnnlib.gru_forward(np.asarray(x, dtype=float), np.zeros((len(x), H)), p)[0]
+"""
+mistake("ch06 gru_direction builds on rnnlib.gru_forward", *_CH06_DIR, _CH06_DIR_RNNLIB,
+        {_CH06_DIR_TEST: "they are withheld when the notebook is graded"})
+mistake("ch06 bidirectional_step_scores builds on rnnlib.gru_forward", *_CH06_P6,
+        _ch06_bi(s=("return gru_direction(x, *(",
+                    "return rnnlib.gru_forward(x, np.zeros((len(x), H)), "
+                    "dict(zip(PARAM_NAMES, ("),
+                 e=('"bias_hh")))', '"bias_hh")))))[0]')),
+        dict.fromkeys(_CH06_P6_CELLS, "they are withheld when the notebook is graded"))
 # Valid: one row at a time, each sequence reversed by slicing within its length.
 mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
         _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
