@@ -1740,6 +1740,12 @@ mistake("ch06 bidirectional_step_scores builds on rnnlib.gru_forward", *_CH06_P6
                     "dict(zip(PARAM_NAMES, ("),
                  e=('"bias_hh")))', '"bias_hh")))))[0]')),
         dict.fromkeys(_CH06_P6_CELLS, "they are withheld when the notebook is graded"))
+# float32 inside: every cell of the part gives Part 1's float32 hint (the review's
+# F6: four hints that pointed elsewhere before).
+mistake("ch06 bidirectional_step_scores computes in float32", *_CH06_P6,
+        _ch06_bi(w=("np.asarray(value, dtype=np.float64)",
+                    "np.asarray(value, dtype=np.float32)")),
+        dict.fromkeys(_CH06_P6_CELLS, "float32's rounding"))
 # Valid: one row at a time, each sequence reversed by slicing within its length.
 mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
         _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
