@@ -1746,6 +1746,14 @@ mistake("ch06 bidirectional_step_scores computes in float32", *_CH06_P6,
         _ch06_bi(w=("np.asarray(value, dtype=np.float64)",
                     "np.asarray(value, dtype=np.float32)")),
         dict.fromkeys(_CH06_P6_CELLS, "float32's rounding"))
+# The tests' visible oracles are not in the learner's kernel when graded (0 sealed):
+# in the learner's own kernel they are swapped out too, and the cell says so.
+mistake("ch06 gru_direction calls the tests' course_direction", *_CH06_DIR,
+        "return course_direction(x, W_ih, W_hh, b_ih, b_hh)",
+        {_CH06_DIR_TEST: "used a helper of the tests"})
+mistake("ch06 bidirectional_step_scores calls the tests' packed_states", *_CH06_P6,
+        "return head_scores(weights, packed_states(weights, x_ids, lengths))",
+        dict.fromkeys(_CH06_P6_CELLS, "used a helper of the tests"))
 # Valid: one row at a time, each sequence reversed by slicing within its length.
 mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
         _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
