@@ -2544,6 +2544,116 @@ mistake("ch05 cho_gru_backward adds into dh_seq", *CG5, _CH05_DH_IN_PLACE,
 costs("ch05 cho_gru_backward adds into dh_seq", *CG5, _CH05_DH_IN_PLACE,
       {"test_cho_gru_leaves_inputs"})
 costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
+# (fix05b; /tmp/rev03/REPORT.md finding 1, carried over to ch05) The complex step
+# over a copy of the forward pass, f(x + 1e-20j).imag / 1e-20, is exact to rounding
+# and calls nothing the stubs replace: it earned 7/7. test_cho_gru_leaves_inputs
+# now also hands the backward a cache whose gates and states did not come from its
+# x (autograd's run with a constant added to every pre-activation); anything that
+# recomputes them from x fails there (rel. error 1.0; the course's answer 1e-14).
+# The other three cells cannot tell, so the complex step keeps 6 of Part 2's 7
+# points (the 7-point stencil over its own forward, above, keeps 0).
+_CH05_COMPLEX_STEP = """
+def _fwd(x, h0, params):
+    W_ir, W_iz, W_in = np.split(params["W_ih"], 3)
+    W_hr, W_hz, W_hn = np.split(params["W_hh"], 3)
+    b_ir, b_iz, b_in = np.split(params["b_ih"], 3)
+    b_hr, b_hz, b_hn = np.split(params["b_hh"], 3)
+    h, out = h0, []
+    for t in range(x.shape[1]):
+        x_t = x[:, t]
+        r = 1 / (1 + np.exp(-(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)))
+        z = 1 / (1 + np.exp(-(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)))
+        n = np.tanh(x_t @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)
+        h = (1 - z) * n + z * h
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+arrays = {"x": cache["x"], "h0": cache["h0"], **cache["params"]}
+out = {}
+for name, a in arrays.items():
+    g = np.zeros(a.shape)
+    for ix in np.ndindex(a.shape):
+        b = {k: v.astype(complex) for k, v in arrays.items()}
+        b[name][ix] += 1e-20j
+        hs = _fwd(b["x"], b["h0"], {k: b[k] for k in PARAM_NAMES})
+        g[ix] = np.sum(dh_seq * hs).imag / 1e-20
+    out[name] = g
+return out
+"""
+cheat("ch05 cho_gru_backward by the complex step over its own forward", *CG5,
+      _CH05_COMPLEX_STEP,
+      {"test_cho_gru_leaves_inputs": "it does not recompute them from x"})
+costs("ch05 cho_gru_backward by the complex step over its own forward", *CG5,
+      _CH05_COMPLEX_STEP, {"test_cho_gru_leaves_inputs"})
+# A backward pass that recomputes r, z, n from x and the cached states: right on a
+# cache from cho_gru_forward, against the stated requirement; it costs the 1 point.
+_CH05_RECOMPUTES = """
+x, h0, h_seq, p = cache["x"], cache["h0"], cache["h_seq"], cache["params"]
+N, T, H = h_seq.shape
+W_ir, W_iz, W_in = np.split(p["W_ih"], 3)
+W_hr, W_hz, W_hn = np.split(p["W_hh"], 3)
+b_ir, b_iz, b_in = np.split(p["b_ih"], 3)
+b_hr, b_hz, b_hn = np.split(p["b_hh"], 3)
+grads = {k: np.zeros_like(v) for k, v in p.items()}
+dx = np.zeros_like(x)
+carry = np.zeros((N, H))
+for t in range(T - 1, -1, -1):
+    h_old = h0 if t == 0 else h_seq[:, t - 1]
+    x_t = x[:, t]
+    r = sigmoid(x_t @ W_ir.T + b_ir + h_old @ W_hr.T + b_hr)
+    z = sigmoid(x_t @ W_iz.T + b_iz + h_old @ W_hz.T + b_hz)
+    n = np.tanh(x_t @ W_in.T + b_in + (r * h_old) @ W_hn.T + b_hn)
+    dh = dh_seq[:, t] + carry
+    da_n = dh * (1 - z) * (1 - n**2)
+    da_z = dh * (h_old - n) * z * (1 - z)
+    drh = da_n @ W_hn
+    da_r = drh * h_old * r * (1 - r)
+    da = np.hstack([da_r, da_z, da_n])
+    dx[:, t] = da @ p["W_ih"]
+    grads["W_ih"] += da.T @ x_t
+    grads["W_hh"][: 2 * H] += np.hstack([da_r, da_z]).T @ h_old
+    grads["W_hh"][2 * H :] += da_n.T @ (r * h_old)
+    grads["b_ih"] += da.sum(axis=0)
+    grads["b_hh"] += da.sum(axis=0)
+    carry = dh * z + drh * r + da_r @ W_hr + da_z @ W_hz
+grads["x"], grads["h0"] = dx, carry
+return grads
+"""
+mistake("ch05 cho_gru_backward recomputes the gates from x", *CG5, _CH05_RECOMPUTES,
+        {"test_cho_gru_leaves_inputs": "reads the gates and states in the cache"})
+costs("ch05 cho_gru_backward recomputes the gates from x", *CG5, _CH05_RECOMPUTES,
+      {"test_cho_gru_leaves_inputs"})
+# Valid: a loop over steps that accumulates each gradient, with the derivatives in
+# another algebraic form of the cached gates (r - r * r, (1 - n) * (1 + n)); it
+# agrees on the not-from-x caches to 4e-14.
+costs("ch05 cho_gru_backward as a loop with other derivative forms (valid)", *CG5,
+      """
+x, h0, h_seq, p = cache["x"], cache["h0"], cache["h_seq"], cache["params"]
+N, T, H = h_seq.shape
+W_hr, W_hz, W_hn = np.split(p["W_hh"], 3)
+grads = {k: np.zeros_like(v) for k, v in p.items()}
+dx = np.zeros_like(x)
+carry = np.zeros((N, H))
+for t in range(T - 1, -1, -1):
+    h_old = h0 if t == 0 else h_seq[:, t - 1]
+    r, z, n = cache["r"][:, t], cache["z"][:, t], cache["n"][:, t]
+    dh = dh_seq[:, t] + carry
+    da_n = dh * (1 - z) * ((1 - n) * (1 + n))
+    da_z = (dh * h_old - dh * n) * (z - z * z)
+    drh = da_n @ W_hn
+    da_r = drh * h_old * (r - r * r)
+    da = np.hstack([da_r, da_z, da_n])
+    dx[:, t] = da @ p["W_ih"]
+    grads["W_ih"] += da.T @ x[:, t]
+    grads["W_hh"][: 2 * H] += np.hstack([da_r, da_z]).T @ h_old
+    grads["W_hh"][2 * H :] += da_n.T @ (r * h_old)
+    grads["b_ih"] += da.sum(axis=0)
+    grads["b_hh"] += da.sum(axis=0)
+    carry = dh * z + drh * r + da_r @ W_hr + da_z @ W_hz
+grads["x"], grads["h0"] = dx, carry
+return grads
+""", set())
 
 # -- ch03 Parts 3 to 5: finite differences of the set-up's forward passes (learner
 # review 35, finding 1). A 5-point stencil reached 1e-11 and earned 20/20; the
