@@ -2526,7 +2526,8 @@ def _fwd(x, h0, params):
 mistake("ch05 cho_gru_backward by a 7-point stencil over its own forward", *CG5,
         _CH05_FD7_OWN, {
             "test_cho_gru_one_step_parameters": "the accuracy of finite differences",
-            "test_cho_gru_one_step_inputs": "the accuracy of finite differences",
+            # its inputs' gradients are within 1e-11: the not-from-x cache tells
+            "test_cho_gru_one_step_inputs": "it does not recompute them from x",
             "test_cho_gru_sequence": "the accuracy of finite differences",
             "test_cho_gru_leaves_inputs": "your gradients are not yet right"})
 costs("ch05 cho_gru_backward by a 7-point stencil over its own forward", *CG5,
@@ -2549,9 +2550,9 @@ costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
 # and calls nothing the stubs replace: it earned 7/7. test_cho_gru_leaves_inputs
 # now also hands the backward a cache whose gates and states did not come from its
 # x (autograd's run with a constant added to every pre-activation); anything that
-# recomputes them from x fails there (rel. error 1.0; the course's answer 1e-14).
-# The other three cells cannot tell, so the complex step keeps 6 of Part 2's 7
-# points (the 7-point stencil over its own forward, above, keeps 0).
+# recomputes them from x fails there (rel. error 1.0; the course's answer 1e-14),
+# and so do the three gradient cells, each with one such cache: the complex step
+# earns none of Part 2's 7 points (it had kept 6 while only that cell checked).
 _CH05_COMPLEX_STEP = """
 def _fwd(x, h0, params):
     W_ir, W_iz, W_in = np.split(params["W_ih"], 3)
@@ -2582,12 +2583,11 @@ for name, a in arrays.items():
 return out
 """
 cheat("ch05 cho_gru_backward by the complex step over its own forward", *CG5,
-      _CH05_COMPLEX_STEP,
-      {"test_cho_gru_leaves_inputs": "it does not recompute them from x"})
+      _CH05_COMPLEX_STEP, dict.fromkeys(CHO_CELLS, "it does not recompute them from x"))
 costs("ch05 cho_gru_backward by the complex step over its own forward", *CG5,
-      _CH05_COMPLEX_STEP, {"test_cho_gru_leaves_inputs"})
+      _CH05_COMPLEX_STEP, CHO_CELLS)
 # A backward pass that recomputes r, z, n from x and the cached states: right on a
-# cache from cho_gru_forward, against the stated requirement; it costs the 1 point.
+# cache from cho_gru_forward, against the stated requirement; it costs Part 2.
 _CH05_RECOMPUTES = """
 x, h0, h_seq, p = cache["x"], cache["h0"], cache["h_seq"], cache["params"]
 N, T, H = h_seq.shape
@@ -2621,9 +2621,9 @@ grads["x"], grads["h0"] = dx, carry
 return grads
 """
 mistake("ch05 cho_gru_backward recomputes the gates from x", *CG5, _CH05_RECOMPUTES,
-        {"test_cho_gru_leaves_inputs": "reads the gates and states in the cache"})
+        dict.fromkeys(CHO_CELLS, "reads the gates and states in the cache"))
 costs("ch05 cho_gru_backward recomputes the gates from x", *CG5, _CH05_RECOMPUTES,
-      {"test_cho_gru_leaves_inputs"})
+      CHO_CELLS)
 # Valid: a loop over steps that accumulates each gradient, with the derivatives in
 # another algebraic form of the cached gates (r - r * r, (1 - n) * (1 + n)); it
 # agrees on the not-from-x caches to 4e-14.
