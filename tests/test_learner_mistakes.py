@@ -2715,9 +2715,12 @@ def loss(b):
     return float(np.sum(dz * z))
 return _fd(loss, arrays)
 """
+# (rev03 finding 1: it also fails the padding cell, which now checks that the
+# backward reads the cached states, reads_cached_states.)
 mistake("ch03 last_state backward by finite differences of a copied forward", "ch03",
         "ex_last_state_backward", _CH03_FD_LAST_COPY,
-        {"test_last_state_matches_autograd": "accuracy of finite differences"})
+        {"test_last_state_matches_autograd": "accuracy of finite differences",
+         "test_last_state_padding_gets_nothing": "it does not recompute them from x"})
 
 
 # -- ch03: precision, not formula (learner review 35, finding 6). numeric in float32
@@ -2816,6 +2819,108 @@ mistake("ch03 last_state lengths without - 1", "ch03", "ex_last_state_backward",
         _CH03_LS_NO_MINUS_ONE, dict.fromkeys(_CH03_LS_CELLS, "not step lengths[n]"))
 mistake("ch03 last_state dz @ W_hy.T", "ch03", "ex_last_state_backward",
         _CH03_LS_W_HY_T, dict.fromkeys(_CH03_LS_CELLS, "dLoss/dh_last = dz @ W_hy"))
+
+
+
+# -- ch03 Parts 3 to 5: an exact numerical derivative of a copied forward (rev03
+# finding 1). The complex step (or a long-double 7-point stencil) of a forward typed
+# into the answer cell reached 1e-14 and earned 20/20 sealed with no backward pass.
+# Every test cell of these parts now hands the backward the same cached states with
+# another x (reads_cached_states): only dW_ih may change.
+_CH03_CS = """
+def _cs(loss, arrays, h=1e-30):
+    out = {}
+    for name, a in arrays.items():
+        g = np.zeros(a.shape)
+        for ix in np.ndindex(a.shape):
+            b = {k: v.astype(complex) for k, v in arrays.items()}
+            b[name][ix] += 1j * h
+            g[ix] = loss(b).imag / h
+        out[name] = g
+    return out
+def _rnn(x, h0, p):
+    h, hs = h0, []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ p["W_ih"].T + p["b_ih"] + h @ p["W_hh"].T + p["b_hh"])
+        hs.append(h)
+    return np.stack(hs, axis=1)
+"""
+_CH03_CS_CASES = {
+    "last_state": ("ex_last_state_backward", _CH03_CS + """
+rc, W_hy = cache["rnn"], cache["out"]["W"]
+def loss(b):
+    hs = _rnn(b["x"], b["h0"], b)
+    z = hs[np.arange(hs.shape[0]), cache["lengths"] - 1] @ b["W_hy"].T + b["b_y"]
+    return np.sum(dz * z)
+return _cs(loss, {"x": rc["x"], "h0": rc["h0"], **rc["params"], "W_hy": W_hy,
+                  "b_y": np.zeros(W_hy.shape[0])})
+""", _CH03_LS_CELLS),
+    "birnn": ("ex_birnn_backward", _CH03_CS + """
+cf, cr = cache["forward"], cache["reverse"]
+H = dout.shape[-1] // 2
+def loss(b):
+    hf = _rnn(b["x"], b["h0"], {k: b[k] for k in PARAM_NAMES})
+    hr = _rnn(b["x"][:, ::-1], b["h0_reverse"],
+              {k: b[k + "_reverse"] for k in PARAM_NAMES})[:, ::-1]
+    return np.sum(dout[..., :H] * hf) + np.sum(dout[..., H:] * hr)
+return _cs(loss, {"x": cf["x"], "h0": cf["h0"], "h0_reverse": cr["h0"], **cf["params"],
+                  **{k + "_reverse": v for k, v in cr["params"].items()}})
+""", ["test_birnn_forward_cell", "test_birnn_reverse_cell",
+      "test_birnn_input_gradient"]),
+    "leaky": ("ex_leaky_rnn_backward", _CH03_CS + """
+alpha = cache["alpha"]
+def loss(b):
+    h, total = b["h0"], 0
+    for t in range(b["x"].shape[1]):
+        u = np.tanh(b["x"][:, t] @ b["W_ih"].T + b["b_ih"] + h @ b["W_hh"].T
+                    + b["b_hh"])
+        h = (1 - alpha) * h + alpha * u
+        total = total + np.sum(dh_seq[:, t] * h)
+    return total
+return _cs(loss, {"x": cache["x"], "h0": cache["h0"], **cache["params"]})
+""", [TANH_TEST, PATH_TEST]),
+}
+_CH03_READS_CACHE = ("reads the states in the cache (tanh' as 1 - h**2 from the "
+                     "cached h)")
+for _part, (_answer, _code, _cells) in _CH03_CS_CASES.items():
+    cheat(f"ch03 {_part} backward by the complex step of a copied forward", "ch03",
+          _answer, _code, dict.fromkeys(_cells, _CH03_READS_CACHE))
+# tanh' as sech^2 of a pre-activation rebuilt from x, h_{t-1} and the params: right
+# on an honest cache, but it recomputes from x what the cache holds. The rules now
+# say so; it costs its own part, every cell of it, with the same message.
+_CH03_LS_SECH = """
+out_grads = affine_backward(dz, cache["out"])
+rc, L = cache["rnn"], cache["lengths"]
+x, h0, h_seq, p = rc["x"], rc["h0"], rc["h_seq"], rc["params"]
+N, T, _ = x.shape
+dh_seq = np.zeros_like(h_seq)
+dh_seq[np.arange(N), L - 1] = out_grads["h"]
+h_prev = np.concatenate([h0[:, None], h_seq[:, :-1]], axis=1)
+a = x @ p["W_ih"].T + p["b_ih"] + h_prev @ p["W_hh"].T + p["b_hh"]
+da, dnext = np.zeros_like(h_seq), np.zeros_like(h0)
+for t in reversed(range(T)):
+    da[:, t] = (dh_seq[:, t] + dnext) / np.cosh(a[:, t]) ** 2
+    dnext = da[:, t] @ p["W_hh"]
+return {"x": da @ p["W_ih"], "h0": dnext,
+        "W_ih": np.einsum("nth,ntd->hd", da, x),
+        "W_hh": np.einsum("nth,ntk->hk", da, h_prev),
+        "b_ih": da.sum(axis=(0, 1)), "b_hh": da.sum(axis=(0, 1)),
+        "W_hy": out_grads["W"], "b_y": out_grads["b"]}
+"""
+_CH03_LEAKY_SECH = _ch03_leaky(
+    "a = x[:, t] @ p['W_ih'].T + p['b_ih'] + (h_seq[:, t - 1] if t else h0) "
+    "@ p['W_hh'].T + p['b_hh']; da[:, t] = du / np.cosh(a) ** 2", FIX4)
+for _label, (_answer, _code, _cells) in {
+        "last_state": ("ex_last_state_backward", _CH03_LS_SECH, _CH03_LS_CELLS),
+        "leaky": ("ex_leaky_rnn_backward", _CH03_LEAKY_SECH, [TANH_TEST, PATH_TEST]),
+}.items():
+    mistake(f"ch03 {_label} tanh' as sech^2 of a pre-activation rebuilt from x",
+            "ch03", _answer, _code, dict.fromkeys(_cells, _CH03_READS_CACHE))
+    costs(f"ch03 {_label} tanh' as sech^2 of a pre-activation rebuilt from x",
+          "ch03", _answer, _code, set(_cells))
+# The solution's gradients do not move at all when only x changes (0, not 1e-16).
+costs("ch03 last_state as the course writes it", "ch03", "ex_last_state_backward",
+      (), set())
 
 
 # -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
