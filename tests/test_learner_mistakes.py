@@ -2923,6 +2923,21 @@ costs("ch03 last_state as the course writes it", "ch03", "ex_last_state_backward
       (), set())
 
 
+
+# -- ch03 Part 1: a step scaled by |old| (rev03 finding 2). h * max(1, |old|) passed
+# every visible cell (the cube's error at w = 1 is h**2 / (6 + h**2) for either step
+# at any w) and lost the hidden half of test_grad_check_is_centred; a visible case at
+# w = 2 now names it.
+_CH03_GC_RELATIVE_STEP = _ch03_grad_check("(loss_plus - loss_minus) / (2 * h)").replace(
+    "    old = value[ix]\n",
+    "    old = value[ix]\n        h = h0 * max(1.0, abs(float(old)))\n").replace(
+    "errors = {}\n", "errors, h0 = {}, h\n")
+mistake("ch03 grad_check step scaled by |old|", *GC, _CH03_GC_RELATIVE_STEP,
+        {"test_grad_check_is_centred": "your step was scaled by |old|"})
+costs("ch03 grad_check step scaled by |old|", *GC, _CH03_GC_RELATIVE_STEP,
+      {"test_grad_check_is_centred"})
+
+
 # -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
 # tanh' from the pre-activation, 1 / cosh(a)**2, is as right as 1 - h**2: with the
 # saturated case at three times the weights, the two differed by 4e-11 and this one
