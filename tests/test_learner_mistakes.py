@@ -2938,6 +2938,22 @@ costs("ch03 grad_check step scaled by |old|", *GC, _CH03_GC_RELATIVE_STEP,
       {"test_grad_check_is_centred"})
 
 
+
+# -- ch03 Part 2: the stable shift in place, z -= z.max(...) (rev03 finding 4). It
+# cost the loss cell (named) and the gradient-check cell, whose message blamed the
+# derivation (numerical_gradient's nudges were shifted away). That cell now hands
+# the answer a copy of z at every call, so the in-place write costs only the cell
+# that names it.
+_CH03_CE_SHIFT_IN_PLACE = _CH03_CE_OK.replace(
+    "log_p = log_softmax(z)",
+    "z -= z.max(axis=-1, keepdims=True)\nlog_p = log_softmax(z)")
+mistake("ch03 sequence CE shifts z in place", "ch03", "ex_sequence_mean_cross_entropy",
+        _CH03_CE_SHIFT_IN_PLACE,
+        {"test_sequence_ce_loss_by_hand": "changed its argument z in place"})
+costs("ch03 sequence CE shifts z in place", "ch03", "ex_sequence_mean_cross_entropy",
+      _CH03_CE_SHIFT_IN_PLACE, {"test_sequence_ce_loss_by_hand"})
+
+
 # -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
 # tanh' from the pre-activation, 1 / cosh(a)**2, is as right as 1 - h**2: with the
 # saturated case at three times the weights, the two differed by 4e-11 and this one
