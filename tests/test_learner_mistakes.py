@@ -2954,6 +2954,24 @@ costs("ch03 sequence CE shifts z in place", "ch03", "ex_sequence_mean_cross_entr
       _CH03_CE_SHIFT_IN_PLACE, {"test_sequence_ce_loss_by_hand"})
 
 
+
+# -- ch03 Part 3: the wrappers' hints only where they fit (rev03 finding 5). A
+# float32 dh_seq and an (N, H) array handed to rnn_backward were told the dz @ W_hy
+# hint; an own loop running to t = T the lengths - 1 one. Now a ValueError gets the
+# W_hy hint only for a matmul or broadcast error, an IndexError the step hint only
+# at index T, worded as a condition.
+_CH03_LS_F32 = _CH03_LS.replace("dh_seq = np.zeros_like(h_seq)",
+                                "dh_seq = np.zeros_like(h_seq, dtype=np.float32)")
+_CH03_LS_2D = _CH03_LS.replace('rnn_backward(dh_seq, cache["rnn"])',
+                               'rnn_backward(out_grads["h"], cache["rnn"])')
+for _label, _code in {"dh_seq in float32": _CH03_LS_F32,
+                      "hands rnn_backward an (N, H) array": _CH03_LS_2D}.items():
+    mistake(f"ch03 last_state {_label}", "ch03", "ex_last_state_backward", _code,
+            dict.fromkeys(_CH03_LS_CELLS, "raised ValueError"))
+    costs(f"ch03 last_state {_label}", "ch03", "ex_last_state_backward", _code,
+          set(_CH03_LS_CELLS))
+
+
 # -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
 # tanh' from the pre-activation, 1 / cosh(a)**2, is as right as 1 - h**2: with the
 # saturated case at three times the weights, the two differed by 4e-11 and this one
