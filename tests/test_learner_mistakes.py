@@ -2504,7 +2504,8 @@ costs("ch05 cho_gru_backward by a 7-point stencil over cho_gru_forward", *CG5,
 # can replace: the tolerance (1e-11; the course's answer reaches 1.7e-13) and the
 # saturated case (weights x3) make every gradient cell fail visibly, with the
 # finite-difference hint.
-_CH05_FD7_OWN = """
+# Cho's GRU forward pass, written out in the answer cell by a learner who copies it.
+_CH05_OWN_FORWARD = """
 def _fwd(x, h0, params):
     W_ir, W_iz, W_in = np.split(params["W_ih"], 3)
     W_hr, W_hz, W_hn = np.split(params["W_hh"], 3)
@@ -2519,10 +2520,11 @@ def _fwd(x, h0, params):
         h = (1 - z) * n + z * h
         out.append(h)
     return np.stack(out, axis=1)
-
-""" + (_CH05_FD7.replace("hs, _ = cho_gru_forward(", "hs = _fwd(")
-                   .replace("1.5e-2", "3e-2").replace("1e-2", "2e-2")
-                   .replace("5e-3", "1e-2"))  # a step of 1e-2
+"""
+_CH05_FD7_OWN = _CH05_OWN_FORWARD + "\n" + (
+    _CH05_FD7.replace("hs, _ = cho_gru_forward(", "hs = _fwd(")
+    .replace("1.5e-2", "3e-2").replace("1e-2", "2e-2")
+    .replace("5e-3", "1e-2"))  # a step of 1e-2
 mistake("ch05 cho_gru_backward by a 7-point stencil over its own forward", *CG5,
         _CH05_FD7_OWN, {
             "test_cho_gru_one_step_parameters": "the accuracy of finite differences",
@@ -2553,22 +2555,7 @@ costs("ch05 cho_gru_backward as the course writes it", *CG5, (), set())
 # recomputes them from x fails there (rel. error 1.0; the course's answer 1e-14),
 # and so do the three gradient cells, each with one such cache: the complex step
 # earns none of Part 2's 7 points (it had kept 6 while only that cell checked).
-_CH05_COMPLEX_STEP = """
-def _fwd(x, h0, params):
-    W_ir, W_iz, W_in = np.split(params["W_ih"], 3)
-    W_hr, W_hz, W_hn = np.split(params["W_hh"], 3)
-    b_ir, b_iz, b_in = np.split(params["b_ih"], 3)
-    b_hr, b_hz, b_hn = np.split(params["b_hh"], 3)
-    h, out = h0, []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
-        r = 1 / (1 + np.exp(-(x_t @ W_ir.T + b_ir + h @ W_hr.T + b_hr)))
-        z = 1 / (1 + np.exp(-(x_t @ W_iz.T + b_iz + h @ W_hz.T + b_hz)))
-        n = np.tanh(x_t @ W_in.T + b_in + (r * h) @ W_hn.T + b_hn)
-        h = (1 - z) * n + z * h
-        out.append(h)
-    return np.stack(out, axis=1)
-
+_CH05_COMPLEX_STEP = _CH05_OWN_FORWARD + """
 
 arrays = {"x": cache["x"], "h0": cache["h0"], **cache["params"]}
 out = {}
