@@ -2751,13 +2751,39 @@ _CH03_GC_BY_MAX = _ch03_grad_check("(loss_plus - loss_minus) / (2 * h)").replace
     "g = np.asarray(grads[name], float)\n"
     "    errors[name] = float(np.max(np.abs(g - numeric)\n"
     "                                / np.maximum(np.abs(g), np.abs(numeric))))")
-_CH03_BY_MAX_SAYS = "divided by the larger of |a| and |b|"
+_CH03_BY_MAX_SAYS = "divided by |a|, by |b| or by the larger of the two"
 mistake("ch03 grad_check relative error over max(|a|, |b|)", *GC, _CH03_GC_BY_MAX, {
     "test_grad_check_correct_gradient": _CH03_BY_MAX_SAYS,
     "test_grad_check_is_centred": _CH03_BY_MAX_SAYS,
     "test_grad_check_finds_a_wrong_entry": _CH03_BY_MAX_SAYS,
     "test_grad_check_restores_params": "0/0 where both gradients are 0",
 })
+
+
+# -- ch03 Part 1: the same over |grads| or over |numeric| (review rev03, finding 6):
+# the cells said "divided by the larger", "not a fixed number" or, over |grads| with
+# a floor of 1e-8, "your check did not compute a numerical gradient" (2.5e8).
+def _ch03_gc_over(scale: str) -> str:
+    return _ch03_grad_check("(loss_plus - loss_minus) / (2 * h)").replace(
+        "errors[name] = rel_error(grads[name], numeric)",
+        "g = np.asarray(grads[name], float)\n"
+        f"    errors[name] = float(np.max(np.abs(g - numeric) / {scale}))")
+
+
+mistake("ch03 grad_check relative error over max(1e-8, |grads|)", *GC,
+        _ch03_gc_over("np.maximum(1e-8, np.abs(g))"), {
+            "test_grad_check_correct_gradient": _CH03_BY_MAX_SAYS,
+            "test_grad_check_is_centred": _CH03_BY_MAX_SAYS,
+            "test_grad_check_finds_a_wrong_entry": _CH03_BY_MAX_SAYS,
+            "test_grad_check_restores_params": _CH03_BY_MAX_SAYS,
+        })
+mistake("ch03 grad_check relative error over |numeric|", *GC,
+        _ch03_gc_over("np.abs(numeric)"), {
+            "test_grad_check_correct_gradient": _CH03_BY_MAX_SAYS,
+            "test_grad_check_is_centred": _CH03_BY_MAX_SAYS,
+            "test_grad_check_finds_a_wrong_entry": _CH03_BY_MAX_SAYS,
+            "test_grad_check_restores_params": "0/0 where both gradients are 0",
+        })
 
 
 # -- ch03 Part 2: padding with logits of +-1000, and z cleaned in place (learner
