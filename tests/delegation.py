@@ -14,6 +14,7 @@ import copy
 import inspect
 import math
 
+import nbformat
 import nbtools
 import rnnlib
 
@@ -59,6 +60,18 @@ def reference_twins() -> dict[str, list[tuple[str, str]]]:
 def all_reference_callables() -> list[tuple[str, str]]:
     """Every function of rnnlib, public or private, as (module, attribute)."""
     return sorted({p for found in reference_twins().values() for p in found})
+
+
+def withheld_references(solution: dict) -> list[tuple[str, str]]:
+    """Every public rnnlib function, as (module, attribute), that the learner's
+    copy of rnnlib stubs while this source notebook is graded."""
+    from coursetools import sandbox
+
+    nb = nbformat.from_dict(copy.deepcopy(solution))
+    kept = sandbox.kept_names(sandbox.rnnlib_dir(), *sandbox.allowances({"nb": nb}))
+    return [(m, a) for m, a in all_reference_callables()
+            if m != "rnnlib" and not a.startswith("_")
+            and f"{m.partition('.')[2]}.{a}" not in kept]
 
 
 def forwarding_call(func: ast.FunctionDef, target: str) -> str:

@@ -251,14 +251,15 @@ class Catalog:
             ),
         ]
         # An answer function that calls a reference the grader withholds: an
-        # rnnlib function of the same name, else the first one the notebook
-        # lists in metadata.course.withhold.
+        # rnnlib function of the same name, else the first one that the
+        # notebook's allow-list leaves out.
         functions = self.functions_of_answers()
         same_name = [f for f in functions if hasattr(rnnlib, f.name)]
-        listed = self.solution["metadata"].get("course", {}).get("withhold", [])
-        if same_name or (functions and listed):
+        withheld = [f"{m.partition('.')[2]}.{a}"
+                    for m, a in delegation.withheld_references(self.solution)]
+        if same_name or (functions and withheld):
             func = (same_name or functions)[0]
-            target = func.name if same_name else listed[0]
+            target = func.name if same_name else withheld[0]
             cases.append(
                 Case(
                     "reference",

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbtools
-from coursetools.sandbox import SANDBOX_UIDS, withheld_names
+from coursetools.sandbox import SANDBOX_UIDS
 from coursetools.sandbox_launch import SYSCALLS
-from delegation import Exercise, reference_twins
+from delegation import Exercise, withheld_references
 
 # Written by the payloads, spelled so that no source contains it whole: finding
 # it in a file means a write got through.
@@ -545,18 +545,8 @@ class HostileCatalog:
 
     def withheld_reference(self) -> tuple[str, str, str | None] | None:
         """(module, public name, private twin or None) of a withheld reference."""
-        bare, dotted = withheld_names([_as_node(self.solution)])
-        twins = reference_twins()
-        candidates = []
-        for name in sorted(dotted):
-            module, attribute = name.rsplit(".", 1)
-            candidates.append((f"rnnlib.{module}", attribute))
-        for name in sorted(bare):
-            candidates += twins.get(name, [])
         found = []
-        for module, attribute in candidates:
-            if attribute.startswith("_") or module == "rnnlib":
-                continue
+        for module, attribute in withheld_references(self.solution):
             mod = importlib.import_module(module)
             if callable(getattr(mod, attribute, None)):
                 private = f"_{attribute}"
@@ -572,12 +562,6 @@ def _gid(cell: dict) -> str | None:
 
 def _points(cell: dict) -> float:
     return float(nbtools.nbgrader_meta(cell)["points"])
-
-
-def _as_node(nb: dict):
-    import nbformat
-
-    return nbformat.reads(json.dumps(nb), as_version=4)
 
 
 def build(world: World) -> tuple[HostileCatalog, list[Case]]:

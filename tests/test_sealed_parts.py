@@ -340,40 +340,163 @@ def test_answer_names_are_the_answer_cells_top_level_bindings():
     assert sandbox.answer_names(nb) == ["f", "a", "b", "c", "i", "K"]
 
 
-def test_learner_lib_stubs_answers_and_listed_names(tmp_path):
-    import ast
-    import pathlib
+RNNLIB = Path(rnnlib.__file__).parent
+SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 
-    package = pathlib.Path(rnnlib.__file__).parent
-    nb = source_nb("def one_hot(x, V):\n    pass\ndef softmax(z):\n    pass\n",
-                   {"withhold": ["activations.log_softmax"]})
-    bare, dotted = sandbox.withheld_names([nb])
-    replaced = sandbox.build_learner_lib(package, tmp_path / "rnnlib", bare, dotted)
-    assert {"data.one_hot", "activations.softmax",
-            "activations.log_softmax"} <= set(replaced)
-    assert "activations.sigmoid" not in replaced  # not listed, not an answer
-    data = ast.parse((tmp_path / "rnnlib" / "data.py").read_text())
-    defs = {n.name: n for n in data.body if isinstance(n, ast.FunctionDef)}
-    body = defs["one_hot"].body  # the stub holds nothing of the reference
-    assert [type(n) for n in body] == [ast.ImportFrom, ast.Raise]
-    assert "ReferenceWithheldError" in ast.unparse(defs["one_hot"])
-    assert len(defs["sliding_windows"].body) > 2  # the rest is untouched
+
+def functions(path: Path) -> dict:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return {n.name: ast.unparse(n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_an_allowed_function_keeps_its_body_and_its_callees_bodies(tmp_path):
+    replaced = sandbox.build_learner_lib(RNNLIB, tmp_path / "rnnlib",
+                                         {"nb": ["rnn_forward"]}, set())
+    rnn = functions(tmp_path / "rnnlib" / "rnn.py")
+    real = functions(RNNLIB / "rnn.py")
+    for name in ("rnn_forward", "_activate", "_check_nonlinearity"):
+        assert rnn[name] == real[name]
+    checks = functions(tmp_path / "rnnlib" / "_checks.py")
+    assert checks["check_cell_args"] == functions(RNNLIB / "_checks.py")[
+        "check_cell_args"]
+    assert "NONLINEARITIES = ('tanh', 'relu')" in (
+        tmp_path / "rnnlib" / "rnn.py").read_text()  # a constant it reads
+    # Not allowed and not needed: stubs, the rest of the RNN included.
+    assert {"rnn.rnn_backward", "rnn.rnn_step_forward", "rnn._activation_grad",
+            "_checks.check_upstream", "gru.gru_forward", "lstm._gates",
+            "data.CharVocab", "activations.softmax"} <= set(replaced)
+    stub = functions(tmp_path / "rnnlib" / "gru.py")["gru_forward"]
+    assert "ReferenceWithheldError" in stub and "_cell_forward" not in stub
+    # The infrastructure stays whole: the stubs raise its error.
+    assert not [r for r in replaced if r.startswith("grading.")]
+
+
+def test_a_function_added_to_the_library_later_is_withheld(tmp_path):
+    import shutil
+
+    package = tmp_path / "rnnlib"
+    shutil.copytree(RNNLIB, package, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(package / "rnn.py", "a") as module:
+        module.write("\n\ndef leaky_rnn_backward_twin(dh_seq, cache):\n"
+                     "    return rnn_backward(dh_seq, cache)\n")
+    (package / "new_cells.py").write_text("def minimal_rnn(x):\n    return x\n")
+    nb = nbformat.read(SOLUTIONS / "ch03_bptt" / "ch03.ipynb", as_version=4)
+    replaced = sandbox.build_learner_lib(package, tmp_path / "out",
+                                         *sandbox.allowances({"ch03": nb}))
+    assert {"rnn.leaky_rnn_backward_twin", "new_cells.minimal_rnn"} <= set(replaced)
+    assert "rnn.rnn_backward" not in replaced  # ch03 allows it
+
+
+# What each notebook's deny list withheld before the allow-list replaced them,
+# the similar-cell delegations among them (delegation.py's gru_as_leaky_rnn,
+# gru_cell_as_rnn, lstm_jacobian_from_cell_backward, lstm_as_tanh_step): no
+# allow-list may give any of them back.
+DENIED_BEFORE = {
+    "ch01_feedforward_vs_recurrent/ch01": [
+        "data.one_hot", "data.sliding_windows", "losses.softmax_cross_entropy",
+    ],
+    "ch02_rnn_cell_numpy/ch02": [
+        "rnn.rnn_step_forward", "rnn.rnn_forward", "gru.gru_step_forward",
+        "gru.gru_forward", "gru._cell_forward", "lstm.lstm_step_forward",
+        "lstm.lstm_forward", "lstm.lstm_step_backward", "lstm.lstm_backward",
+        "affine.affine_forward",
+    ],
+    "ch03_bptt/ch03": [
+        "gradcheck.numerical_gradient", "gradcheck.grad_check_all",
+        "losses.softmax_cross_entropy", "gru.gru_step_forward",
+        "gru.gru_step_backward", "gru.gru_forward", "gru.gru_backward",
+        "gru._cell_forward", "gru._cell_backward", "lstm.lstm_step_forward",
+        "lstm.lstm_step_backward", "lstm.lstm_forward", "lstm.lstm_backward",
+        "lstm._cell_backward", "lstm._gates",
+    ],
+    "ch04_vanishing_exploding/ch04": [
+        "rnn.rnn_backward", "rnn.rnn_step_backward", "clip.clip_grad_norm",
+        "clip.clip_grad_value", "_projections.projection_grads",
+        "gru.gru_step_backward", "gru.gru_backward", "gru._cell_backward",
+        "lstm.lstm_step_backward", "lstm.lstm_backward", "lstm._cell_backward",
+        "affine.affine_backward", "gradcheck.numerical_gradient",
+        "gradcheck.grad_check_all",
+    ],
+    "ch05_lstm_gru/ch05": [
+        "lstm.lstm_step_forward", "lstm.lstm_step_backward", "lstm.lstm_forward",
+        "lstm.lstm_backward", "gru.gru_step_forward", "gru.gru_step_backward",
+        "gru.gru_forward", "gru.gru_backward", "lstm._gates", "lstm._cell_backward",
+        "gru._cell_forward", "gru._cell_backward", "_projections.projection_grads",
+    ],
+    "ch06_pytorch_keras/ch06": [
+        "lstm.lstm_forward", "lstm.lstm_step_forward", "gru.gru_forward",
+        "gru.gru_step_forward", "gru._cell_forward", "lstm._gates",
+    ],
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(DENIED_BEFORE))
+def test_each_notebook_withholds_what_its_deny_list_did(notebook, tmp_path):
+    nb = nbformat.read(SOLUTIONS / f"{notebook}.ipynb", as_version=4)
+    assert "withhold" not in nb.metadata["course"]
+    replaced = sandbox.build_learner_lib(RNNLIB, tmp_path / "rnnlib",
+                                         *sandbox.allowances({"nb": nb}))
+    assert set(DENIED_BEFORE[notebook]) <= set(replaced)
+
+
+def test_the_names_the_notebooks_own_kernel_code_uses_are_allowed():
+    cells = [
+        ("import rnnlib\nfrom rnnlib import rel_error, sigmoid as s\n"
+         "from rnnlib.data import one_hot\nx = rnnlib.data.copy_task(1, 2, 3, 4, 5)\n"
+         "y = rnnlib.softmax(x).sum()\n%time z = 1\n", {"locked": True}),
+        ("import rnnlib\nprint(rnnlib.gru_forward)\n", None),  # outside nbgrader
+        ("v = rnnlib.lstm_forward(1)\n", {"grade": True, "points": 1}),  # judge
+        ("w = rnnlib.lstm_backward(1)\n", {"solution": True}),  # the learner's
+    ]
+    nb = nbformat.v4.new_notebook()
+    for source, meta in cells:
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+        if meta:
+            nb.cells[-1].metadata["nbgrader"] = {"grade_id": "c", **meta}
+    nb.metadata["course"] = {"allow": ["log_softmax"]}
+    allowed, _ = sandbox.allowances({"nb": nb})
+    assert set(allowed["nb"]) == {"log_softmax", "rel_error", "sigmoid",
+                                  "data.one_hot", "data", "data.copy_task", "softmax",
+                                  "gru_forward"}
+
+
+def test_an_allowed_name_that_reaches_an_answer_stops_the_grading(tmp_path):
+    from coursetools.course import CourseError
+
+    package = tmp_path / "lib"
+    package.mkdir()
+    (package / "cells.py").write_text(
+        "from .helpers import prepare\n"
+        "def forward(x):\n    return prepare(x)\n")
+    (package / "helpers.py").write_text(
+        "def prepare(x):\n    return _leaky_step(x)\n"
+        "def _leaky_step(x):\n    return x\n")
+    with pytest.raises(CourseError) as error:
+        sandbox.kept_names(package, {"ch09": ["cells.forward"]}, {"leaky_step"})
+    assert str(error.value).startswith("ch09: ")
+    assert "cells.forward -> helpers.prepare -> helpers._leaky_step" in str(error.value)
+    with pytest.raises(CourseError, match="'cells.backward'"):  # a typo is loud too
+        sandbox.kept_names(package, {"ch09": ["cells.backward"]}, set())
 
 
 def test_private_copies_and_aliases_of_an_answer_are_stubbed_too(tmp_path):
     package = tmp_path / "lib"
     package.mkdir()
     (package / "mod.py").write_text(
+        "LIMIT = 3\n"
         "def f(x):\n    return x + 1\n"
         "def _f(x):\n    return x + 1\n"
         "g = f\n"
         "_h = copy_of(f)\n"
-        "def unrelated(x):\n    return x\n"
+        "def unrelated(x):\n    return x * LIMIT\n"
     )
-    replaced = sandbox.build_learner_lib(package, tmp_path / "out", {"f"}, set())
+    replaced = sandbox.build_learner_lib(package, tmp_path / "out",
+                                         {"nb": ["mod.unrelated"]}, {"f"})
     assert sorted(replaced) == ["mod._f", "mod._h", "mod.f", "mod.g"]
     text = (tmp_path / "out" / "mod.py").read_text()
-    assert "x + 1" not in text and "def unrelated" in text
+    assert "x + 1" not in text and "return x * LIMIT" in text
 
 
 def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
@@ -386,7 +509,7 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "clone" / ".venv"))
     nb = source_nb("def f(x):\n    return x\n", {"hide_packages": ["torch"]})
     settings = {"memory_mb": 2048, "notebook_timeout": 60}
-    box = sandbox.Sandbox(tmp_path / "work", [nb], settings)
+    box = sandbox.Sandbox(tmp_path / "work", {"nb": nb}, settings)
     argv = box.kernel_argv()
     mounts = []  # (position, kind, destination)
     for i, arg in enumerate(argv[: argv.index("--")]):
@@ -433,7 +556,7 @@ def test_the_kernel_binds_its_sockets_in_its_own_tmpfs_reached_through_proc(tmp_
 
     assert sandbox.problem() is None
     nb = source_nb("def f(x):\n    return x\n")
-    box = sandbox.Sandbox(tmp_path / "work", [nb],
+    box = sandbox.Sandbox(tmp_path / "work", {"nb": nb},
                           {"memory_mb": 2048, "notebook_timeout": 60})
     argv = box.kernel_argv()
     argv = [*argv[: argv.index("--") + 1], sys.executable, "-I", "-c",
@@ -459,7 +582,8 @@ def test_without_root_a_sandbox_runs_as_the_graders_user_and_claims_none(
     touched, so another user's grading run cannot stop this one."""
     monkeypatch.setattr(sandbox, "UID_LOCKS", tmp_path / "uid-locks")
     monkeypatch.setattr(sandbox.os, "getuid", lambda: 1000)
-    box = sandbox.Sandbox(tmp_path / "work", [source_nb("def f(x):\n    return x\n")],
+    nb = source_nb("def f(x):\n    return x\n")
+    box = sandbox.Sandbox(tmp_path / "work", {"nb": nb},
                           {"memory_mb": 2048, "notebook_timeout": 60})
     assert box.environment()["COURSE_UID"] == "0"
     assert not sandbox.UID_LOCKS.exists()

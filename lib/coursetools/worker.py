@@ -302,7 +302,7 @@ class Grader:
             for path in sorted(source.glob("*.ipynb"))
         }
         self.secret = set().union(*(secret_lines(nb) for nb in sources.values()))
-        self.sandbox = Sandbox(self.work, list(sources.values()), settings)
+        self.sandbox = Sandbox(self.work, sources, settings)
         # The kernel that nbclient starts is the sandboxed one written here.
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
