@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import json
 import math
 
 import nbformat
@@ -63,15 +64,21 @@ def all_reference_callables() -> list[tuple[str, str]]:
 
 
 def withheld_references(solution: dict) -> list[tuple[str, str]]:
-    """Every public rnnlib function, as (module, attribute), that the learner's
-    copy of rnnlib stubs while this source notebook is graded."""
+    """Every public function of a public rnnlib module, as (module, attribute),
+    that the learner's copy of rnnlib stubs while this notebook is graded."""
+    from importlib import import_module
+
     from coursetools import sandbox
 
-    nb = nbformat.from_dict(copy.deepcopy(solution))
+    nb = nbformat.reads(json.dumps(solution), as_version=4)  # sources joined
     kept = sandbox.kept_names(sandbox.rnnlib_dir(), *sandbox.allowances({"nb": nb}))
-    return [(m, a) for m, a in all_reference_callables()
-            if m != "rnnlib" and not a.startswith("_")
-            and f"{m.partition('.')[2]}.{a}" not in kept]
+    found = []
+    for module, attribute in all_reference_callables():
+        value = getattr(import_module(module), attribute)
+        name = f"{module.partition('.')[2]}.{attribute}"
+        if value.__module__ == module and "._" not in f".{name}" and name not in kept:
+            found.append((module, attribute))  # where it is defined, public
+    return found
 
 
 def forwarding_call(func: ast.FunctionDef, target: str) -> str:

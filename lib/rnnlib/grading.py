@@ -1,9 +1,10 @@
 """Course infrastructure for exercise tests: withheld references, swapped parts.
 
-While a notebook is graded, its code runs in a sandbox whose copy of rnnlib has
-every function that would answer a graded part replaced by a stub that raises
-:class:`ReferenceWithheldError` (see ``coursetools.sandbox``): a learner who
-writes ``def rnn_step_forward(...): return rnnlib.rnn_step_forward(...)`` earns
+While a notebook is graded, its code runs in a sandbox whose copy of rnnlib
+keeps only the functions the exercise allows (and what they call); every other
+one is a stub that raises :class:`ReferenceWithheldError` (see
+``coursetools.sandbox``): a learner who writes
+``def rnn_step_forward(...): return rnnlib.rnn_step_forward(...)`` earns
 nothing, whatever alias, copy or private twin they call.
 
 :func:`swapped_in` lets a test of a later part use the course's version of an
