@@ -426,6 +426,33 @@ def forms(exercise: Exercise) -> dict[str, object]:
             "        **{k: gg[k][2 * H:] for k in ('W_ih', 'W_hh', 'b_ih', 'b_hh')}}"
         )
 
+    def gru_backward_on_leaky_cache(func):
+        # ch03 Part 5 again, with no forward pass run, so the tests' second x
+        # (the same cached states, another x) cannot catch it: the leaky cache
+        # read as a GRU's (r = 1, z = 1 - alpha, n = u_t, hn = W_hh h_{t-1} +
+        # b_hh) and handed to gru_backward, which then does the whole backward
+        # pass from the cache (exact to 1e-15; only the allow-list stops it).
+        if func.name != "leaky_rnn_backward":
+            return None
+        return (
+            "import numpy as np\n"
+            "import rnnlib\n"
+            "x, h0, h_seq = cache['x'], cache['h0'], cache['h_seq']\n"
+            "p, alpha = cache['params'], cache['alpha']\n"
+            "H, D = p['W_ih'].shape\n"
+            "h_prev = np.concatenate([h0[:, None], h_seq[:, :-1]], axis=1)\n"
+            "gp = {'W_ih': np.concatenate([np.zeros((2 * H, D)), p['W_ih']]),\n"
+            "      'W_hh': np.concatenate([np.zeros((2 * H, H)), p['W_hh']]),\n"
+            "      'b_ih': np.concatenate([np.zeros(2 * H), p['b_ih']]),\n"
+            "      'b_hh': np.concatenate([np.zeros(2 * H), p['b_hh']])}\n"
+            "gc = {'x': x, 'h0': h0, 'h_seq': h_seq, 'params': gp,\n"
+            "      'r': np.ones_like(h_seq), 'z': np.full_like(h_seq, 1 - alpha),\n"
+            "      'n': cache['u_seq'], 'hn': h_prev @ p['W_hh'].T + p['b_hh']}\n"
+            "gg = rnnlib.gru_backward(dh_seq, gc)\n"
+            "return {'x': gg['x'], 'h0': gg['h0'],\n"
+            "        **{k: gg[k][2 * H:] for k in ('W_ih', 'W_hh', 'b_ih', 'b_hh')}}"
+        )
+
     return {
         "torch_bigru": torch_bigru,
         "lstm_jacobian_from_cell_backward": lstm_jacobian_from_cell_backward,
@@ -433,6 +460,7 @@ def forms(exercise: Exercise) -> dict[str, object]:
         "gru_cell_as_rnn": gru_cell_as_rnn,
         "lstm_as_tanh_step": lstm_as_tanh_step,
         "gru_as_leaky_rnn": gru_as_leaky_rnn,
+        "gru_backward_on_leaky_cache": gru_backward_on_leaky_cache,
         "public": public,
         "private": private,
         "rebuilt": rebuilt,
