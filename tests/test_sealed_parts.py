@@ -481,6 +481,26 @@ def test_an_allowed_name_that_reaches_an_answer_stops_the_grading(tmp_path):
         sandbox.kept_names(package, {"ch09": ["cells.backward"]}, set())
 
 
+def test_grading_stops_before_any_job_when_an_allow_list_reaches_an_answer(
+        tmp_path):
+    import shutil
+
+    from coursetools.course import CourseError
+    from coursetools.grade import Settings, grade
+
+    course = tmp_path / "course"
+    nb = source_nb("def check_cell_args(*args):\n    return args\n",
+                   {"allow": ["rnn_forward"]})
+    for folder in ("solutions/a1", "submitted/ann/a1"):
+        (course / folder).mkdir(parents=True)
+        nbformat.write(nb, course / folder / "a1.ipynb")
+    shutil.copy(SOLUTIONS.parent / "nbgrader_config.py", course)
+    with pytest.raises(CourseError, match="a1: the allowed rnnlib name rnn.rnn_forward "
+                       "needs _checks.check_cell_args, which an answer defines"):
+        grade(course, "a1", Settings(quiet=True, unsafe=True))
+    assert not (course / "grading" / "a1" / "state").exists()  # no job started
+
+
 def test_private_copies_and_aliases_of_an_answer_are_stubbed_too(tmp_path):
     package = tmp_path / "lib"
     package.mkdir()
