@@ -1610,187 +1610,209 @@ mistake("ch06 train_above_first returns seeded random arrays, visible", *_CH06_P
         _CH06_RANDOM, {_CH06_SEEDED: "2 and 3 steps",
                        _CH06_ACCURACY: "at least 98 % is needed"})
 
-# -- ch06 Part 6, bidirectional_step_scores (a bidirectional GRU in NumPy) ---------
-# Each classic mistake fails exactly one of the part's four cells, by name: each
-# cell's weights make what the other cells check irrelevant (see tagger_weights).
-_CH06_P6 = ("ch06", "ex_bidirectional_step_scores")
-_CH06_FORWARD = "test_bi_forward_half"
-_CH06_BACKWARD = "test_bi_backward_half"
-_CH06_AFTER = "test_bi_steps_after_each_sequence"
-_CH06_SMALL = "test_bi_single_step_or_sequence"
-_CH06_P6_CELLS = {_CH06_FORWARD, _CH06_BACKWARD, _CH06_AFTER, _CH06_SMALL}
+# -- ch06 Part 6, decoder_start and teacher_forced_scores (PyTorch's packing) --------
+# Each likely mistake about what nn.GRU and the packing functions return fails one
+# cell, by name: each cell's weights and rows make what the other cells check
+# irrelevant (memoryless directions, palindromes, sequences of one step, the last
+# row only; see seq2seq_weights in the notebook).
+_CH06_START = ("ch06", "ex_decoder_start")
+_CH06_SCORES = ("ch06", "ex_teacher_forced_scores")
+_CH06_END = "test_start_after_own_last_step"
+_CH06_BACK = "test_start_backward_final"
+_CH06_LAYOUT = "test_start_layout"
+_CH06_ORDER = "test_start_batch_order"
+_CH06_FROM = "test_decoder_starts_from_encoder"
+_CH06_AFTER = "test_decoder_after_each_target"
+_CH06_START_CELLS = {_CH06_END, _CH06_BACK, _CH06_LAYOUT, _CH06_ORDER}
+_CH06_SCORES_CELLS = {_CH06_FROM, _CH06_AFTER}
+_CH06_ENCODE = '''
+w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
+D, H = w["encoder.weight_ih_l0"].shape[1], w["encoder.weight_hh_l0"].shape[1]
+encoder = nn.GRU(D, H, batch_first=True, bidirectional=True, dtype=torch.float64)
+encoder.load_state_dict({k[len("encoder."):]: v for k, v in w.items()
+                         if k.startswith("encoder.")})
+x = w["embedding.weight"][torch.from_numpy(np.array(src_ids, dtype=np.int64))]
+lengths = torch.as_tensor(np.array(src_lengths, dtype=np.int64))
+N = len(lengths)
+packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+with torch.no_grad():
+'''
+_CH06_DECODE = '''
+start = np.asarray(decoder_start(weights, src_ids, src_lengths), dtype=np.float64)
+w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
+D, H2 = w["decoder.weight_ih_l0"].shape[1], w["decoder.weight_hh_l0"].shape[1]
+decoder = nn.GRU(D, H2, batch_first=True, dtype=torch.float64)
+decoder.load_state_dict({k[len("decoder."):]: v for k, v in w.items()
+                         if k.startswith("decoder.")})
+ids = torch.from_numpy(np.array(tgt_ids, dtype=np.int64))
+y = w["embedding.weight"][ids]
+lengths = torch.as_tensor(np.array(tgt_lengths, dtype=np.int64))
+packed = pack_padded_sequence(y, lengths, batch_first=True, enforce_sorted=False)
+h0 = torch.from_numpy(start)[None]
+U = ids.shape[1]
+real = (np.arange(U)[None, :] < np.asarray(tgt_lengths)[:, None])[..., None]
 
 
-def _ch06_bi(**edits):
-    """The solution of Part 6 with some of its lines replaced (old=new pairs)."""
-    cell = next(c for c in notebook("ch06")["cells"]
-                if nbtools.nbgrader_meta(c).get("grade_id") == _CH06_P6[1])
-    (region,) = nbtools.regions(nbtools.source(cell), nbtools.BEGIN_SOLUTION,
-                                nbtools.END_SOLUTION)
-    code = textwrap.dedent("\n".join(region))
-    for old, new in edits.values():
-        assert code.count(old) == 1, old
-        code = code.replace(old, new)
-    return code
+def head(o):
+    return (o @ w["head.weight"].T + w["head.bias"]).detach().numpy()
 
 
-_CH06_BACK_LINE = 'both[rows, :L, H:] = states(x[:, ::-1], "_reverse")[:, ::-1]'
-_CH06_FWD_LINE = 'both[rows, :L, :H] = states(x, "")'
-_CH06_BI_MISTAKES = {
-    # name: (edits, the cell it costs, a phrase of that cell's message)
-    "reverses the whole row": ({"b": (_CH06_BACK_LINE, (
-        'both[rows, :L, H:] = states(w["embedding.weight"][ids[rows]][:, ::-1], '
-        '"_reverse")[:, ::-1][:, :L]'))}, _CH06_BACKWARD, "on the digits after"),
-    "forgets the second reversal": ({"b": (_CH06_BACK_LINE, (
-        'both[rows, :L, H:] = states(x[:, ::-1], "_reverse")'))},
-        _CH06_BACKWARD, "in the order the backward direction computed them"),
-    "reverses the whole row, once": ({"b": (_CH06_BACK_LINE, (
-        'both[rows, :L, H:] = states(w["embedding.weight"][ids[rows]][:, ::-1], '
-        '"_reverse")[:, :L]'))},
-        _CH06_BACKWARD, "reads the whole row from its end and"),
-    "uses the reverse weights forwards": ({
-        "f": (_CH06_FWD_LINE, 'both[rows, :L, :H] = states(x, "_reverse")'),
-        "b": (_CH06_BACK_LINE, 'both[rows, :L, H:] = states(x[:, ::-1], "")[:, ::-1]')},
-        _CH06_FORWARD, "with the _reverse weights"),
-    "uses the forward weights backwards": ({"b": (_CH06_BACK_LINE, (
-        'both[rows, :L, H:] = states(x[:, ::-1], "")[:, ::-1]'))},
-        _CH06_FORWARD, "the backward half is computed with the forward weights"),
-    "puts the backward half first": ({
-        "f": (_CH06_FWD_LINE, 'both[rows, :L, H:] = states(x, "")'),
-        "b": (_CH06_BACK_LINE,
-              'both[rows, :L, :H] = states(x[:, ::-1], "_reverse")[:, ::-1]')},
-        _CH06_FORWARD, "reads the backward half first"),
-    "takes T from max(lengths)": ({"t": ("N, T = ids.shape",
-                                         "N, T = ids.shape[0], steps.max()")},
-                                  _CH06_AFTER, "which may be more than max(lengths)"),
-    "leaves 0 after each sequence": ({"r": (
-        'return both @ w["head.weight"].T + w["head.bias"]',
-        'real = np.arange(T)[None, :, None] < steps[:, None, None]\n'
-        'return np.where(real, both @ w["head.weight"].T + w["head.bias"], 0.0)')},
-        _CH06_AFTER, "the scores after each sequence are 0"),
-    "runs the forward half over the whole row": ({"f": (
-        _CH06_FWD_LINE,
-        'both[rows, :, :H] = states(w["embedding.weight"][ids[rows]], "")')},
-        _CH06_AFTER, "depend on the digits there"),
-    "forgets the head's bias": ({"r": (
-        'return both @ w["head.weight"].T + w["head.bias"]',
-        'return both @ w["head.weight"].T')}, _CH06_AFTER, "bias is missing"),
-    "squeezes the batch": ({"i": ("ids, steps = np.asarray(x_ids), np.asarray(lengths)",
-                                  "ids, steps = np.asarray(x_ids).squeeze(), "
-                                  "np.asarray(lengths)")},
-                           _CH06_SMALL, "raised ValueError"),
+with torch.no_grad():
+'''
+
+
+def _ch06_p6(prefix, body):
+    return prefix + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n"
+
+
+_CH06_START_MISTAKES = {
+    # name: (body, the cell it costs, a phrase of that cell's message)
+    "reads h_n of the padded batch (no packing)": ("""
+        _, h_n = encoder(x)
+        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
+        _CH06_END, "as a GRU over the padded batch does"),
+    "takes the forward state from output[:, -1]": ("""
+        out, h_n = encoder(packed)
+        out = pad_packed_sequence(out, batch_first=True)[0]
+        return torch.cat([out[:, -1, :H], out[:, 0, H:]], 1).numpy()""",
+        _CH06_END, "output[:, -1] is a padding step for them"),
+    "picks the forward state by hand, backward over the padding": ("""
+        out, h_n = encoder(x)
+        return torch.cat([out[torch.arange(N), lengths - 1, :H], out[:, 0, H:]],
+                         1).numpy()""",
+        _CH06_END, "never the ids after it"),
+    "takes the backward state at the sequence's last step": ("""
+        out, h_n = encoder(packed)
+        out = pad_packed_sequence(out, batch_first=True)[0]
+        return torch.cat([h_n[0], out[torch.arange(N), lengths - 1, H:]], 1).numpy()""",
+        _CH06_BACK, "after reading only src_ids[n, L - 1]"),
+    "views h_n as (N, 2H)": ("""
+        _, h_n = encoder(packed)
+        return h_n.view(N, 2 * H).numpy()""",
+        _CH06_LAYOUT, "a row mixes the states of different sequences"),
+    "reshapes h_n to (N, -1)": ("""
+        _, h_n = encoder(packed)
+        return h_n.reshape(N, -1).numpy()""",
+        _CH06_LAYOUT, "a row mixes the states of different sequences"),
+    "puts the backward half first": ("""
+        _, h_n = encoder(packed)
+        return torch.cat([h_n[1], h_n[0]], 1).numpy()""",
+        _CH06_LAYOUT, "the halves are in the wrong order"),
+    "sorts the batch and never puts it back": ("""
+        order = torch.argsort(lengths, descending=True)
+        _, h_n = encoder(pack_padded_sequence(x[order], lengths[order],
+                                              batch_first=True))
+        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
+        _CH06_ORDER, "the rows come back in another order"),
+    "undoes PyTorch's sorting a second time": ("""
+        _, h_n = encoder(packed)
+        h_n = h_n[:, packed.unsorted_indices]
+        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
+        _CH06_ORDER, "the rows come back in another order"),
 }
-for _label, (_edits, _cell, _says) in _CH06_BI_MISTAKES.items():
-    mistake(f"ch06 bidirectional_step_scores {_label}", *_CH06_P6, _ch06_bi(**_edits),
+for _label, (_body, _cell, _says) in _CH06_START_MISTAKES.items():
+    _code = _ch06_p6(_CH06_ENCODE, _body)
+    mistake(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell: _says})
+    costs(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell})
+_CH06_START_VALID = {
+    "permutes h_n, then reshapes": """
+        _, h_n = encoder(packed)
+        return h_n.permute(1, 0, 2).reshape(N, 2 * H).numpy()""",
+    "sorts the batch itself and puts it back": """
+        order = torch.argsort(lengths, descending=True)
+        _, h_n = encoder(pack_padded_sequence(x[order], lengths[order],
+                                              batch_first=True))
+        back = torch.argsort(order)
+        return torch.cat([h_n[0][back], h_n[1][back]], 1).numpy()""",
+    "reads one sequence at a time": """
+        rows = [torch.cat(list(encoder(x[n : n + 1, : lengths[n]])[1][:, 0]))
+                for n in range(N)]
+        return torch.stack(rows).numpy()""",
+}
+for _label, _body in _CH06_START_VALID.items():
+    mistake(f"ch06 decoder_start {_label} (valid)", *_CH06_START,
+            _ch06_p6(_CH06_ENCODE, _body), {})
+# float32 inside: every cell of decoder_start gives Part 1's float32 hint.
+mistake("ch06 decoder_start computes in float32", *_CH06_START,
+        _ch06_p6(_CH06_ENCODE, """
+        _, h_n = encoder.float()(pack_padded_sequence(x.float(), lengths,
+                                                      batch_first=True,
+                                                      enforce_sorted=False))
+        return torch.cat([h_n[0], h_n[1]], 1).double().numpy()"""),
+        dict.fromkeys(_CH06_START_CELLS, "float32's rounding"))
+
+_CH06_SCORES_MISTAKES = {
+    "starts the decoder from a zero state": ("""
+        out, _ = decoder(packed)
+        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""",
+        _CH06_FROM, "the decoder starts from a zero state"),
+    "sorts h_0 by the targets' lengths": ("""
+        out, _ = decoder(packed, h0[:, packed.sorted_indices])
+        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""",
+        _CH06_FROM, "in the order of the targets' lengths"),
+    "unpacks without total_length": ("""
+        out, _ = decoder(packed, h0)
+        return head(pad_packed_sequence(out, batch_first=True)[0])""",
+        _CH06_AFTER, "which may be more than max(tgt_lengths)"),
+    "reads the targets unpacked": ("""
+        out, _ = decoder(y, h0)
+        return head(out)""",
+        _CH06_AFTER, "depend on the ids there"),
+    "leaves 0 after each target": ("""
+        out, _ = decoder(packed, h0)
+        scores = head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])
+        return np.where(real, scores, 0.0)""",
+        _CH06_AFTER, "the scores after each target are 0"),
+    "forgets the head's bias": ("""
+        out, _ = decoder(packed, h0)
+        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
+        return (out @ w["head.weight"].T).numpy()""",
+        _CH06_AFTER, "after each target the scores are head.bias"),
+}
+for _label, (_body, _cell, _says) in _CH06_SCORES_MISTAKES.items():
+    _code = _ch06_p6(_CH06_DECODE, _body)
+    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code,
             {_cell: _says})
-    costs(f"ch06 bidirectional_step_scores {_label}", *_CH06_P6, _ch06_bi(**_edits),
-          {_cell})
-# The GRU step is its own 1-point function, gru_direction; the four cells of
-# bidirectional_step_scores run with the course's swapped in, so one slip in the step
-# costs test_gru_direction alone (the review's F3: it cost all 7 points before).
-_CH06_DIR = ("ch06", "ex_gru_direction")
-_CH06_DIR_TEST = "test_gru_direction"
-
-
-def _ch06_dir(old, new):
-    """The solution of gru_direction with one line replaced."""
-    cell = next(c for c in notebook("ch06")["cells"]
-                if nbtools.nbgrader_meta(c).get("grade_id") == _CH06_DIR[1])
-    (region,) = nbtools.regions(nbtools.source(cell), nbtools.BEGIN_SOLUTION,
-                                nbtools.END_SOLUTION)
-    code = textwrap.dedent("\n".join(region))
-    assert code.count(old) == 1, old
-    return code.replace(old, new)
-
-
-_CH06_DIR_MISTAKES = {
-    "swaps the gates r and z": (("r, z = gates[:, :H], gates[:, H:]",
-                                 "z, r = gates[:, :H], gates[:, H:]"),
-                                "reset and update gates are swapped"),
-    "adds b_hn outside the reset gate": ((
-        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
-        "n = np.tanh(from_x[:, 2 * H:] + b_hh[2 * H:] + r * (h @ W_hh[2 * H:].T))"),
-        "b_hn is added outside the reset gate"),
-    "writes the update as z * n + (1 - z) * h": ((
-        "h = (1 - z) * n + z * h", "h = z * n + (1 - z) * h"),
-        "not z * n + (1 - z) * h"),
-    "puts a sigmoid on n": ((
-        "n = np.tanh(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])",
-        "n = 1 / (1 + np.exp(-(from_x[:, 2 * H:] + r * from_h[:, 2 * H:])))"),
-        "n a tanh"),
-    "computes in float32": (("(np.asarray(a, dtype=np.float64)",
-                             "(np.asarray(a, dtype=np.float32)"),
-                            "float32's rounding"),
-}
-for _label, (_edit, _says) in _CH06_DIR_MISTAKES.items():
-    _code = _ch06_dir(*_edit)
-    mistake(f"ch06 gru_direction {_label}", *_CH06_DIR, _code, {_CH06_DIR_TEST: _says})
-    costs(f"ch06 gru_direction {_label}", *_CH06_DIR, _code, {_CH06_DIR_TEST})
-mistake("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError()",
-        {_CH06_DIR_TEST: "NotImplementedError"})
-costs("ch06 gru_direction left blank", *_CH06_DIR, "raise NotImplementedError()",
-      {_CH06_DIR_TEST})
-# Built on rnnlib.gru_forward, which is withheld when graded (0 sealed): the visible
-# test runs it with rnnlib as graded and says so at once (the review's F5).
-_CH06_DIR_RNNLIB = """
-H = np.shape(W_hh)[1]
-p = {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh}
-return rnnlib.gru_forward(np.asarray(x, dtype=float), np.zeros((len(x), H)), p)[0]
-"""
-mistake("ch06 gru_direction builds on rnnlib.gru_forward", *_CH06_DIR, _CH06_DIR_RNNLIB,
-        {_CH06_DIR_TEST: "they are withheld when the notebook is graded"})
-mistake("ch06 bidirectional_step_scores builds on rnnlib.gru_forward", *_CH06_P6,
-        _ch06_bi(s=("return gru_direction(x, *(",
-                    "return rnnlib.gru_forward(x, np.zeros((len(x), H)), "
-                    "dict(zip(PARAM_NAMES, ("),
-                 e=('"bias_hh")))', '"bias_hh")))))[0]')),
-        dict.fromkeys(_CH06_P6_CELLS, "they are withheld when the notebook is graded"))
-# float32 inside: every cell of the part gives Part 1's float32 hint (the review's
-# F6: four hints that pointed elsewhere before).
-mistake("ch06 bidirectional_step_scores computes in float32", *_CH06_P6,
-        _ch06_bi(w=("np.asarray(value, dtype=np.float64)",
-                    "np.asarray(value, dtype=np.float32)")),
-        dict.fromkeys(_CH06_P6_CELLS, "float32's rounding"))
-# The tests' visible oracles are not in the learner's kernel when graded (0 sealed):
-# in the learner's own kernel they are swapped out too, and the cell says so.
-mistake("ch06 gru_direction calls the tests' course_direction", *_CH06_DIR,
-        "return course_direction(x, W_ih, W_hh, b_ih, b_hh)",
-        {_CH06_DIR_TEST: "used a helper of the tests"})
-mistake("ch06 bidirectional_step_scores calls the tests' packed_states", *_CH06_P6,
-        "return head_scores(weights, packed_states(weights, x_ids, lengths))",
-        dict.fromkeys(_CH06_P6_CELLS, "used a helper of the tests"))
-# Valid: one row at a time, each sequence reversed by slicing within its length.
-mistake("ch06 bidirectional_step_scores one row at a time (valid)", *_CH06_P6,
-        _ch06_bi(loop=("for L in np.unique(steps):  # the rows of one length run "
-                       "together\n"
-                       "    rows = np.flatnonzero(steps == L)",
-                       "for row, L in enumerate(steps):\n"
-                       "    rows = np.array([row])")), {})
-# A NumPy error about a string is said as it is, not blamed on torch (the review's
-# F7: any "'str' object" error was reported as a use of torch before).
-mistake("ch06 bidirectional_step_scores raises a TypeError over a string", *_CH06_P6,
-        _ch06_bi(t=("N, T = ids.shape", 'N, T = ids.shape\nrange("T")')),
-        dict.fromkeys(_CH06_P6_CELLS, "raised TypeError: 'str' object cannot be"))
-mistake("ch06 Part 6 left blank", *_CH06_P6, "raise NotImplementedError()",
-        dict.fromkeys(_CH06_P6_CELLS, "NotImplementedError"))
-# Delegation: PyTorch's own packed bidirectional GRU inside the function. The tests
-# take the notebook's torch, nn and the packing functions away inside it, and say so.
-_CH06_BI_TORCH = """
-state = {k: torch.from_numpy(np.asarray(v, dtype=np.float64))
-         for k, v in weights.items()}
-D, H = state["gru.weight_ih_l0"].shape[1], state["gru.weight_hh_l0"].shape[1]
-gru = nn.GRU(D, H, batch_first=True, bidirectional=True).double()
-gru.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("gru.")})
-x = state["embedding.weight"][torch.from_numpy(np.asarray(x_ids))]
-packed = pack_padded_sequence(x, torch.as_tensor(np.asarray(lengths)),
-                              batch_first=True, enforce_sorted=False)
-out = pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=x.shape[1])[0]
-return (out @ state["head.weight"].T + state["head.bias"]).detach().numpy()
-"""
-mistake("ch06 bidirectional_step_scores delegates to nn.GRU", *_CH06_P6, _CH06_BI_TORCH,
-        dict.fromkeys(_CH06_P6_CELLS, "used torch, nn, keras or a packing function"))
-costs("ch06 bidirectional_step_scores delegates to nn.GRU", *_CH06_P6, _CH06_BI_TORCH,
-      _CH06_P6_CELLS)
+    costs(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, {_cell})
+mistake("ch06 teacher_forced_scores reads the targets unpacked, head.bias after "
+        "(valid)", *_CH06_SCORES, _ch06_p6(_CH06_DECODE, """
+        out, _ = decoder(y, h0)
+        return np.where(real, head(out), w["head.bias"].numpy())"""), {})
+# h_0 as (N, 2H): PyTorch's own error, with the notebook's hint on h_0's shape.
+mistake("ch06 teacher_forced_scores passes h_0 as (N, 2H)", *_CH06_SCORES,
+        _ch06_p6(_CH06_DECODE, """
+        out, _ = decoder(packed, torch.from_numpy(start))
+        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""),
+        dict.fromkeys(_CH06_SCORES_CELLS, "whatever batch_first says"))
+# What answers the part without PyTorch is withheld (rnnlib's GRU) or absent (the
+# tests' oracle) when graded; in the learner's kernel the visible tests say so.
+mistake("ch06 decoder_start calls the tests' start_alone", *_CH06_START,
+        "return start_alone(weights, src_ids, src_lengths)",
+        dict.fromkeys(_CH06_START_CELLS, "used a helper of the tests"))
+mistake("ch06 teacher_forced_scores calls the tests' scores_alone", *_CH06_SCORES,
+        "return scores_alone(weights, decoder_start(weights, src_ids, src_lengths), "
+        "tgt_ids, tgt_lengths)",
+        dict.fromkeys(_CH06_SCORES_CELLS, "used a helper of the tests"))
+mistake("ch06 decoder_start builds on rnnlib.gru_forward", *_CH06_START, """
+E = np.asarray(weights["embedding.weight"])
+H = np.shape(weights["encoder.weight_hh_l0"])[1]
+rows = []
+for ids, L in zip(np.asarray(src_ids), np.asarray(src_lengths)):
+    halves = []
+    for s, x in (("", E[ids[:L]]), ("_reverse", E[ids[:L]][::-1])):
+        p = dict(zip(PARAM_NAMES, (np.asarray(weights[f"encoder.{k}_l0{s}"])
+                                   for k in ("weight_ih", "weight_hh", "bias_ih",
+                                             "bias_hh"))))
+        halves.append(rnnlib.gru_forward(x[None], np.zeros((1, H)), p)[0][0, -1])
+    rows.append(np.concatenate(halves))
+return np.array(rows)
+""", dict.fromkeys(_CH06_START_CELLS, "they are withheld when the notebook is graded"))
+for _answer, _cells in ((_CH06_START, _CH06_START_CELLS),
+                        (_CH06_SCORES, _CH06_SCORES_CELLS)):
+    mistake(f"ch06 {_answer[1]} left blank", *_answer, "raise NotImplementedError()",
+            dict.fromkeys(_cells, "NotImplementedError"))
+    costs(f"ch06 {_answer[1]} left blank", *_answer, "raise NotImplementedError()",
+          _cells)
 
 # Part 4's two likely misconceptions now cost Part 4 alone (the review's F2: they
 # cost Part 5's accuracy too when Part 5 also read rows padded at the front).
