@@ -421,7 +421,8 @@ class HostileCatalog:
                      self.release, self.guarded("namespaces", NAMESPACES.format(
                          **SYSCALLS[platform.machine()][1]))
                  )), must_print=["NS-DONE"],
-                 must_not_print=["USERNS-OPEN", "SETSID-OPEN", "KEY-OPEN"]),
+                 must_not_print=["USERNS-OPEN", "SETSID-OPEN", "KEY-OPEN", "INET-OPEN",
+                                 "BUFFER-OPEN"]),
             Case("disk_filler", "exhaust", 0.0,
                  "blank; fills /tmp, its home and /dev/shm with files",
                  self.file(self.with_cell(
@@ -1110,6 +1111,23 @@ _key = _libc.syscall({add_key}, b"user", b"drop", b"answers", 7, -4)  # user key
 print("KEY-OPEN" if _key >= 0 else "refused add_key")
 _found = _libc.syscall({request_key}, b"user", b"drop", None, 0)
 print("KEY-OPEN" if _found >= 0 else "refused request_key")
+# Internet sockets draw on the machine's TCP and UDP memory, which no namespace
+# divides; larger buffers would let Unix sockets queue more than the watchdog counts.
+import socket as _socket
+
+for _family in (_socket.AF_INET, _socket.AF_INET6):
+    try:
+        _socket.socket(_family, _socket.SOCK_STREAM).close()
+        print("INET-OPEN", _family)
+    except OSError as _error:
+        print("refused", _family, _error.errno)
+_a, _b = _socket.socketpair()
+for _option in (_socket.SO_SNDBUF, _socket.SO_RCVBUF):
+    try:
+        _a.setsockopt(_socket.SOL_SOCKET, _option, 4 * 2**20)
+        print("BUFFER-OPEN", _option)
+    except OSError as _error:
+        print("refused", _option, _error.errno)
 print("NS-DONE")
 """
 

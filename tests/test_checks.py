@@ -181,7 +181,23 @@ def test_json_nested_too_deeply_is_refused_not_crashing(tmp_path):
     nb, finding = read_notebook(write(tmp_path / "hw.ipynb", "[" * 200_000))
     assert nb is None
     assert finding.code == "invalid_json"
-    assert "too deeply" in finding.message
+    assert "nests its JSON 200000 deep, more than the 64" in finding.message
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(490, True), (55, False)])
+def test_deep_metadata_is_refused_whatever_the_stack(tmp_path, depth, refused):
+    # Red-team pass 9: a list 490 deep in a cell's metadata read at the top of a
+    # script, and raised RecursionError deeper in the grader ("report a bug").
+    # Strings are not nesting: brackets in a cell's source do not count.
+    cell = nbformat.v4.new_code_cell("x = [[[[[[[[1]]]]]]]]")
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.cells[0].metadata["deep"] = "here"
+    text = nbformat.writes(nb).replace('"here"', "[" * depth + "0" + "]" * depth)
+    found, finding = read_notebook(write(tmp_path / "hw.ipynb", text))
+    if refused:
+        assert found is None and f"{depth + 4} deep" in finding.message
+    else:
+        assert finding is None and found.cells[0].source.startswith("x = [[[[")
 
 
 @pytest.mark.parametrize("data", [[], {"metadata": {}}, {"cells": {"a": 1}}, 3])

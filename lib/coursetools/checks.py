@@ -39,6 +39,11 @@ NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 # Far beyond any notebook a learner writes; reading and checking a larger one
 # would hold up every other student's grading in the parent.
 MAX_NOTEBOOK_MB, MAX_CELLS = 50, 5000
+# A notebook's JSON nests about 8 deep (a widget's state in metadata a few more).
+# Deeper text is refused before any recursive step reads it: json, deepcopy and
+# nbformat each recurse, and how deep they may go depends on the caller's stack
+# (metadata 490 deep read at the top of a script and failed in the grader).
+MAX_DEPTH = 64
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 # Markdown and raw text: a cell, and a notebook (an exercise has 4 and 30 kB)
 MAX_TEXT_KB, MAX_TEXT_TOTAL_KB = 100, 1000
@@ -80,15 +85,16 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
     except UnicodeDecodeError as error:
         return None, Finding("not_utf8", f"{path.name} is not UTF-8 text "
                           f"(byte {error.start}: {error.reason}); not graded")
+    if (depth := json_depth(text)) > MAX_DEPTH:
+        return None, Finding("invalid_json", f"{path.name} nests its JSON {depth} "
+                             f"deep, more than the {MAX_DEPTH} a notebook may; not "
+                             "graded")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         return None, Finding("invalid_json", f"{path.name} is not valid JSON (line "
                           f"{error.lineno}, column {error.colno}: {error.msg}); "
                           "not graded")
-    except RecursionError:
-        return None, Finding("invalid_json", f"{path.name} nests its JSON too deeply "
-                          "to be a notebook; not graded")
     try:
         if isinstance(data, dict) and data.get("nbformat", 4) != 4:
             data = nbformat.convert(nbformat.from_dict(data), 4)  # v3: worksheets
@@ -103,6 +109,21 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
     except Exception as error:  # noqa: BLE001 (any malformed structure)
         return None, Finding("not_a_notebook", f"{path.name} is not a readable "
                           f"notebook ({type(error).__name__}: {error}); not graded")
+
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # strings skipped
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON `text` nest, read without recursion."""
+    depth = deepest = 0
+    for token in _TOKENS.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
 
 
 def rebuild(data: dict) -> nbformat.NotebookNode:

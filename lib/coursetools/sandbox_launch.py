@@ -35,16 +35,24 @@ CLONE_NEWUSER = 0x10000000
 # scheduler autogroup of its own, so forty busy ones would take the machine from
 # the students graded beside them (red-team pass 8); the key calls reach the
 # uid's keyring, which no namespace holds and which outlives the sandbox.
+# Internet sockets draw on the machine's TCP and UDP memory (tcp_mem, udp_mem),
+# which no network namespace divides: 100 loopback connections took 378 MB of
+# it, and at the limit every TCP socket on the host is refused (red-team pass 9).
+# A notebook needs none (the kernel's own sockets are Unix ones). Larger socket
+# buffers (SO_SNDBUF, SO_RCVBUF and their FORCE forms) are refused, so that the
+# watchdog can bound what a sandbox's Unix sockets queue (worker.Watchdog).
 SYSCALLS = {
     "x86_64": (0xC000003E, {"memfd_create": 319, "shmget": 29, "io_uring_setup": 425,
                             "setsid": 112, "add_key": 248, "request_key": 249,
                             "keyctl": 250, "clone3": 435, "clone": 56,
-                            "unshare": 272}),
+                            "unshare": 272, "socket": 41, "setsockopt": 54}),
     "aarch64": (0xC00000B7, {"memfd_create": 279, "shmget": 194, "io_uring_setup": 425,
                              "setsid": 157, "add_key": 217, "request_key": 218,
                              "keyctl": 219, "clone3": 435, "clone": 220,
-                             "unshare": 97}),
+                             "unshare": 97, "socket": 198, "setsockopt": 208}),
 }
+AF_INET, AF_INET6, SOL_SOCKET = 2, 10, 1
+BUFFER_OPTIONS = (7, 8, 32, 33)  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
 REFUSED = ("memfd_create", "shmget", "io_uring_setup", "setsid", "add_key",
            "request_key", "keyctl")
 
@@ -75,18 +83,26 @@ def refuse_syscalls(machine: str) -> None:
                       f"(only for {', '.join(SYSCALLS)})")
     arch, number = SYSCALLS[machine]
     allow, kill = 0x7FFF0000, 0x80000000
-    eperm, enosys = 0x50000 | 1, 0x50000 | 38
+    eperm, enosys, eafnosupport = 0x50000 | 1, 0x50000 | 38, 0x50000 | 97
     load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF op codes
 
     def op(code, k, true=0, false=0):  # a jump skips `true` or `false` ops
         return (code, true, false, k)
 
-    # seccomp_data: nr at byte 0, arch at 4, the first argument's low half at 16.
+    # seccomp_data: nr at byte 0, arch at 4, the low half of argument i at 16 + 8i.
     prog = [op(load, 4), op(jeq, arch, 1, 0), op(ret, kill), op(load, 0)]
     if machine == "x86_64":  # x32 calls share the architecture, numbered from 2**30
         prog += [op(jge, 0x40000000, 0, 1), op(ret, eperm)]
     for name in REFUSED:
         prog += [op(jeq, number[name], 0, 1), op(ret, eperm)]
+    # Once an argument is loaded the number is gone: each branch ends in a return.
+    prog += [op(jeq, number["socket"], 0, 5), op(load, 16),
+             op(jeq, AF_INET, 2, 0), op(jeq, AF_INET6, 1, 0),
+             op(ret, allow), op(ret, eafnosupport)]
+    prog += [op(jeq, number["setsockopt"], 0, 9), op(load, 24),
+             op(jeq, SOL_SOCKET, 0, 5), op(load, 32),
+             *[op(jeq, option, 4 - i, 0) for i, option in enumerate(BUFFER_OPTIONS)],
+             op(ret, allow), op(ret, eperm)]
     prog += [op(jeq, number["clone3"], 0, 1), op(ret, enosys),
              op(jeq, number["clone"], 1, 0), op(jeq, number["unshare"], 0, 3),
              op(load, 16), op(jset, CLONE_NEWUSER, 0, 1), op(ret, eperm),
