@@ -2205,7 +2205,9 @@ for t in range(400):
     h = (1 - alpha) * h + alpha * np.tanh(W_hh @ h)
     norms.append(np.linalg.norm(h))
 return float((norms[-1] / norms[199]) ** (1 / 200))
-""", {"test_decay_per_unit": "(to 1e-9): compute it from the eigenvalues of M"})
+""", {"test_decay_per_unit": "(to 1e-9): compute it from the eigenvalues of M",
+      # (passed before: see learner review 12b below)
+      "test_decay_no_leak": "not by running the cell"})
 
 
 # -- ch02 Parts 2 and 4 (/tmp/learner12, problems 7 and 10) -------------------------
@@ -3037,6 +3039,100 @@ mistake("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
         TG4_COSH, {})
 costs("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
       TG4_COSH, set())
+
+
+# -- ch02, learner review 12b: a change in place costs the one cell that names it ---
+# Every call gets fresh copies of its arguments; the part's last cell compares them.
+# Problem 1: p = p0, then p[:] = ... (3 points before: the 2-point cell blamed the
+# biases, since its second call started from the first call's last p).
+JORDAN_WRITES_P0 = """
+p = p0
+out = []
+for t in range(x.shape[1]):
+    h = np.tanh(x[:, t] @ params["W_ih"].T + params["b_ih"]
+                + p @ params["W_yh"].T + params["b_hh"])
+    z = h @ params["W_hy"].T + params["b_y"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p[:] = e / e.sum(axis=1, keepdims=True)
+    out.append(p.copy())
+return np.stack(out, axis=1)
+"""
+mistake("ch02 jordan_forward writes into p0", *JORDAN, JORDAN_WRITES_P0,
+        {"test_jordan_random": "p = p0 makes p a second name"})
+costs("ch02 jordan_forward writes into p0", *JORDAN, JORDAN_WRITES_P0,
+      {"test_jordan_random"})
+# Problem 2: masked assignment into h = h0_fwd (4 points before: the backward cell
+# read the h0_b the forward cell's calls had overwritten, and blamed the algorithm).
+BI_MASKED = """
+N, T, _ = x.shape
+H = h0_fwd.shape[1]
+valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+h_seq = np.zeros((N, T, 2 * H))
+h = h0_fwd{copy}
+for t in range(T):
+    m = valid[:, t]
+    h[m] = rnn_step_packed(x[:, t], h, *fwd)[m]
+    h_seq[m, t, :H] = h[m]
+h = h0_bwd{copy}
+for t in range(T - 1, -1, -1):
+    m = valid[:, t]
+    h[m] = rnn_step_packed(x[:, t], h, *bwd)[m]
+    h_seq[m, t, H:] = h[m]
+return h_seq
+"""
+mistake("ch02 birnn_padded masked assignment into h0", "ch02", "ex_birnn_padded",
+        BI_MASKED.format(copy=""),
+        {"test_birnn_padded_zero_at_padding": "h = h0_fwd makes h a second name"})
+costs("ch02 birnn_padded masked assignment into h0", "ch02", "ex_birnn_padded",
+      BI_MASKED.format(copy=""), {"test_birnn_padded_zero_at_padding"})
+mistake("ch02 birnn_padded masked assignment on a copy (valid)", "ch02",
+        "ex_birnn_padded", BI_MASKED.format(copy=".copy()"), {})
+# Problem 3: zeroing the caller's padding passed every visible cell and lost a hidden
+# point (the visible check took its copies after earlier cells had zeroed x_pad).
+BI_ZEROES_X = BI_RIGHT.replace("h_seq = np.zeros", "x[~valid] = 0.0\nh_seq = np.zeros",
+                               1)
+mistake("ch02 birnn_padded zeroes the caller's padding", "ch02", "ex_birnn_padded",
+        BI_ZEROES_X, {"test_birnn_padded_zero_at_padding": "changed x in place"})
+costs("ch02 birnn_padded zeroes the caller's padding", "ch02", "ex_birnn_padded",
+      BI_ZEROES_X, {"test_birnn_padded_zero_at_padding"})
+# Problem 3: M = W_hh, then M *= alpha passed every visible cell and lost a hidden
+# point.
+for _name, _code in {
+    "float alpha": """
+M = W_hh
+M *= alpha
+M += (1 - alpha) * np.eye(W_hh.shape[0])
+return float(np.abs(np.linalg.eigvals(M)).max())
+""",
+    "alpha per row": """
+a = np.broadcast_to(np.asarray(alpha, dtype=float), (W_hh.shape[0],))
+M = W_hh
+M *= a[:, None]
+M += np.diag(1 - a)
+return float(np.abs(np.linalg.eigvals(M)).max())
+"""}.items():
+    mistake(f"ch02 leaky_decay_rate scales W_hh in place, {_name}", "ch02",
+            "ex_decay_rate", _code,
+            {"test_decay_per_unit": "M = W_hh makes M a second name"})
+    costs(f"ch02 leaky_decay_rate scales W_hh in place, {_name}", "ch02",
+          "ex_decay_rate", _code, {"test_decay_per_unit"})
+# Problem 6: running the cell, which the text forbids, kept 4 of 5 points: every M
+# had one dominant eigenvalue or an equal-modulus pair, which a run of 400 steps
+# matches to 1e-9. Eigenvalues of close modulus (0.9 and 0.89) leave it 2.5e-5 off;
+# test_decay_no_leak names it visibly ("ch02 leaky_decay_rate measured, not
+# predicted" above), and only the pure leak (W_hh = 0, exact in any run) is kept.
+DECAY_SIMULATED = """
+a = np.ones(W_hh.shape[0]) * alpha
+h = 1e-6 * np.ones(W_hh.shape[0])
+norms = []
+for t in range(400):
+    h = (1 - a) * h + a * np.tanh(W_hh @ h)
+    norms.append(np.linalg.norm(h))
+return float((norms[-1] / norms[199]) ** (2 / 400))
+"""
+costs("ch02 leaky_decay_rate runs the cell", "ch02", "ex_decay_rate", DECAY_SIMULATED,
+      {"test_decay_no_leak", "test_decay_negative_eigenvalue", "test_decay_rotation",
+       "test_decay_per_unit"})
 
 
 # -- more cases above this line --
