@@ -3135,6 +3135,45 @@ costs("ch02 leaky_decay_rate runs the cell", "ch02", "ex_decay_rate", DECAY_SIMU
        "test_decay_per_unit"})
 
 
+# -- ch02, learner review 12b problem 5: raw NumPy errors get a hint ----------------
+# h_seq allocated with x's shape: a bare "could not broadcast (2,5) into (2,3)" before.
+SEQ_ZEROS_LIKE_X = """
+h_seq = np.zeros_like(x)
+h = h0
+for t in range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1]):
+    h = rnn_step_packed(x[:, t], h, W, b)
+    h_seq[:, t] = h
+return h_seq
+"""
+mistake("ch02 rnn_sequence_packed allocates h_seq like x", "ch02", "ex_sequence_packed",
+        SEQ_ZEROS_LIKE_X, dict.fromkeys(["test_sequence_forward",
+                                         "test_sequence_reverse"],
+                                        "not x's (N, T, D)"))
+costs("ch02 rnn_sequence_packed allocates h_seq like x", "ch02", "ex_sequence_packed",
+      SEQ_ZEROS_LIKE_X, {"test_sequence_forward", "test_sequence_reverse"})
+# TensorFlow's (D + H, H) kernel: the random cell gave a bare matmul error.
+PACK_TF_KERNEL = ("""
+W = np.vstack([params["W_ih"].T, params["W_hh"].T])
+return W, params["b_ih"] + params["b_hh"]
+""", """
+return np.tanh(np.concatenate([x_t, h_prev], axis=1) @ W + b)
+""")
+mistake("ch02 pack_params builds TensorFlow's kernel", "ch02", "ex_packed_step",
+        PACK_TF_KERNEL, {"test_pack_params": "along axis 1",
+                         "test_step_packed_fixed": "multiply by W.T",
+                         "test_step_packed_random": "TensorFlow's transposed"})
+# float32: "h_next is [[0.7615942 0.4621172]], expected [[0.76159416 0.46211716]]"
+# named neither the dtype nor the precision.
+STEP_FLOAT32 = (None, """
+xh = np.concatenate([x_t, h_prev], axis=1).astype(np.float32)
+return np.tanh(xh @ W.T.astype(np.float32) + b.astype(np.float32))
+""")
+mistake("ch02 rnn_step_packed in float32", "ch02", "ex_packed_step", STEP_FLOAT32,
+        {"test_step_packed_fixed": "h_next is float32"})
+costs("ch02 rnn_step_packed in float32", "ch02", "ex_packed_step", STEP_FLOAT32,
+      {"test_step_packed_fixed"})
+
+
 # -- more cases above this line --
 
 
