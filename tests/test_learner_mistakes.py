@@ -3174,6 +3174,42 @@ costs("ch02 rnn_step_packed in float32", "ch02", "ex_packed_step", STEP_FLOAT32,
       {"test_step_packed_fixed"})
 
 
+# -- ch01, learner review 12b problems 4 and 5: messages that blamed the wrong thing --
+# (c) Zero the padding, then take the last column: "np.squeeze drops it" was the hint,
+# though the shape was right. Zero inputs still move a tanh RNN.
+ED_ZEROED_LAST = """
+N, H = x.shape[0], enc_params["W_hh"].shape[0]
+real = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]  # (N, T_in)
+h_enc, _ = rnnlib.rnn_forward(x * real[..., None], np.zeros((N, H)), enc_params)
+context = h_enc[:, -1]
+dec_in = np.concatenate([y_in, np.repeat(context[:, None], y_in.shape[1], 1)], 2)
+h_dec, _ = rnnlib.rnn_forward(dec_in, context, dec_params)
+return h_dec @ W_hy.T + b_y
+"""
+mistake("ch01 encoder_decoder_forward zeroes the padding, reads h_enc[:, -1]", *ED,
+        ED_ZEROED_LAST, {
+            "test_encoder_decoder_own_last_step": "zeroing x after a source's end",
+            "test_encoder_decoder_values": "the scores differ"})
+costs("ch01 encoder_decoder_forward zeroes the padding, reads h_enc[:, -1]", *ED,
+      ED_ZEROED_LAST, {"test_encoder_decoder_own_last_step",
+                       "test_encoder_decoder_values"})
+# (d) A (T, T_out) result: the window cell said the pushes of earlier steps were
+# still there (T_out = T there, so only the band shows the transposition).
+IM_TRANSPOSED = _ch01_influence().replace("return influence", "return influence.T")
+mistake("ch01 influence_matrix returns (T, T_out)", *IM, IM_TRANSPOSED,
+        {IM_BY_HAND: "= (T, T_out)", IM_MODELS: "your matrix is transposed"})
+costs("ch01 influence_matrix returns (T, T_out)", *IM, IM_TRANSPOSED,
+      {IM_BY_HAND, IM_MODELS})
+# (d) Nudging a float32 copy: noise of 1e-2 off the band was blamed on pushes that
+# pile up. test_influence_matrix_leaves_x_alone grades no values and still passes.
+IM_FLOAT32 = _ch01_influence().replace("x_nudged = x.copy()",
+                                       "x_nudged = x.astype(np.float32)")
+mistake("ch01 influence_matrix nudges a float32 copy", *IM, IM_FLOAT32,
+        dict.fromkeys([IM_BY_HAND, IM_MODELS], "called forward on a float32 array"))
+costs("ch01 influence_matrix nudges a float32 copy", *IM, IM_FLOAT32,
+      {IM_BY_HAND, IM_MODELS})
+
+
 # -- more cases above this line --
 
 
