@@ -352,6 +352,18 @@ def forms(exercise: Exercise) -> dict[str, object]:
             )
         return None
 
+    def rnnlib_gru_module_import(func):
+        # rnnlib_gru_alone with the GRU imported from its module inside the
+        # function: the kernel's visible tests withhold rnnlib.gru's attributes
+        # too, so this is told at once there (review rev06c F3) and scores 0 graded.
+        code = rnnlib_gru_alone(func)
+        if code is None:
+            return None
+        return code.replace(
+            "import rnnlib\n",
+            "import rnnlib\nfrom rnnlib.gru import gru_forward as _gru\n", 1).replace(
+            "rnnlib.gru_forward(", "_gru(")
+
     def ch06_test_oracle(func):
         # The oracle of ch06 Part 6's visible tests, called by name: it lives in
         # the judge when graded, not in the student's kernel.
@@ -484,6 +496,7 @@ def forms(exercise: Exercise) -> dict[str, object]:
 
     return {
         "rnnlib_gru_alone": rnnlib_gru_alone,
+        "rnnlib_gru_module_import": rnnlib_gru_module_import,
         "ch06_test_oracle": ch06_test_oracle,
         "lstm_jacobian_from_cell_backward": lstm_jacobian_from_cell_backward,
         "one_hot_from_a_loss": one_hot_from_a_loss,

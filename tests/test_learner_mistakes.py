@@ -1732,6 +1732,48 @@ _CH06_START_VALID = {
 for _label, _body in _CH06_START_VALID.items():
     mistake(f"ch06 decoder_start {_label} (valid)", *_CH06_START,
             _ch06_p6(_CH06_ENCODE, _body), {})
+# Review rev06c F4: the own-end cell said "read ids after the sequence" for any
+# answer that did not match; it says so now only for the padded run's states.
+_CH06_NEUTRAL = "check the embedding lookup, the lengths you pack with"
+_CH06_START_ELSEWHERE = {
+    "looks the ids up in an embedding it never loads": ("""
+        e = nn.Embedding(*w["embedding.weight"].shape, dtype=torch.float64)
+        x = e(torch.from_numpy(np.array(src_ids, dtype=np.int64)))
+        packed = pack_padded_sequence(x, lengths, batch_first=True,
+                                      enforce_sorted=False)
+        _, h_n = encoder(packed)
+        return torch.cat([h_n[0], h_n[1]], 1).numpy()""", {
+        _CH06_END: _CH06_NEUTRAL,
+        _CH06_BACK: "after reading the whole sequence, from its last step back",
+        _CH06_LAYOUT: "row n is [sequence n's forward final state",
+        _CH06_ORDER: "is not its own sequence's backward final state"}),
+    "packs with lengths - 1": ("""
+        short = pack_padded_sequence(x, (lengths - 1).clamp(min=1),
+                                     batch_first=True, enforce_sorted=False)
+        _, h_n = encoder(short)
+        return torch.cat([h_n[0], h_n[1]], 1).numpy()""", {
+        _CH06_END: _CH06_NEUTRAL,
+        _CH06_BACK: "after reading the whole sequence, from its last step back"}),
+    "interleaves the two directions unit by unit": ("""
+        _, h_n = encoder(packed)
+        return torch.stack([h_n[0], h_n[1]], -1).reshape(N, -1).numpy()""", {
+        _CH06_END: _CH06_NEUTRAL,
+        _CH06_BACK: "after reading the whole sequence, from its last step back",
+        _CH06_LAYOUT: "interleaved unit by unit",
+        _CH06_ORDER: "is not its own sequence's backward final state"}),
+}
+for _label, (_body, _says) in _CH06_START_ELSEWHERE.items():
+    mistake(f"ch06 decoder_start {_label}", *_CH06_START,
+            _ch06_p6(_CH06_ENCODE, _body), _says)
+# F5: the own-end cell's lengths never grow down the batch, so packing without
+# enforce_sorted=False (PyTorch's own error names it) costs the order cell only.
+_CH06_SORTED_ONLY = _ch06_p6(_CH06_ENCODE, """
+    _, h_n = encoder(pack_padded_sequence(x, lengths, batch_first=True))
+    return torch.cat([h_n[0], h_n[1]], 1).numpy()""")
+mistake("ch06 decoder_start packs without enforce_sorted=False", *_CH06_START,
+        _CH06_SORTED_ONLY, {_CH06_ORDER: "enforce_sorted"})
+costs("ch06 decoder_start packs without enforce_sorted=False", *_CH06_START,
+      _CH06_SORTED_ONLY, {_CH06_ORDER})
 # float32 inside: every cell of decoder_start gives Part 1's float32 hint.
 mistake("ch06 decoder_start computes in float32", *_CH06_START,
         _ch06_p6(_CH06_ENCODE, """
@@ -1784,6 +1826,42 @@ mistake("ch06 teacher_forced_scores passes h_0 as (N, 2H)", *_CH06_SCORES,
         out, _ = decoder(packed, torch.from_numpy(start))
         return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""),
         dict.fromkeys(_CH06_SCORES_CELLS, "whatever batch_first says"))
+# F6: h_0 given batch first, (N, 1, 2H): PyTorch sorts h_0 along dimension 1 and
+# stops with "INDICES element is out of DATA bounds"; the hint says which shape.
+mistake("ch06 teacher_forced_scores passes h_0 as (N, 1, 2H)", *_CH06_SCORES,
+        _ch06_p6(_CH06_DECODE, """
+        out, _ = decoder(packed, torch.from_numpy(start)[:, None])
+        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""),
+        dict.fromkeys(_CH06_SCORES_CELLS, "N is its dimension 1"))
+# F7: the targets read one step late (a start symbol assumed missing); the cell
+# after the targets repeats one id per target, so only the decoder cell fails.
+_CH06_SHIFTED = _ch06_p6(_CH06_DECODE, """
+    late = torch.cat([y[:, :1], y[:, :-1]], 1)
+    out, _ = decoder(pack_padded_sequence(late, lengths, batch_first=True,
+                                          enforce_sorted=False), h0)
+    return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""")
+mistake("ch06 teacher_forced_scores reads the targets shifted by one step",
+        *_CH06_SCORES, _CH06_SHIFTED, {_CH06_FROM: "shifted by one step"})
+costs("ch06 teacher_forced_scores reads the targets shifted by one step",
+      *_CH06_SCORES, _CH06_SHIFTED, {_CH06_FROM})
+# F8: a visible case has N = 1, so squeezing the scores fails in the kernel.
+mistake("ch06 teacher_forced_scores squeezes the scores", *_CH06_SCORES,
+        _ch06_p6(_CH06_DECODE, """
+        out, _ = decoder(packed, h0)
+        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
+        return head(out).squeeze()"""), {_CH06_FROM: "do not squeeze"})
+# The tests' decoder_start answers only this batch's sources.
+_CH06_TARGETS_AS_SOURCES = _CH06_DECODE.replace(
+    "decoder_start(weights, src_ids, src_lengths)",
+    "decoder_start(weights, tgt_ids, tgt_lengths)") + """\
+    out, _ = decoder(packed, h0)
+return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])
+"""
+mistake("ch06 teacher_forced_scores starts from the targets' decoder_start",
+        *_CH06_SCORES, _CH06_TARGETS_AS_SOURCES,
+        {_CH06_FROM: "other arrays than this batch's src_ids"})
+costs("ch06 teacher_forced_scores starts from the targets' decoder_start",
+      *_CH06_SCORES, _CH06_TARGETS_AS_SOURCES, {_CH06_FROM})
 # What answers the part without PyTorch is withheld (rnnlib's GRU) or absent (the
 # tests' oracle) when graded; in the learner's kernel the visible tests say so.
 mistake("ch06 decoder_start calls the tests' start_alone", *_CH06_START,
@@ -1807,6 +1885,23 @@ for ids, L in zip(np.asarray(src_ids), np.asarray(src_lengths)):
     rows.append(np.concatenate(halves))
 return np.array(rows)
 """, dict.fromkeys(_CH06_START_CELLS, "they are withheld when the notebook is graded"))
+# F3: rnnlib's GRU imported inside the function is withheld in the kernel too
+# (its module's attributes are swapped during the call, not only the notebook's
+# names), as it is when graded.
+for _form in ("from rnnlib.gru import gru_forward as _gru",
+              "import rnnlib.gru as _m; _gru = _m.gru_forward",
+              "from rnnlib import gru_forward as _gru"):
+    mistake(f"ch06 decoder_start runs rnnlib's GRU imported inside ({_form})",
+            *_CH06_START, f"""
+{_form}
+E = np.asarray(weights["embedding.weight"])
+H = np.shape(weights["encoder.weight_hh_l0"])[1]
+p = dict(zip(PARAM_NAMES, (np.asarray(weights[f"encoder.{{k}}_l0"]) for k in
+                           ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))))
+return np.array([np.concatenate(2 * [_gru(E[ids[:L]][None], np.zeros((1, H)),
+                                          p)[0][0, -1]])
+                 for ids, L in zip(np.asarray(src_ids), np.asarray(src_lengths))])
+""", dict.fromkeys(_CH06_START_CELLS, "withheld when the notebook is graded"))
 for _answer, _cells in ((_CH06_START, _CH06_START_CELLS),
                         (_CH06_SCORES, _CH06_SCORES_CELLS)):
     mistake(f"ch06 {_answer[1]} left blank", *_answer, "raise NotImplementedError()",
