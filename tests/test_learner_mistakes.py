@@ -1888,10 +1888,10 @@ return np.array(rows)
 # F3: rnnlib's GRU imported inside the function is withheld in the kernel too
 # (its module's attributes are swapped during the call, not only the notebook's
 # names), as it is when graded.
-for _form in ("from rnnlib.gru import gru_forward as _gru",
-              "import rnnlib.gru as _m; _gru = _m.gru_forward",
-              "from rnnlib import gru_forward as _gru"):
-    mistake(f"ch06 decoder_start runs rnnlib's GRU imported inside ({_form})",
+for _how, _form in (("from rnnlib.gru", "from rnnlib.gru import gru_forward as _gru"),
+                    ("as a module", "import rnnlib.gru as _m\n_gru = _m.gru_forward"),
+                    ("from rnnlib", "from rnnlib import gru_forward as _gru")):
+    mistake(f"ch06 decoder_start runs rnnlib's GRU imported inside, {_how}",
             *_CH06_START, f"""
 {_form}
 E = np.asarray(weights["embedding.weight"])
