@@ -912,15 +912,13 @@ import socket as _socket
 _tries = [("1.1.1.1", 53), ("1.1.1.1", 443), ("8.8.8.8", 53), ("127.0.0.1", 22),
           ("127.0.0.1", 80)] + [("127.0.0.1", _port) for _port in {ports!r}]
 for _host, _port in _tries:
-    _s = _socket.socket()
-    _s.settimeout(3)
-    try:
-        _s.connect((_host, _port))
-        print("NET-OPEN", _host, _port)
+    try:  # the sandbox refuses the socket itself (EAFNOSUPPORT), or the connection
+        with _socket.socket() as _s:
+            _s.settimeout(3)
+            _s.connect((_host, _port))
+            print("NET-OPEN", _host, _port)
     except OSError as _error:
         print("refused", _host, _port, _error)
-    finally:
-        _s.close()
 try:
     _u = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     _u.sendto(b"x", ("1.1.1.1", 53))
