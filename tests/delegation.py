@@ -314,9 +314,10 @@ def forms(exercise: Exercise) -> dict[str, object]:
     ch06_direction = (
         "import numpy as np\n"
         "import rnnlib\n"
-        "def _direction(prefix, suffix=''):\n"
+        "def _direction(prefix, suffix='', layer=0):\n"
         "    keys = ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')\n"
-        "    return {n: np.asarray(weights[f'{prefix}.{k}_l0{suffix}'], dtype=float)\n"
+        "    return {n: np.asarray(weights[f'{prefix}.{k}_l{layer}{suffix}'],\n"
+        "                          dtype=float)\n"
         "            for k, n in zip(keys, ('W_ih', 'W_hh', 'b_ih', 'b_hh'))}\n"
         "def _read(p, x, h0):\n"
         "    return rnnlib.gru_forward(x[None], np.reshape(h0, (1, -1)), p)[0][0]\n"
@@ -325,18 +326,22 @@ def forms(exercise: Exercise) -> dict[str, object]:
 
     def rnnlib_gru_alone(func):
         # decoder_start and teacher_forced_scores from rnnlib's GRU, each sequence
-        # read alone: no packing, the right numbers (withheld when graded).
+        # read alone, layer after layer: no packing, the right numbers (withheld
+        # when graded).
         if func.name == "decoder_start":
             return ch06_direction + (
                 "H = np.shape(weights['encoder.weight_hh_l0'])[1]\n"
                 "rows = []\n"
                 "for ids, L in zip(np.asarray(src_ids), np.asarray(src_lengths)):\n"
-                "    x = E[ids[:L]]\n"
-                "    rows.append(np.concatenate([\n"
-                "        _read(_direction('encoder'), x, np.zeros(H))[-1],\n"
-                "        _read(_direction('encoder', '_reverse'), x[::-1],\n"
-                "              np.zeros(H))[-1]]))\n"
-                "return np.array(rows)"
+                "    x, finals = E[ids[:L]], []\n"
+                "    for layer in range(2):\n"
+                "        f = _read(_direction('encoder', '', layer), x, np.zeros(H))\n"
+                "        b = _read(_direction('encoder', '_reverse', layer), x[::-1],\n"
+                "                  np.zeros(H))[::-1]\n"
+                "        finals.append(np.concatenate([f[-1], b[0]]))\n"
+                "        x = np.concatenate([f, b], axis=1)\n"
+                "    rows.append(finals)\n"
+                "return np.array(rows).transpose(1, 0, 2)"
             )
         if func.name == "teacher_forced_scores":
             return ch06_direction + (
@@ -346,8 +351,11 @@ def forms(exercise: Exercise) -> dict[str, object]:
                 "ids = np.asarray(tgt_ids)\n"
                 "out = np.tile(b, (*ids.shape, 1))\n"
                 "for n, L in enumerate(np.asarray(tgt_lengths)):\n"
-                "    out[n, :L] = _read(_direction('decoder'), E[ids[n, :L]],\n"
-                "                       start[n]) @ W.T + b\n"
+                "    states = E[ids[n, :L]]\n"
+                "    for layer in range(2):\n"
+                "        states = _read(_direction('decoder', '', layer), states,\n"
+                "                       start[layer, n])\n"
+                "    out[n, :L] = states @ W.T + b\n"
                 "return out"
             )
         return None

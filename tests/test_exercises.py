@@ -5,6 +5,8 @@ scores) is in test_exercise_grading.py."""
 
 from __future__ import annotations
 
+import re
+
 import nbtools
 import pytest
 from conftest import ASSIGNMENTS, ROOT
@@ -96,8 +98,9 @@ def test_release_reveals_no_solution_or_hidden_test(name):
         )
 
 
-def _opening_table(nb: dict) -> list[tuple[str, float]]:
-    """(kind, points) of each row of the first markdown cell's table."""
+def _opening_table(nb: dict) -> list[list[tuple[str, float]]]:
+    """For each part (row) of the first markdown cell's table, its (kind, points):
+    one pair, or one per kind for a part split as "build 1 + transfer 6"."""
     first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
     rows = []
     for line in nbtools.source(first).splitlines():
@@ -105,8 +108,19 @@ def _opening_table(nb: dict) -> list[tuple[str, float]]:
         cells = [c.strip().strip("*").lower() for c in row]
         kinds = [c for c in cells if c in ("build", "transfer")]
         numbers = [c for c in cells if c.replace(".", "", 1).isdigit()]
-        if line.lstrip().startswith("|") and kinds and numbers:
-            rows.append((kinds[0], float(numbers[-1])))
+        # A total row ("| | **build 7 + transfer 15** | ...") names no part.
+        split = next((s for s in (re.findall(r"(build|transfer) (\d+(?:\.\d+)?)", c)
+                                  for c in cells)
+                      if s and cells[0]
+                      and " + ".join(f"{k} {p}" for k, p in s) in cells), None)
+        if not line.lstrip().startswith("|") or not numbers:
+            continue
+        if split:
+            parts = [(kind, float(points)) for kind, points in split]
+            assert sum(p for _, p in parts) == float(numbers[-1]), line
+            rows.append(parts)
+        elif kinds:
+            rows.append([(kinds[0], float(numbers[-1]))])
     return rows
 
 
@@ -120,11 +134,12 @@ def test_opening_table_shows_the_split_and_meets_the_standard(name):
         )
         rows = _opening_table(nb)
         assert rows, f"{path}: the opening table lists no build / transfer parts"
-        assert sum(p for _, p in rows) == total, (
-            f"{path}: the table's points {[p for _, p in rows]} do not add up to "
+        pairs = [pair for part in rows for pair in part]
+        assert sum(p for _, p in pairs) == total, (
+            f"{path}: the table's points {[p for _, p in pairs]} do not add up to "
             f"the test cells' {total:g}"
         )
-        transfer = sum(p for kind, p in rows if kind == "transfer")
+        transfer = sum(p for kind, p in pairs if kind == "transfer")
         assert 15 <= total <= 25 and 4 <= len(rows) <= 6, (total, len(rows))
         assert transfer >= 0.6 * total, f"{path}: transfer {transfer:g} of {total:g}"
 

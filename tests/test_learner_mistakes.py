@@ -1611,44 +1611,52 @@ mistake("ch06 train_above_first returns seeded random arrays, visible", *_CH06_P
                        _CH06_ACCURACY: "at least 98 % is needed"})
 
 # -- ch06 Part 6, decoder_start and teacher_forced_scores (PyTorch's packing) --------
-# Each likely mistake about what nn.GRU and the packing functions return fails one
-# cell, by name: each cell's weights and rows make what the other cells check
-# irrelevant (memoryless directions, palindromes, sequences of one step, the last
-# row only; see seq2seq_weights in the notebook).
+# Each likely mistake about what a stacked bidirectional nn.GRU and the packing
+# functions return fails one cell, by name: each cell's weights and rows make what
+# the other cells check irrelevant (memoryless directions, sequences of one step,
+# states compared with any layer's, the last row only; see seq2seq_weights in the
+# notebook). Both networks have two layers; decoder_start returns h_0 (2, N, 2H).
 _CH06_START = ("ch06", "ex_decoder_start")
 _CH06_SCORES = ("ch06", "ex_teacher_forced_scores")
-_CH06_END = "test_start_after_own_last_step"
-_CH06_BACK = "test_start_backward_final"
-_CH06_LAYOUT = "test_start_layout"
-_CH06_ORDER = "test_start_batch_order"
+_CH06_END = "test_start_own_end_and_order"
+_CH06_LAYERS = "test_start_layers"
+_CH06_HALVES = "test_start_halves"
 _CH06_FROM = "test_decoder_starts_from_encoder"
+_CH06_DEC_LAYERS = "test_decoder_layers_from_start"
 _CH06_AFTER = "test_decoder_after_each_target"
-_CH06_START_CELLS = {_CH06_END, _CH06_BACK, _CH06_LAYOUT, _CH06_ORDER}
-_CH06_SCORES_CELLS = {_CH06_FROM, _CH06_AFTER}
+_CH06_START_CELLS = {_CH06_END, _CH06_LAYERS, _CH06_HALVES}
+_CH06_SCORES_CELLS = {_CH06_FROM, _CH06_DEC_LAYERS, _CH06_AFTER}
 _CH06_ENCODE = '''
 w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
 D, H = w["encoder.weight_ih_l0"].shape[1], w["encoder.weight_hh_l0"].shape[1]
-encoder = nn.GRU(D, H, batch_first=True, bidirectional=True, dtype=torch.float64)
+encoder = nn.GRU(D, H, num_layers=2, batch_first=True, bidirectional=True,
+                 dtype=torch.float64)
 encoder.load_state_dict({k[len("encoder."):]: v for k, v in w.items()
                          if k.startswith("encoder.")})
 x = w["embedding.weight"][torch.from_numpy(np.array(src_ids, dtype=np.int64))]
 lengths = torch.as_tensor(np.array(src_lengths, dtype=np.int64))
 N = len(lengths)
 packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+
+
+def pair(h):
+    return torch.cat([h[0::2], h[1::2]], 2).numpy()
+
+
 with torch.no_grad():
 '''
 _CH06_DECODE = '''
 start = np.asarray(decoder_start(weights, src_ids, src_lengths), dtype=np.float64)
 w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
 D, H2 = w["decoder.weight_ih_l0"].shape[1], w["decoder.weight_hh_l0"].shape[1]
-decoder = nn.GRU(D, H2, batch_first=True, dtype=torch.float64)
+decoder = nn.GRU(D, H2, num_layers=2, batch_first=True, dtype=torch.float64)
 decoder.load_state_dict({k[len("decoder."):]: v for k, v in w.items()
                          if k.startswith("decoder.")})
 ids = torch.from_numpy(np.array(tgt_ids, dtype=np.int64))
 y = w["embedding.weight"][ids]
 lengths = torch.as_tensor(np.array(tgt_lengths, dtype=np.int64))
 packed = pack_padded_sequence(y, lengths, batch_first=True, enforce_sorted=False)
-h0 = torch.from_numpy(start)[None]
+h0 = torch.from_numpy(start)
 U = ids.shape[1]
 real = (np.arange(U)[None, :] < np.asarray(tgt_lengths)[:, None])[..., None]
 
@@ -1669,129 +1677,109 @@ _CH06_START_MISTAKES = {
     # name: (body, the cell it costs, a phrase of that cell's message)
     "reads h_n of the padded batch (no packing)": ("""
         _, h_n = encoder(x)
-        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
+        return pair(h_n)""",
         _CH06_END, "as a GRU over the padded batch does"),
-    "takes the forward state from output[:, -1]": ("""
+    "takes the top layer's forward state from output[:, -1]": ("""
         out, h_n = encoder(packed)
         out = pad_packed_sequence(out, batch_first=True)[0]
-        return torch.cat([out[:, -1, :H], out[:, 0, H:]], 1).numpy()""",
+        top = torch.cat([out[:, -1, :H], out[:, 0, H:]], 1)
+        return np.stack([pair(h_n)[0], top.numpy()])""",
         _CH06_END, "output[:, -1] is a padding step for them"),
-    "picks the forward state by hand, backward over the padding": ("""
-        out, h_n = encoder(x)
-        return torch.cat([out[torch.arange(N), lengths - 1, :H], out[:, 0, H:]],
-                         1).numpy()""",
-        _CH06_END, "never the ids after it"),
-    "takes the backward state at the sequence's last step": ("""
-        out, h_n = encoder(packed)
-        out = pad_packed_sequence(out, batch_first=True)[0]
-        return torch.cat([h_n[0], out[torch.arange(N), lengths - 1, H:]], 1).numpy()""",
-        _CH06_BACK, "after reading only src_ids[n, L - 1]"),
-    "views h_n as (N, 2H)": ("""
-        _, h_n = encoder(packed)
-        return h_n.view(N, 2 * H).numpy()""",
-        _CH06_LAYOUT, "a row mixes the states of different sequences"),
-    "reshapes h_n to (N, -1)": ("""
-        _, h_n = encoder(packed)
-        return h_n.reshape(N, -1).numpy()""",
-        _CH06_LAYOUT, "a row mixes the states of different sequences"),
-    "puts the backward half first": ("""
-        _, h_n = encoder(packed)
-        return torch.cat([h_n[1], h_n[0]], 1).numpy()""",
-        _CH06_LAYOUT, "the halves are in the wrong order"),
     "sorts the batch and never puts it back": ("""
         order = torch.argsort(lengths, descending=True)
         _, h_n = encoder(pack_padded_sequence(x[order], lengths[order],
                                               batch_first=True))
-        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
-        _CH06_ORDER, "the rows come back in another order"),
+        return pair(h_n)""",
+        _CH06_END, "the rows come back in another order"),
     "undoes PyTorch's sorting a second time": ("""
         _, h_n = encoder(packed)
-        h_n = h_n[:, packed.unsorted_indices]
-        return torch.cat([h_n[0], h_n[1]], 1).numpy()""",
-        _CH06_ORDER, "the rows come back in another order"),
+        return pair(h_n[:, packed.unsorted_indices])""",
+        _CH06_END, "the rows come back in another order"),
+    "views h_n as (2, N, 2H)": ("""
+        _, h_n = encoder(packed)
+        return h_n.view(2, N, 2 * H).numpy()""",
+        _CH06_LAYERS, "viewing or reshaping it"),
+    "reshapes h_n to (2, N, -1)": ("""
+        _, h_n = encoder(packed)
+        return h_n.reshape(2, N, -1).numpy()""",
+        _CH06_LAYERS, "viewing or reshaping it"),
+    "reads h_n.view(2, 2, N, H) as (direction, layer)": ("""
+        _, h_n = encoder(packed)
+        return torch.cat(list(h_n.view(2, 2, N, H)), 2).numpy()""",
+        _CH06_LAYERS, "h_n.view(2, 2, N, H) is (layer, direction, N, H)"),
+    "gives both layers the top layer's states": ("""
+        _, h_n = encoder(packed)
+        return np.stack(2 * [torch.cat([h_n[-2], h_n[-1]], 1).numpy()])""",
+        _CH06_LAYERS, "both layers' rows hold the top layer's states"),
+    "swaps the layers": ("""
+        _, h_n = encoder(packed)
+        return pair(h_n)[::-1].copy()""",
+        _CH06_LAYERS, "the layers are swapped"),
+    "puts each layer's backward half first": ("""
+        _, h_n = encoder(packed)
+        return torch.cat([h_n[1::2], h_n[0::2]], 2).numpy()""",
+        _CH06_HALVES, "the halves are in the wrong order"),
+    "takes the top layer's backward state at the sequence's last step": ("""
+        out, h_n = encoder(packed)
+        out = pad_packed_sequence(out, batch_first=True)[0]
+        top = torch.cat([h_n[2], out[torch.arange(N), lengths - 1, H:]], 1)
+        return np.stack([pair(h_n)[0], top.numpy()])""",
+        _CH06_HALVES, "after reading only src_ids[n, L - 1]"),
+    "packs without enforce_sorted=False": ("""
+        _, h_n = encoder(pack_padded_sequence(x, lengths, batch_first=True))
+        return pair(h_n)""",
+        _CH06_END, "enforce_sorted"),
 }
 for _label, (_body, _cell, _says) in _CH06_START_MISTAKES.items():
     _code = _ch06_p6(_CH06_ENCODE, _body)
     mistake(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell: _says})
     costs(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell})
 _CH06_START_VALID = {
-    "permutes h_n, then reshapes": """
+    "views h_n by layer and direction, then permutes": """
         _, h_n = encoder(packed)
-        return h_n.permute(1, 0, 2).reshape(N, 2 * H).numpy()""",
+        return h_n.view(2, 2, N, H).permute(0, 2, 1, 3).reshape(2, N, 2 * H).numpy()""",
     "sorts the batch itself and puts it back": """
         order = torch.argsort(lengths, descending=True)
         _, h_n = encoder(pack_padded_sequence(x[order], lengths[order],
                                               batch_first=True))
-        back = torch.argsort(order)
-        return torch.cat([h_n[0][back], h_n[1][back]], 1).numpy()""",
+        return pair(h_n[:, torch.argsort(order)])""",
     "reads one sequence at a time": """
-        rows = [torch.cat(list(encoder(x[n : n + 1, : lengths[n]])[1][:, 0]))
-                for n in range(N)]
-        return torch.stack(rows).numpy()""",
+        return np.stack([pair(encoder(x[n : n + 1, : lengths[n]])[1])[:, 0]
+                         for n in range(N)], 1)""",
 }
 for _label, _body in _CH06_START_VALID.items():
     mistake(f"ch06 decoder_start {_label} (valid)", *_CH06_START,
             _ch06_p6(_CH06_ENCODE, _body), {})
-# Review rev06c F4: the own-end cell said "read ids after the sequence" for any
-# answer that did not match; it says so now only for the padded run's states.
-_CH06_NEUTRAL = "check the embedding lookup, the lengths you pack with"
-_CH06_START_ELSEWHERE = {
-    "looks the ids up in an embedding it never loads": ("""
-        e = nn.Embedding(*w["embedding.weight"].shape, dtype=torch.float64)
-        x = e(torch.from_numpy(np.array(src_ids, dtype=np.int64)))
-        packed = pack_padded_sequence(x, lengths, batch_first=True,
-                                      enforce_sorted=False)
-        _, h_n = encoder(packed)
-        return torch.cat([h_n[0], h_n[1]], 1).numpy()""", {
-        _CH06_END: _CH06_NEUTRAL,
-        _CH06_BACK: "after reading the whole sequence, from its last step back",
-        _CH06_LAYOUT: "row n is [sequence n's forward final state",
-        _CH06_ORDER: "is not its own sequence's backward final state"}),
-    "packs with lengths - 1": ("""
-        short = pack_padded_sequence(x, (lengths - 1).clamp(min=1),
-                                     batch_first=True, enforce_sorted=False)
-        _, h_n = encoder(short)
-        return torch.cat([h_n[0], h_n[1]], 1).numpy()""", {
-        _CH06_END: _CH06_NEUTRAL,
-        _CH06_BACK: "after reading the whole sequence, from its last step back"}),
-    "interleaves the two directions unit by unit": ("""
-        _, h_n = encoder(packed)
-        return torch.stack([h_n[0], h_n[1]], -1).reshape(N, -1).numpy()""", {
-        _CH06_END: _CH06_NEUTRAL,
-        _CH06_BACK: "after reading the whole sequence, from its last step back",
-        _CH06_LAYOUT: "interleaved unit by unit",
-        _CH06_ORDER: "is not its own sequence's backward final state"}),
-}
-for _label, (_body, _says) in _CH06_START_ELSEWHERE.items():
-    mistake(f"ch06 decoder_start {_label}", *_CH06_START,
-            _ch06_p6(_CH06_ENCODE, _body), _says)
-# F5: the own-end cell's lengths never grow down the batch, so packing without
-# enforce_sorted=False (PyTorch's own error names it) costs the order cell only.
-_CH06_SORTED_ONLY = _ch06_p6(_CH06_ENCODE, """
-    _, h_n = encoder(pack_padded_sequence(x, lengths, batch_first=True))
-    return torch.cat([h_n[0], h_n[1]], 1).numpy()""")
-mistake("ch06 decoder_start packs without enforce_sorted=False", *_CH06_START,
-        _CH06_SORTED_ONLY, {_CH06_ORDER: "enforce_sorted"})
-costs("ch06 decoder_start packs without enforce_sorted=False", *_CH06_START,
-      _CH06_SORTED_ONLY, {_CH06_ORDER})
 # float32 inside: every cell of decoder_start gives Part 1's float32 hint.
 mistake("ch06 decoder_start computes in float32", *_CH06_START,
         _ch06_p6(_CH06_ENCODE, """
         _, h_n = encoder.float()(pack_padded_sequence(x.float(), lengths,
                                                       batch_first=True,
                                                       enforce_sorted=False))
-        return torch.cat([h_n[0], h_n[1]], 1).double().numpy()"""),
+        return pair(h_n.double())"""),
         dict.fromkeys(_CH06_START_CELLS, "float32's rounding"))
+# A 1-layer answer, (N, 2H): every cell of decoder_start says the shape.
+mistake("ch06 decoder_start returns the top layer only, (N, 2H)", *_CH06_START,
+        _ch06_p6(_CH06_ENCODE, """
+        _, h_n = encoder(packed)
+        return torch.cat([h_n[-2], h_n[-1]], 1).numpy()"""),
+        dict.fromkeys(_CH06_START_CELLS, "expected (2, N, 2H)"))
 
+_CH06_PAD = """
+        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""
 _CH06_SCORES_MISTAKES = {
     "starts the decoder from a zero state": ("""
-        out, _ = decoder(packed)
-        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""",
+        out, _ = decoder(packed)""" + _CH06_PAD,
         _CH06_FROM, "the decoder starts from a zero state"),
     "sorts h_0 by the targets' lengths": ("""
-        out, _ = decoder(packed, h0[:, packed.sorted_indices])
-        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""",
+        out, _ = decoder(packed, h0[:, packed.sorted_indices])""" + _CH06_PAD,
         _CH06_FROM, "in the order of the targets' lengths"),
+    "swaps h_0's layers": ("""
+        out, _ = decoder(packed, h0.flip(0))""" + _CH06_PAD,
+        _CH06_DEC_LAYERS, "start from the wrong layers' states"),
+    "starts both decoder layers from the encoder's top layer": ("""
+        out, _ = decoder(packed, h0[[1, 1]])""" + _CH06_PAD,
+        _CH06_DEC_LAYERS, "both decoder layers start from the encoder's top layer"),
     "unpacks without total_length": ("""
         out, _ = decoder(packed, h0)
         return head(pad_packed_sequence(out, batch_first=True)[0])""",
@@ -1810,6 +1798,19 @@ _CH06_SCORES_MISTAKES = {
         out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
         return (out @ w["head.weight"].T).numpy()""",
         _CH06_AFTER, "after each target the scores are head.bias"),
+    # F7: the targets read one step late (a start symbol assumed missing); the
+    # other decoder cells repeat one id per target, so only this cell fails.
+    "reads the targets shifted by one step": ("""
+        late = torch.cat([y[:, :1], y[:, :-1]], 1)
+        out, _ = decoder(pack_padded_sequence(late, lengths, batch_first=True,
+                                              enforce_sorted=False), h0)""" + _CH06_PAD,
+        _CH06_FROM, "shifted by one step"),
+    # F8: the visible N = 1 case; the other decoder cells have no axis of size 1.
+    "squeezes the scores": ("""
+        out, _ = decoder(packed, h0)
+        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
+        return head(out).squeeze()""",
+        _CH06_FROM, "do not squeeze"),
 }
 for _label, (_body, _cell, _says) in _CH06_SCORES_MISTAKES.items():
     _code = _ch06_p6(_CH06_DECODE, _body)
@@ -1820,36 +1821,16 @@ mistake("ch06 teacher_forced_scores reads the targets unpacked, head.bias after 
         "(valid)", *_CH06_SCORES, _ch06_p6(_CH06_DECODE, """
         out, _ = decoder(y, h0)
         return np.where(real, head(out), w["head.bias"].numpy())"""), {})
-# h_0 as (N, 2H): PyTorch's own error, with the notebook's hint on h_0's shape.
-mistake("ch06 teacher_forced_scores passes h_0 as (N, 2H)", *_CH06_SCORES,
-        _ch06_p6(_CH06_DECODE, """
-        out, _ = decoder(packed, torch.from_numpy(start))
-        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""),
-        dict.fromkeys(_CH06_SCORES_CELLS, "whatever batch_first says"))
-# F6: h_0 given batch first, (N, 1, 2H): PyTorch sorts h_0 along dimension 1 and
-# stops with "INDICES element is out of DATA bounds"; the hint says which shape.
-mistake("ch06 teacher_forced_scores passes h_0 as (N, 1, 2H)", *_CH06_SCORES,
-        _ch06_p6(_CH06_DECODE, """
-        out, _ = decoder(packed, torch.from_numpy(start)[:, None])
-        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""),
-        dict.fromkeys(_CH06_SCORES_CELLS, "N is its dimension 1"))
-# F7: the targets read one step late (a start symbol assumed missing); the cell
-# after the targets repeats one id per target, so only the decoder cell fails.
-_CH06_SHIFTED = _ch06_p6(_CH06_DECODE, """
-    late = torch.cat([y[:, :1], y[:, :-1]], 1)
-    out, _ = decoder(pack_padded_sequence(late, lengths, batch_first=True,
-                                          enforce_sorted=False), h0)
-    return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])""")
-mistake("ch06 teacher_forced_scores reads the targets shifted by one step",
-        *_CH06_SCORES, _CH06_SHIFTED, {_CH06_FROM: "shifted by one step"})
-costs("ch06 teacher_forced_scores reads the targets shifted by one step",
-      *_CH06_SCORES, _CH06_SHIFTED, {_CH06_FROM})
-# F8: a visible case has N = 1, so squeezing the scores fails in the kernel.
-mistake("ch06 teacher_forced_scores squeezes the scores", *_CH06_SCORES,
-        _ch06_p6(_CH06_DECODE, """
-        out, _ = decoder(packed, h0)
-        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
-        return head(out).squeeze()"""), {_CH06_FROM: "do not squeeze"})
+# An h_0 of the wrong shape raises in every decoder cell: PyTorch's own error,
+# with the notebook's hint on h_0's shape.
+for _label, _h0, _says in (
+        ("passes the top layer only as h_0", "h0[-1:]", "whatever batch_first says"),
+        ("passes h_0 batch first, (N, 2, 2H)", "h0.transpose(0, 1).contiguous()",
+         "whatever batch_first says")):
+    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES,
+            _ch06_p6(_CH06_DECODE, f"""
+        out, _ = decoder(packed, {_h0})""" + _CH06_PAD),
+            dict.fromkeys(_CH06_SCORES_CELLS, _says))
 # The tests' decoder_start answers only this batch's sources.
 _CH06_TARGETS_AS_SOURCES = _CH06_DECODE.replace(
     "decoder_start(weights, src_ids, src_lengths)",
