@@ -428,26 +428,22 @@ def forms(exercise: Exercise) -> dict[str, object]:
         return None
 
     def lstm_jacobian_from_cell_backward(func):
-        # ch05 Part 1: the library's private LSTM helpers, _gates for the step and
-        # _cell_backward for its vector-Jacobian product, run once per row of J
-        # (a unit upstream gradient on each of h_t and c_t) give the whole
+        # ch05 Part 1: the library's private _cell_backward, the vector-Jacobian
+        # product of one LSTM step, run once per row of J (a unit upstream
+        # gradient on each of h_t and c_t) on the cached gates gives the whole
         # Jacobian: row a is [da @ W_hh, dc_prev].
         if func.name != "lstm_step_jacobian":
             return None
         return (
             "import numpy as np\n"
             "from rnnlib import lstm as _lstm\n"
-            "H = h_prev.shape[0]\n"
-            "a = (params['W_ih'] @ x_t + params['b_ih'] + params['W_hh'] @ h_prev\n"
-            "     + params['b_hh'])[None]\n"
-            "gates = _lstm._gates(a, H)\n"
-            "i, f, g, o = np.split(gates, 4, axis=1)\n"
-            "tanh_c = np.tanh(f * c_prev[None] + i * g)\n"
+            "H = cache['c_prev'].shape[1]\n"
             "eye, rows = np.eye(2 * H), 2 * H\n"
             "da, dc_prev = _lstm._cell_backward(\n"
-            "    eye[:, :H], eye[:, H:], np.repeat(c_prev[None], rows, 0),\n"
-            "    np.repeat(gates, rows, 0), np.repeat(tanh_c, rows, 0))\n"
-            "return np.concatenate([da @ params['W_hh'], dc_prev], axis=1)"
+            "    eye[:, :H], eye[:, H:], np.repeat(cache['c_prev'], rows, 0),\n"
+            "    np.repeat(cache['gates'], rows, 0),\n"
+            "    np.repeat(cache['tanh_c'], rows, 0))\n"
+            "return np.concatenate([da @ cache['params']['W_hh'], dc_prev], axis=1)"
         )
 
     def gru_as_leaky_rnn(func):

@@ -1251,19 +1251,16 @@ costs("ch02 birnn_padded returns zeros", "ch02", "ex_birnn_padded",
 
 
 # -- ch05 (audit of the hidden halves, /tmp/audit_hidden/REPORT.md) ------------------
-def _ch05_jacobian(tc="c", blocks='np.split(params["W_hh"], 4)',
+def _ch05_jacobian(blocks='np.split(cache["params"]["W_hh"], 4)',
                    gterm="\n            + (i * (1 - g * g))[:, None] * W_hg",
                    croute=" + h_from_c_new[:, None] * c_from_h",
                    ret="[[h_from_h, np.diag(h_from_c_new * f)],"
                        " [c_from_h, np.diag(f)]]"):
     """The solution's lstm_step_jacobian with one piece changed."""
     return f"""
-H = h_prev.shape[0]
-a = (params["W_ih"] @ x_t + params["b_ih"] + params["W_hh"] @ h_prev + params["b_hh"])
-i, f = sigmoid(a[:H]), sigmoid(a[H : 2 * H])
-g, o = np.tanh(a[2 * H : 3 * H]), sigmoid(a[3 * H :])
-c = f * c_prev + i * g
-tanh_c = np.tanh({tc})
+i, f, g, o = np.split(cache["gates"][0], 4)
+H = i.shape[0]
+c_prev, tanh_c = cache["c_prev"][0], cache["tanh_c"][0]
 W_hi, W_hf, W_hg, W_ho = {blocks}
 c_from_h = ((c_prev * f * (1 - f))[:, None] * W_hf
             + (g * i * (1 - i))[:, None] * W_hi{gterm})
@@ -1284,20 +1281,33 @@ return blocks[cell] * per_block + ({projection})
 """
 
 
-def _ch05_numerical_jacobian(eps):
-    """A learner's lstm_step_jacobian by centred differences of their own step."""
-    return f"""
+# A learner's own copy of the LSTM step, run on the inputs in the cache: what
+# finite differences and the complex step differentiate.
+_CH05_OWN_STEP = """
+x_t, h_prev, c_prev = cache["x_t"][0], cache["h_prev"][0], cache["c_prev"][0]
+params = cache["params"]
 H = h_prev.shape[0]
+
+
+def sig(v):  # rnnlib.sigmoid takes |v|, which a complex step cannot pass through
+    return 1 / (1 + np.exp(-v))
+
 
 def step(state):
     h, c = state[:H], state[H:]
     a = params["W_ih"] @ x_t + params["b_ih"] + params["W_hh"] @ h + params["b_hh"]
-    i, f = sigmoid(a[:H]), sigmoid(a[H : 2 * H])
-    g, o = np.tanh(a[2 * H : 3 * H]), sigmoid(a[3 * H :])
+    i, f = sig(a[:H]), sig(a[H : 2 * H])
+    g, o = np.tanh(a[2 * H : 3 * H]), sig(a[3 * H :])
     c_new = f * c + i * g
     return np.concatenate([o * np.tanh(c_new), c_new])
 
 state = np.concatenate([h_prev, c_prev])
+"""
+
+
+def _ch05_numerical_jacobian(eps):
+    """A learner's lstm_step_jacobian by centred differences of their own step."""
+    return _CH05_OWN_STEP + f"""
 J = np.zeros((2 * H, 2 * H))
 for b in range(2 * H):
     e = np.zeros(2 * H)
@@ -1343,7 +1353,7 @@ costs("ch05 lstm_step_jacobian dh/dh_prev only through o", *LJ5,
 # F22: the messages name transposed W_h* blocks, and h_from_h says "add both" only
 # where a route is missing.
 mistake("ch05 lstm_step_jacobian transposes every W_h* block", *LJ5,
-        _ch05_jacobian(blocks='[w.T for w in np.split(params["W_hh"], 4)]'),
+        _ch05_jacobian(blocks='[w.T for w in np.split(cache["params"]["W_hh"], 4)]'),
         dict.fromkeys(["test_jacobian_c_from_h", "test_jacobian_h_from_h"],
                       "right only where every W_h* block is symmetric"))
 mistake("ch05 lstm_step_jacobian dc/dh_prev misses the candidate's term", *LJ5,
@@ -1368,13 +1378,71 @@ for _eps in ("1e-4", "1e-5", "1e-6", "1e-7"):
     costs(f"ch05 lstm_step_jacobian by centred differences, eps = {_eps}", *LJ5,
           _ch05_numerical_jacobian(_eps), set(JACOBIAN_CELLS))
 # With eps = 1e-3 the cell path, which is linear in c_prev, is exact to within
-# 2.8e-13 in every case and passes, visible and hidden alike; the other three
-# blocks fail.
+# 2.8e-13 in every case and passed, visible and hidden alike, while the other
+# three blocks failed. lstm_step_jacobian now takes the step's cache, and every
+# cell also hands it a cache whose gates did not come from its inputs: the exact
+# cell path, read off a step of the learner's own, fails there.
 mistake("ch05 lstm_step_jacobian by centred differences, eps = 1e-3", *LJ5,
         _ch05_numerical_jacobian("1e-3"),
-        dict.fromkeys(JACOBIAN_CELLS[1:], "the accuracy of finite differences"))
+        {"test_jacobian_cell_path": "must read the gates from the cache",
+         **dict.fromkeys(JACOBIAN_CELLS[1:], "the accuracy of finite differences")})
 costs("ch05 lstm_step_jacobian by centred differences, eps = 1e-3", *LJ5,
-      _ch05_numerical_jacobian("1e-3"), set(JACOBIAN_CELLS[1:]))
+      _ch05_numerical_jacobian("1e-3"), set(JACOBIAN_CELLS))
+# (cstep) The complex step of a step copied into the answer cell is exact to
+# rounding (1e-16), and so is a 7-point stencil in long double with a step of
+# 1e-3: with lstm_step_jacobian(x_t, h_prev, c_prev, params) both earned 5/5 under
+# sealed grading (21/21 in all), and the float64 stencil 2/5. Each cell's cache
+# whose gates did not come from x_t and h_prev (a term added to every
+# pre-activation) now fails all three, and a derivation that recomputes the gates
+# from the inputs, against the part's stated requirement, costs the part too.
+_CH05_COMPLEX_JACOBIAN = _CH05_OWN_STEP + """
+J = np.zeros((2 * H, 2 * H))
+for b in range(2 * H):
+    e = np.zeros(2 * H, dtype=complex)
+    e[b] = 1e-20j
+    J[:, b] = step(state + e).imag / 1e-20
+return J
+"""
+_CH05_LONG_DOUBLE_JACOBIAN = _CH05_OWN_STEP.replace(
+    'params = cache["params"]',
+    'params = {k: v.astype(np.longdouble) for k, v in cache["params"].items()}'
+    "\nx_t = x_t.astype(np.longdouble)") + """
+state = state.astype(np.longdouble)
+J = np.zeros((2 * H, 2 * H))
+for b in range(2 * H):
+    e = np.zeros(2 * H, dtype=np.longdouble)
+    e[b] = np.longdouble("1e-3")
+    J[:, b] = (45 * (step(state + e) - step(state - e))
+               - 9 * (step(state + 2 * e) - step(state - 2 * e))
+               + (step(state + 3 * e) - step(state - 3 * e))) / (60 * e[b])
+return J
+"""
+for _label, _code in (("by the complex step of its own step", _CH05_COMPLEX_JACOBIAN),
+                      ("by a long-double 7-point stencil of its own step",
+                       _CH05_LONG_DOUBLE_JACOBIAN)):
+    cheat(f"ch05 lstm_step_jacobian {_label}", *LJ5, _code,
+          dict.fromkeys(JACOBIAN_CELLS, "must read the gates from the cache"))
+    costs(f"ch05 lstm_step_jacobian {_label}", *LJ5, _code, set(JACOBIAN_CELLS))
+_CH05_JACOBIAN_RECOMPUTES = """
+x_t, h_prev, c_prev = cache["x_t"][0], cache["h_prev"][0], cache["c_prev"][0]
+params = cache["params"]
+H = h_prev.shape[0]
+a = params["W_ih"] @ x_t + params["b_ih"] + params["W_hh"] @ h_prev + params["b_hh"]
+i, f = sigmoid(a[:H]), sigmoid(a[H : 2 * H])
+g, o = np.tanh(a[2 * H : 3 * H]), sigmoid(a[3 * H :])
+tanh_c = np.tanh(f * c_prev + i * g)
+W_hi, W_hf, W_hg, W_ho""" + _ch05_jacobian().split("W_hi, W_hf, W_hg, W_ho", 1)[1]
+mistake("ch05 lstm_step_jacobian recomputes the gates from x_t and h_prev", *LJ5,
+        _CH05_JACOBIAN_RECOMPUTES,
+        dict.fromkeys(JACOBIAN_CELLS, "must read the gates from the cache"))
+costs("ch05 lstm_step_jacobian recomputes the gates from x_t and h_prev", *LJ5,
+      _CH05_JACOBIAN_RECOMPUTES, set(JACOBIAN_CELLS))
+# Valid: tanh(c_t) rebuilt from the cached gates and c_prev, not read from the cache.
+costs("ch05 lstm_step_jacobian rebuilds tanh(c_t) from the cached gates (valid)",
+      *LJ5, _ch05_jacobian().replace(
+          'tanh_c = cache["c_prev"][0], cache["tanh_c"][0]',
+          'tanh_c = cache["c_prev"][0], np.tanh(f * cache["c_prev"][0] + i * g)'),
+      set())
 
 CP5 = ("ch05", "ex_count_params")
 # Learner review, problem 5: the counts of the chapter's cells and variants, printed
@@ -1437,11 +1505,11 @@ costs("ch05 count_params and matched_gru_size left blank", "ch05", "ex_count_par
 costs("ch05 matched_gru_size returns H_lstm", "ch05", "ex_count_params",
       (None, "return H_lstm"), {"test_matched_gru_size"})
 costs("ch05 lstm_step_jacobian zeros", "ch05", "ex_lstm_step_jacobian",
-      "return np.zeros((2 * len(h_prev), 2 * len(h_prev)))",
+      "return np.zeros((2 * cache['c_prev'].shape[1],) * 2)",
       {"test_jacobian_cell_path", "test_jacobian_h_from_c", "test_jacobian_c_from_h",
        "test_jacobian_h_from_h"})
 costs("ch05 lstm_step_jacobian identity", "ch05", "ex_lstm_step_jacobian",
-      "return np.eye(2 * len(h_prev))",
+      "return np.eye(2 * cache['c_prev'].shape[1])",
       {"test_jacobian_cell_path", "test_jacobian_h_from_c", "test_jacobian_c_from_h",
        "test_jacobian_h_from_h"})
 costs("ch05 memory_unit returns 0", "ch05", "ex_write_weights", (None, "return 0"),
