@@ -363,9 +363,9 @@ return clipped
 
 mistake("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
         "ex_truncated_grads", """
-N, T, _ = x.shape
+x, h_seq, params = cache["x"], cache["h_seq"], cache["params"]
+T = x.shape[1]
 W_hh = params["W_hh"]
-h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
 gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
 delta = np.asarray(g, dtype=float)
 for t in range(T - 1, max(T - k, 0) - 1, -1):
@@ -2476,7 +2476,9 @@ mistake("ch02 leaky_decay_rate off by 1e-6", "ch02", "ex_decay_rate", DR_OFF_BY_
 
 # -- ch04 (/tmp/learner35, findings 1, 3 and 6) ---------------------------------------
 # Part 5: finite differences of rnn_forward on the window, run from the carried state
-# (20/21 before, sealed). Every cell now counts truncated_grads' calls of rnn_forward.
+# (20/21 before, sealed). Every cell counted truncated_grads' calls of rnn_forward;
+# since truncated_grads takes rnn_forward's cache, every cell runs it with
+# rnn_forward replaced by a stub that raises.
 TG4 = ("ch04", "ex_truncated_grads")
 TG4_CELLS = ["test_truncated_one_step", "test_truncated_full_bptt",
              "test_truncated_window"]
@@ -2495,7 +2497,8 @@ def _fd(loss, arrays, h=1e-3):
         out[name] = grad
     return out
 """
-TG4_FD = FD5 + """N, T, D = x.shape
+TG4_FD = FD5 + """x, params = cache["x"], cache["params"]
+N, T, D = x.shape
 H = params["W_hh"].shape[0]
 k = min(k, T)
 FORWARD
@@ -2510,8 +2513,8 @@ def run(xs, h, p):
 h_all, _ = rnn_forward(x, np.zeros((N, H)), params)
 h_carried = h_all[:, T - k - 1] if T - k - 1 >= 0 else np.zeros((N, H))
 """), dict.fromkeys(TG4_CELLS, "does not re-run the forward pass"))
-# The same with a forward loop of its own (no rnn_forward call to count): a case with
-# weights three times larger puts the 5-point differences 2e-8 off, and 1e-11 is
+# The same with a forward loop of its own (no rnn_forward call to stub): a case with
+# weights twice as large puts the 5-point differences 2e-8 off, and 1e-11 is
 # the tolerance (the course's answer agrees to 3e-14 or better on every case).
 cheat("ch04 truncated_grads by finite differences of its own forward loop", *TG4,
       TG4_FD.replace("FORWARD", """
@@ -3159,13 +3162,14 @@ for _label, _code in {"dh_seq in float32": _CH03_LS_F32,
 
 
 # -- ch04 Part 5 (rev45 finding 1) ---------------------------------------------------
-# tanh' from the pre-activation, 1 / cosh(a)**2, is as right as 1 - h**2: with the
+# tanh' from the pre-activation, 1 / cosh(a)**2, was as right as 1 - h**2: with the
 # saturated case at three times the weights, the two differed by 4e-11 and this one
-# failed the 1e-11 tolerance (and was told float32); at twice, by 2e-13.
+# failed the 1e-11 tolerance (and was told float32); at twice, by 2e-13. With the
+# cache (below) a pre-activation rebuilt from x is no longer right.
 TG4_COSH = """
-N, T, _ = x.shape
+x, h_seq, params = cache["x"], cache["h_seq"], cache["params"]
+T = x.shape[1]
 W_hh = params["W_hh"]
-h_seq, _ = rnn_forward(x, np.zeros((N, W_hh.shape[0])), params)
 gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
 delta = np.asarray(g, dtype=float)
 for t in range(T - 1, max(T - k, 0) - 1, -1):
@@ -3179,10 +3183,60 @@ for t in range(T - 1, max(T - k, 0) - 1, -1):
     delta = da @ W_hh
 return gr
 """
-mistake("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
-        TG4_COSH, {})
-costs("ch04 truncated_grads with tanh' from the pre-activation (valid)", *TG4,
-      TG4_COSH, set())
+# (cstep) truncated_grads now takes rnn_forward's cache, and every cell also hands it
+# a cache whose states did not come from its x: a pre-activation rebuilt from x then
+# gives another tanh', so this answer, valid before, costs the part, against the
+# part's stated requirement (tanh' as 1 - h_t**2 from the cached states), as in
+# ch03 (502e44f).
+mistake("ch04 truncated_grads with tanh' from the pre-activation rebuilt from x",
+        *TG4, TG4_COSH, dict.fromkeys(TG4_CELLS, "it does not recompute them from x"))
+costs("ch04 truncated_grads with tanh' from the pre-activation rebuilt from x", *TG4,
+      TG4_COSH, set(TG4_CELLS))
+# (cstep) With truncated_grads(x, params, g, k), the complex step of a forward loop
+# copied into the answer cell, run for real up to h_{T-k} and differentiated over
+# the last k steps only, earned 4/4 under sealed grading (21/21 in all), and a
+# long-double 7-point stencil with a step of 1e-3 3/4: no backward pass, and the
+# window re-run once per parameter entry, which the part forbids. Each cell's cache
+# whose states did not come from its x now fails both, also when the window starts
+# from the state the cache holds.
+TG4_WINDOW = """
+x, h_seq, params = cache["x"], cache["h_seq"], cache["params"]
+N, T, _ = x.shape
+start = max(T - k, 0)
+h_in = h_seq[:, start - 1] if start > 0 else cache["h0"]
+
+
+def window(p, dtype):
+    h = h_in.astype(dtype)
+    for t in range(start, T):
+        h = np.tanh(x[:, t] @ p["W_ih"].T + p["b_ih"] + h @ p["W_hh"].T + p["b_hh"])
+    return np.sum(g * h)
+
+
+out = {}
+for name, a in params.items():
+    out[name] = np.zeros(a.shape)
+    for ix in np.ndindex(a.shape):
+DERIVATIVE
+return out
+"""
+TG4_COMPLEX = TG4_WINDOW.replace("DERIVATIVE", """\
+        p = {n: v.astype(complex) for n, v in params.items()}
+        p[name][ix] += 1e-20j
+        out[name][ix] = window(p, complex).imag / 1e-20""")
+TG4_LONG_DOUBLE = TG4_WINDOW.replace("DERIVATIVE", """\
+        def at(m):
+            p = {n: v.astype(np.longdouble) for n, v in params.items()}
+            p[name][ix] += m * np.longdouble("1e-3")
+            return window(p, np.longdouble)
+        out[name][ix] = (45 * (at(1) - at(-1)) - 9 * (at(2) - at(-2))
+                         + (at(3) - at(-3))) / (60 * np.longdouble("1e-3"))""")
+for _label, _code in (("by the complex step within the window", TG4_COMPLEX),
+                      ("by a long-double 7-point stencil within the window",
+                       TG4_LONG_DOUBLE)):
+    cheat(f"ch04 truncated_grads {_label}", *TG4, _code,
+          dict.fromkeys(TG4_CELLS, "it does not recompute them from x"))
+    costs(f"ch04 truncated_grads {_label}", *TG4, _code, set(TG4_CELLS))
 
 
 # -- ch02, learner review 12b: a change in place costs the one cell that names it ---
