@@ -1802,6 +1802,32 @@ for _label, (_body, _cell, _says) in _CH06_START_MISTAKES.items():
     _code = _ch06_p6(_CH06_ENCODE, _body)
     mistake(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell: _says})
     costs(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell})
+# Review rev06d F2: packing src_ids' (N, T, D) embeddings time first, PyTorch's
+# default, raises in every decoder_start cell (a shape error by nature); each
+# message said PyTorch's words only, one of them with a hint on h_0, which the
+# learner never passed.
+_CH06_SOURCES_TIME_FIRST = _ch06_p6(_CH06_ENCODE, """
+        _, h_n = encoder(pack_padded_sequence(x, lengths, enforce_sorted=False))
+        return pair(h_n)""")
+mistake("ch06 decoder_start packs the sources without batch_first=True", *_CH06_START,
+        _CH06_SOURCES_TIME_FIRST,
+        dict.fromkeys(_CH06_START_CELLS, "pack them with batch_first=True"))
+costs("ch06 decoder_start packs the sources without batch_first=True", *_CH06_START,
+      _CH06_SOURCES_TIME_FIRST, _CH06_START_CELLS)
+# Review rev06d W8: each layer's forward state twice has no backward half, and
+# the halves cell said the halves were in the wrong order. Which states make a
+# row is also the layers cell's subject: two cells.
+for _label, _rows in (("forward", "h_n[0::2], h_n[0::2]"),
+                      ("backward", "h_n[1::2], h_n[1::2]")):
+    _code = _ch06_p6(_CH06_ENCODE, f"""
+        _, h_n = encoder(packed)
+        return torch.cat([{_rows}], 2).numpy()""")
+    mistake(f"ch06 decoder_start puts each layer's {_label} state in both halves",
+            *_CH06_START, _code,
+            {_CH06_LAYERS: "see where h_n keeps each layer's two directions",
+             _CH06_HALVES: "a row holds two states of one direction"})
+    costs(f"ch06 decoder_start puts each layer's {_label} state in both halves",
+          *_CH06_START, _code, {_CH06_LAYERS, _CH06_HALVES})
 _CH06_START_VALID = {
     "views h_n by layer and direction, then permutes": """
         _, h_n = encoder(packed)
@@ -1885,6 +1911,42 @@ for _label, (_body, _cell, _says) in _CH06_SCORES_MISTAKES.items():
     mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code,
             {_cell: _says})
     costs(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, {_cell})
+# Review rev06d F5, F4 and D12: one cell each, by name (F4 cost 2 cells visibly
+# and 3 when graded: the other decoder cells' sources now have the targets'
+# lengths); reading one step early also reads an id after the target (2 cells).
+_CH06_SCORES_NAMED = {
+    "reorders h_0 with the packed batch's unsorted_indices": ("""
+        out, _ = decoder(packed, h0[:, packed.unsorted_indices])""" + _CH06_PAD,
+        {_CH06_FROM: "in another order than the batch's"}),
+    "packs the targets with src_lengths, at most U": ("""
+        src = torch.as_tensor(np.array(src_lengths)).clamp(max=U)
+        out, _ = decoder(pack_padded_sequence(y, src, batch_first=True,
+                                              enforce_sorted=False), h0)""" + _CH06_PAD,
+        {_CH06_FROM: "packed with the sources' lengths"}),
+    "packs the targets with src_lengths": ("""
+        src = torch.as_tensor(np.array(src_lengths))
+        out, _ = decoder(pack_padded_sequence(y, src, batch_first=True,
+                                              enforce_sorted=False), h0)""" + _CH06_PAD,
+        {_CH06_FROM: "and with tgt_lengths"}),
+    "reads the targets one step early": ("""
+        early = torch.cat([y[:, 1:], y[:, :1]], 1)
+        out, _ = decoder(pack_padded_sequence(early, lengths, batch_first=True,
+                                              enforce_sorted=False), h0)""" + _CH06_PAD,
+        {_CH06_FROM: "one step early", _CH06_AFTER: "one step early"}),
+    # F3 and the targets' twin of F2: shape errors by nature, every cell says which.
+    "unpacks without batch_first=True": ("""
+        out, _ = decoder(packed, h0)
+        return head(pad_packed_sequence(out, total_length=U)[0])""",
+        dict.fromkeys(_CH06_SCORES_CELLS, "the scores are time first")),
+    "packs the targets without batch_first=True": ("""
+        out, _ = decoder(pack_padded_sequence(y, lengths, enforce_sorted=False), h0)
+        """.rstrip() + _CH06_PAD,
+        dict.fromkeys(_CH06_SCORES_CELLS, "pack them with batch_first=True")),
+}
+for _label, (_body, _says) in _CH06_SCORES_NAMED.items():
+    _code = _ch06_p6(_CH06_DECODE, _body)
+    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, _says)
+    costs(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, set(_says))
 mistake("ch06 teacher_forced_scores reads the targets unpacked, head.bias after "
         "(valid)", *_CH06_SCORES, _ch06_p6(_CH06_DECODE, """
         out, _ = decoder(y, h0)
