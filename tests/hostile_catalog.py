@@ -409,14 +409,17 @@ class HostileCatalog:
                  )), flags={"memory"}),
             Case("memfd_hog", "exhaust", 0.0,
                  "blank; holds memory in memfd files and System V shared memory, "
-                 "which the address-space cap does not count",
+                 "semaphores and message queues, which the address-space cap "
+                 "does not count",
                  self.file(self.with_cell(self.release, self.guarded(
                      "memfd_hog", MEMFD_HOG.format(most=self.world.memory_mb + 256)
-                 ))), must_print=["MEMFD-DONE"], must_not_print=["SHM-OPEN"],
+                 ))), must_print=["MEMFD-DONE"],
+                 must_not_print=["SHM-OPEN", "SEM-OPEN", "MSG-OPEN"],
                  bounds={"HELD": self.world.memory_mb * 2**20}),
             Case("namespaces", "exhaust", 0.0,
                  "blank; creates a user namespace, where it is root again, a "
-                 "session of its own and a key in the uid's keyring",
+                 "session of its own, a key in the uid's keyring, and sockets "
+                 "other than Unix ones",
                  self.file(self.with_cell(
                      self.release, self.guarded("namespaces", NAMESPACES.format(
                          **SYSCALLS[platform.machine()][1]))
@@ -1082,8 +1085,13 @@ except OSError as _error:
 for _fd in _fds:
     _os.close(_fd)
 # System V shared memory, 64 MB a segment (IPC_PRIVATE, IPC_CREAT | 0600)
-_segment = _ctypes.CDLL(None, use_errno=True).shmget(0, 64 * 2**20, 0o1000 | 0o600)
+_libc = _ctypes.CDLL(None, use_errno=True)
+_segment = _libc.shmget(0, 64 * 2**20, 0o1000 | 0o600)
 print("SHM-OPEN" if _segment >= 0 else "refused shmget")
+# Semaphore sets and message queues: kernel memory outside every process's RSS
+# (32,000 semaphores a set, a few MB of slab each)
+print("SEM-OPEN" if _libc.semget(0, 32000, 0o1000 | 0o600) >= 0 else "refused semget")
+print("MSG-OPEN" if _libc.msgget(0, 0o1000 | 0o600) >= 0 else "refused msgget")
 print("MEMFD-DONE")
 """
 
@@ -1110,12 +1118,18 @@ print("KEY-OPEN" if _key >= 0 else "refused add_key")
 _found = _libc.syscall({request_key}, b"user", b"drop", None, 0)
 print("KEY-OPEN" if _found >= 0 else "refused request_key")
 # Internet sockets draw on the machine's TCP and UDP memory, which no namespace
-# divides; larger buffers would let Unix sockets queue more than the watchdog counts.
+# divides; vsock reaches the hypervisor past the network namespace; of netlink
+# only the route family is open. Larger buffers would let
+# Unix sockets queue more than the watchdog counts.
 import socket as _socket
 
-for _family in (_socket.AF_INET, _socket.AF_INET6):
+for _family, _kind, *_protocol in ((_socket.AF_INET, _socket.SOCK_STREAM),
+                                   (_socket.AF_INET6, _socket.SOCK_STREAM),
+                                   (16, _socket.SOCK_RAW, 9),  # netlink's audit
+                                   (17, _socket.SOCK_DGRAM),  # AF_PACKET
+                                   (40, _socket.SOCK_STREAM)):  # AF_VSOCK
     try:
-        _socket.socket(_family, _socket.SOCK_STREAM).close()
+        _socket.socket(_family, _kind, *_protocol).close()
         print("INET-OPEN", _family)
     except OSError as _error:
         print("refused", _family, _error.errno)

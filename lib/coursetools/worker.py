@@ -252,18 +252,31 @@ def _socket_bound(children) -> int:
     No process's RSS holds it (8 processes queued 1.8 GB with 136 MB of RSS,
     red-team pass 9). A socket's queued bytes count against its sender's buffer,
     which a sandbox may not enlarge (sandbox_launch), so each socket adds the
-    default send buffer. The worker's own namespace, where the judge and an
-    unsandboxed kernel live, is not counted.
+    default send buffer, and a netlink socket two (pass 10: 762 MB queued in
+    them, uncounted). A datagram socket also holds what senders that have
+    since closed queued to it, up to the namespace's max_dgram_qlen (10 in a new
+    namespace) messages of a buffer each, one more than that counted (red-team
+    pass 10: 3 GB queued so, counted as 287 MB). The worker's own namespace, where
+    the judge and an unsandboxed kernel live, is not counted.
     """
     namespaces = {}
     for pid in [os.getpid(), *(child.pid for child in children)]:
         with contextlib.suppress(OSError):
             namespaces.setdefault(os.readlink(f"/proc/{pid}/ns/net"), pid)
-    sockets = 0
+    buffers = 0
     for pid in list(namespaces.values())[1:]:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/net/unix", "rb") as table:
-            sockets += sum(1 for _ in table) - 1  # a header line, then one a socket
-    return sockets * SEND_BUFFER
+            next(table)  # a header line, then one a socket; its 5th field the type
+            buffers += sum(DATAGRAM_BUFFERS if line.split()[4] == b"0002" else 1
+                           for line in table)
+        # A netlink socket's queue is bounded by its receive buffer, which a
+        # sandbox may not enlarge either, plus the one message that passes it.
+        # Only a bound socket is listed, and only it can receive; the kernel's
+        # own sockets (port id 0, the 3rd field) are not the learner's.
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/net/netlink") as table:
+            next(table)
+            buffers += 2 * sum(line.split()[2] != "0" for line in table)
+    return buffers * SEND_BUFFER
 
 
 def _default_send_buffer() -> int:
@@ -274,6 +287,7 @@ def _default_send_buffer() -> int:
 
 
 SEND_BUFFER = _default_send_buffer()
+DATAGRAM_BUFFERS = 1 + 10 + 1  # its own sends, max_dgram_qlen + 1 others' messages
 
 
 # Kills its parent, the worker, at the deadline it was last sent (in seconds from
