@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import nbformat
@@ -635,3 +636,38 @@ def test_the_sandboxs_shared_memory_folder_is_capped_and_writable():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(sandbox.SHM_BYTES), "0o41777"], done.stdout
+
+
+# -- connecting to a sandboxed kernel (red-team pass 10) ----------------------------
+def test_the_grader_never_reconnects_to_a_sealed_kernel_nor_beats_its_heart(tmp_path):
+    # A learner who swapped a socket for a link to a host socket and dropped the
+    # connection had ZeroMQ reconnect the grader there, as root.
+    sealed = execute.PromptKernelClient(transport="ipc", ip="/proc/1/root/run/k",
+                                        shell_port=1, iopub_port=2, stdin_port=3,
+                                        hb_port=4, control_port=5)
+    plain = execute.PromptKernelClient(transport="ipc", ip=str(tmp_path / "k"),
+                                       shell_port=1)
+    sockets = [sealed._create_connected_socket("shell"),
+               plain._create_connected_socket("shell")]
+    try:
+        assert [s.reconnect_ivl for s in sockets] == [-1, 100]
+    finally:
+        for one in sockets:
+            one.close(linger=0)
+    sealed.start_channels()
+    try:
+        assert sealed.shell_channel.is_alive() and sealed._hb_channel is None
+    finally:
+        sealed.stop_channels()
+
+
+def test_a_kernel_socket_that_is_not_a_socket_is_refused_before_any_connection(
+        tmp_path):
+    manager = execute.PromptKernelManager(transport="ipc", ip=str(tmp_path / "k"))
+    manager.shell_port, manager.iopub_port, manager.stdin_port = 1, 2, 3
+    manager.hb_port, manager.control_port = 4, 5
+    manager.provisioner = types.SimpleNamespace(
+        process=types.SimpleNamespace(poll=lambda: None))
+    (tmp_path / "k-1").symlink_to("/run/some-host-socket")
+    with pytest.raises(RuntimeError, match="k-1 is not the kernel's socket"):
+        run_sync(manager._sockets_bound)(time.monotonic() + 5)

@@ -34,6 +34,7 @@ import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import types
@@ -46,6 +47,7 @@ from time import monotonic
 import nbformat
 import psutil
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -415,7 +417,40 @@ def cell_failures(nb) -> dict[str, str]:
     return failures
 
 
-class PromptKernelClient(AsyncKernelClient):
+class _SealedConnections:
+    """How the grader connects to a sandboxed kernel: once, never again.
+
+    Its sockets are files in the sandbox's own folder, which the learner's user
+    may write, reached through /proc/<pid>/root, where a symbolic link is read
+    from the grader's root. ZeroMQ reconnects by path whenever a connection
+    drops, so a learner who replaced a socket with a link to a host socket and
+    closed the connection had the grader (root) connect there (red-team pass
+    10). The first connection is made before any learner code runs (launch
+    waits for the kernel's sockets); after that none is made again, and the
+    heartbeat channel, which makes a new connection when a beat is missed, is
+    not used: the kernel's process tells whether it is alive.
+    """
+
+    def _sealed(self) -> bool:
+        return self.transport == "ipc" and self.ip.startswith("/proc/")
+
+    def _create_connected_socket(self, channel: str, identity: bytes | None = None):
+        if not self._sealed():
+            return super()._create_connected_socket(channel, identity)
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        sock.reconnect_ivl = -1  # a dropped connection stays dropped
+        if identity:
+            sock.identity = identity
+        sock.connect(self._make_url(channel))
+        return sock
+
+
+class PromptKernelClient(_SealedConnections, AsyncKernelClient):
+    def start_channels(self, shell=True, iopub=True, stdin=True, hb=True,
+                       control=True) -> None:
+        super().start_channels(shell, iopub, stdin, hb and not self._sealed(), control)
+
     async def wait_for_ready(self, timeout=None):
         """Ready once the kernel answers kernel_info and its iopub reaches us.
 
@@ -440,7 +475,7 @@ class PromptKernelClient(AsyncKernelClient):
         raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
 
-class PromptKernelManager(AsyncKernelManager):
+class PromptKernelManager(_SealedConnections, AsyncKernelManager):
     """SealedExecute's kernel manager: its client is ready on the kernel's first
     answer, and the kernel's end (SealedExecute kills it: a sandbox keeps nothing
     to save) is polled every 5 ms instead of every 0.1 s."""
@@ -465,9 +500,26 @@ class PromptKernelManager(AsyncKernelManager):
                 for child in psutil.Process(bwrap).children():
                     if Path(f"/proc/{child.pid}/root{folder}").is_dir():
                         self.ip = f"/proc/{child.pid}/root{self.ip}"
+                        await self._sockets_bound(deadline)
                         return
                 await asyncio.sleep(0.002)
         raise RuntimeError("the kernel's sandbox did not start")
+
+    async def _sockets_bound(self, deadline: float) -> None:
+        """Wait until the kernel has bound its five sockets, before anyone
+        connects (see _SealedConnections), and check that each is a socket."""
+        ports = (self.shell_port, self.iopub_port, self.stdin_port, self.hb_port,
+                 self.control_port)
+        waiting = [f"{self.ip}-{port}" for port in ports]
+        while waiting and monotonic() < deadline:
+            if self.provisioner.process.poll() is not None:
+                return  # the kernel ended: nbclient says so
+            for path in list(waiting):
+                with contextlib.suppress(FileNotFoundError):
+                    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                        raise RuntimeError(f"{path} is not the kernel's socket")
+                    waiting.remove(path)
+            await asyncio.sleep(0.002)
 
     def cleanup_ipc_files(self) -> None:
         if not self.sandboxed:  # a sandbox's sockets end with its tmpfs
