@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -168,7 +169,7 @@ CELLS = {  # index -> what the cell does
     5: "raise MemoryError('big')",
     6: "time.sleep(0.3)",  # a graded test
     7: "import os\nos._exit(1)",
-    8: "print('never')",
+    8: "print('after the crash', type(sys).__name__)",
 }
 
 
@@ -235,20 +236,31 @@ def test_each_graded_cell_records_its_seconds(guarded):
     assert 0.3 <= seconds["test_slow"] < 2
 
 
-def test_a_dead_kernel_is_recorded_and_later_cells_are_not_run(guarded):
+def test_a_dead_kernel_is_replaced_and_later_cells_run_after_the_earlier_ones(guarded):
     nb, resources = guarded
     assert [o.ename for o in nb.cells[7].outputs] == ["DeadKernelError"]
     assert len(findings_of(resources, "kernel_died")) == 1
-    after = nb.cells[8]
-    assert [o.ename for o in after.outputs] == ["CellNotRun"]
-    assert after.execution_count is None
+    # `sys` comes from cell 0, run again in the new kernel; the endless loop of
+    # cell 2 is not run again.
+    assert texts(nb.cells[8]) == "after the crash module\n"
+    restarted = findings_of(resources, "kernel_restarted")
+    assert [f["message"][:31] for f in restarted] == ["kernel restarted after cell 7: "]
 
 
 def test_findings_come_in_the_order_of_the_cells(guarded):
     _, resources = guarded
     assert codes(resources) == ["stderr", "timeout", "huge_output", "memory",
-                                "kernel_died"]
+                                "kernel_died", "kernel_restarted"]
 
+
+def test_a_kernel_lost_more_than_twice_leaves_the_later_cells_not_run():
+    exits = [code("x = 1"), *(code("import os\nos._exit(1)") for _ in range(3)),
+             code("print(x)")]
+    nb, resources, _ = run(new_notebook(cells=exits), timeout=5, notebook_timeout=120)
+    assert codes(resources) == ["kernel_died", "kernel_restarted"] * 2 + [
+        "kernel_died"]
+    assert [o.ename for o in nb.cells[4].outputs] == ["CellNotRun"]
+    assert "the kernel died" in nb.cells[4].outputs[0].evalue
 
 
 def test_errors_count_towards_the_cap_and_each_cell_keeps_its_first_one_cut():
@@ -671,3 +683,69 @@ def test_a_kernel_socket_that_is_not_a_socket_is_refused_before_any_connection(
     (tmp_path / "k-1").symlink_to("/run/some-host-socket")
     with pytest.raises(RuntimeError, match="k-1 is not the kernel's socket"):
         run_sync(manager._sockets_bound)(time.monotonic() + 5)
+
+
+HOG = r'''
+import resource, sys
+sys.path.insert(0, {folder!r})
+import numpy as np
+import course_bridge
+
+def hog():
+    out = []  # small arrays without end, as a loop that never moves on makes
+    while True:
+        out.append(np.zeros(16))
+
+resource.setrlimit(resource.RLIMIT_AS, (900 * 2**20, 900 * 2**20))
+course_bridge.install(globals(), {path!r})()
+'''
+
+
+def test_the_learners_bridge_answers_a_memory_error_and_stays_connected(tmp_path):
+    """The MemoryError's traceback holds the frame of the list that filled the
+    memory: describing it failed for lack of memory, the error left serve() and
+    closed the connection, and every later test of the notebook was lost."""
+    from coursetools import bridge
+
+    shutil.copy(Path(bridge.__file__), tmp_path / "course_bridge.py")
+    path = str(tmp_path / "s")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(1)
+    listener.settimeout(60)
+    learner = subprocess.Popen([sys.executable, "-c",
+                                HOG.format(folder=str(tmp_path), path=path)])
+    try:
+        conn, _ = listener.accept()
+        conn.settimeout(60)
+        bridge.send(conn, {"op": "names", "names": ["hog"]})
+        key = bridge.receive(conn)["values"]["hog"]["ok"]["id"]
+        codec = bridge.Codec(None)
+        for _ in range(3):
+            bridge.send(conn, codec.call("call", key, (), {}))
+            answer = bridge.receive(conn)
+            assert (answer["op"], answer["type"]) == ("raise", "MemoryError")
+        bridge.send(conn, {"op": "names", "names": ["np"]})
+        assert "np" in bridge.receive(conn)["values"]
+        bridge.send(conn, {"op": "end"})
+        assert learner.wait(60) == 0
+    finally:
+        learner.kill()
+        listener.close()
+
+
+def test_a_helper_from_an_earlier_test_cell_shows_its_own_line(tmp_path):
+    """Every cell ran as "<test cell>": a frame of a helper an earlier cell
+    defined showed the running cell's line of the same number."""
+    from coursetools import judge
+
+    runner = judge.Judge(str(tmp_path / "s"), [], 1)
+    helper = ("def check(v):\n    hint = ''\n"
+              "    raise AssertionError('v is ' + str(v))\n")
+    assert runner.run(helper, False, 5)["status"] == "ok"
+    reply = runner.run("x = 1\nhint = 'here'\nhint = 'not this'\ncheck(x)\n", False, 5)
+    text = "\n".join(reply["outputs"][-1]["traceback"])
+    assert "---> in a test cell above, check():\n    raise AssertionError" in text
+    assert "--->   4 check(x)" in text
+    assert "not this" not in text
+    runner.listener.close()

@@ -24,6 +24,7 @@ import builtins
 import collections
 import contextlib
 import functools
+import gc
 import io
 import itertools
 import json
@@ -300,6 +301,16 @@ def describe_error(error: BaseException) -> dict:
     }
 
 
+def _short_error(error: BaseException) -> dict:
+    """An exception as data without its traceback, for when memory is short."""
+    traceback.clear_frames(error.__traceback__)
+    error.__traceback__ = None
+    gc.collect()
+    return {"op": "raise", "type": type(error).__name__,
+            "message": "(the details did not fit in the memory left)",
+            "traceback": ""}
+
+
 def rebuild_error(message: dict) -> BaseException:
     """An exception of the same builtin type when there is one, else LearnerError."""
     name, text = str(message.get("type", "Error")), str(message.get("message", ""))
@@ -351,7 +362,15 @@ class LearnerServer:
                 message = receive(self.sock)
                 if message["op"] == "end":
                     break
-                send(self.sock, self._answer(message))
+                try:
+                    reply = self._answer(message)
+                except BaseException as error:  # noqa: BLE001
+                    # Building the reply failed (memory still short, an interrupt):
+                    # a short reply keeps the judge connected, where a closed
+                    # socket would cost every later test of the notebook.
+                    reply = _short_error(error)
+                    del error
+                send(self.sock, reply)
         finally:
             self._unswap_all()
             self.sock.close()
@@ -365,9 +384,19 @@ class LearnerServer:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 answer = self._handle(message)
         except BaseException as error:  # noqa: BLE001 (KeyboardInterrupt on a timeout too)
-            answer = describe_error(error)
+            if isinstance(error, MemoryError):
+                # The traceback holds the learner's frames, and with them what
+                # filled the memory: describing the error needs memory, so they
+                # go first.
+                traceback.clear_frames(error.__traceback__)
+                gc.collect()
+            try:
+                answer = describe_error(error)
+            except MemoryError:
+                answer = _short_error(error)
             with contextlib.suppress(Exception):
                 answer["changes"] = self.codec.changed_arrays()
+            del error
         answer["stdout"] = out.getvalue()[-MAX_PRINTED:]
         answer["stderr"] = err.getvalue()[-MAX_PRINTED:]
         return answer

@@ -9,8 +9,11 @@ every byte a runaway ``print`` loop emits. :class:`GuardedExecute` replaces
   per-cell ``timeout``; cells left when it runs out are not run;
 - after a cell times out, checks within ``interrupt_grace`` seconds that the
   kernel answered the interrupt; if it did not, the remaining cells are not run;
-- records a dead kernel on the cell that killed it and skips the rest, keeping
-  the points already earned;
+- records a dead kernel on the cell that killed it, and one that stops
+  answering, then starts a new kernel (at most ``max_restarts`` times), runs the
+  notebook's earlier set-up and answer cells in it again and goes on with the
+  later cells: the parts are graded independently. Past that, the rest is not
+  run, keeping the points already earned;
 - turns stderr output into stdout, so a warning is shown but no longer zeroes a
   test cell (errors still do: they are ``error`` outputs, not stderr);
 - keeps at most ``max_output_bytes`` of output per cell, however it comes (a
@@ -112,6 +115,9 @@ class GuardedExecute(Execute):
     interrupt_grace = Integer(
         5, help="Seconds a timed-out kernel has to answer the interrupt."
     ).tag(config=True)
+    max_restarts = Integer(
+        2, help="Times a dead or stuck kernel is replaced by a new one in a notebook."
+    ).tag(config=True)
     max_output_bytes = Integer(
         1_000_000, help="Output kept per cell, and 20 times it per notebook; the rest "
         "is dropped (a cell's first error is kept, cut to about 20,000 characters)."
@@ -129,6 +135,8 @@ class GuardedExecute(Execute):
         self._kept, self._dropped = Counter(), Counter()  # characters per cell
         self._bad = Counter()  # kernel messages dropped per cell: no valid output
         self._errored = set()  # cells that have kept an error output
+        self._restarts = 0
+        self._killers = set()  # cells that lost a kernel: not run again in the next
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
         finally:
@@ -170,7 +178,7 @@ class GuardedExecute(Execute):
                 )
             )
             self._event("kernel_died", cell, f"kernel died in cell {index}")
-            self._stop_reason = "not run: the kernel died in an earlier cell"
+            self._lost(cell, index, "the kernel died in an earlier cell")
         except CellTimeoutError as error:  # no idle after an interrupt
             cell.outputs.append(_error_output("CellTimeoutError", str(error)[:200]))
         finally:
@@ -190,13 +198,15 @@ class GuardedExecute(Execute):
                     "notebook_timeout",
                     f"the notebook used up its {self.notebook_timeout} s time limit",
                 )
-            elif not run_sync(self._kernel_answers)(self.interrupt_grace):
-                self._stop(
-                    cell,
-                    "unresponsive",
-                    "the kernel ignored the interrupt "
-                    "after a timeout (KeyboardInterrupt caught?)",
-                )
+            elif (answers := run_sync(self._kernel_answers)(
+                    self.interrupt_grace)) is None:
+                self._event("kernel_died", cell, "the kernel died after a timeout")
+                self._lost(cell, index, "the kernel died in an earlier cell")
+            elif not answers:
+                why = ("the kernel ignored the interrupt after a timeout "
+                       "(KeyboardInterrupt caught?)")
+                self._event("unresponsive", cell, why)
+                self._lost(cell, index, why)
         self._tidy_outputs(cell, index)
         return cell, resources
 
@@ -208,13 +218,56 @@ class GuardedExecute(Execute):
         self._event(kind, cell, reason)
         self._stop_reason = f"not run: {reason}"
 
-    async def _kernel_answers(self, wait: float) -> bool:
-        """True when the kernel runs a no-op within `wait` seconds."""
+    async def _kernel_answers(self, wait: float) -> bool | None:
+        """True when the kernel runs a no-op within `wait` seconds; None when it
+        has died."""
         if not await ensure_async(self.kc.is_alive()):
-            self._event("kernel_died", None, "the kernel died after a timeout")
-            self._stop_reason = "not run: the kernel died in an earlier cell"
-            return True
+            return None
         return await self._silent("", wait) is not None
+
+    # -- a lost kernel --------------------------------------------------------
+    def _lost(self, cell, index: int | None, reason: str) -> None:
+        """The kernel died or stopped answering in cell `index`: a new one takes
+        its place, with the earlier cells run again, while restarts and time are
+        left; else the later cells are not run. The notebook's parts are graded
+        independently, so one part's crash must not cost the others."""
+        if index is not None:
+            self._killers.add(index)
+        left = self._deadline - monotonic()
+        why = reason.removeprefix("the ").removesuffix(" in an earlier cell")
+        if index is not None and self._restarts < self.max_restarts and left > 10:
+            self._restarts += 1
+            try:
+                self._restart(index)
+            except Exception as error:  # noqa: BLE001 (a second loss: stop here)
+                reason = f"{reason}; a new kernel could not take its place ({error})"
+            else:
+                self._event("kernel_restarted", cell,
+                            f"kernel restarted after cell {index}: the {why}; the "
+                            "earlier cells were run again and the later ones graded")
+                return
+        self._stop_reason = f"not run: {reason}"
+
+    def _restart(self, index: int) -> None:
+        """A new kernel, launched as the first was, that has run the set-up and
+        answer cells before cell `index` (not the test cells, nor a cell that
+        lost a kernel or ran out of time: it would again)."""
+        run_sync(self._async_cleanup_kernel)()
+        self.km = self.kc = None
+        self.create_kernel_manager()
+        self.start_new_kernel()
+        self.start_new_kernel_client()
+        for number, earlier in enumerate(self.nb.cells[:index]):
+            nbg = earlier.metadata.get("nbgrader", {})
+            if (earlier.cell_type != "code" or not earlier.source.strip()
+                    or number in self._killers
+                    or _has_error(earlier, "CellTimeoutError")
+                    or (nbg.get("grade") and not nbg.get("solution"))):
+                continue
+            wait = max(1.0, min(self._base_timeout, self._deadline - monotonic()))
+            reply = run_sync(self._silent)(earlier.source, wait)
+            if reply is None:
+                raise RuntimeError(f"cell {number} did not finish when run again")
 
     async def _silent(self, code: str, wait: float):
         """Run `code` without output or history; its reply, or None after `wait` s."""
@@ -344,6 +397,12 @@ class GuardedExecute(Execute):
             if not self._take(cell_index, {cell_index: size}):
                 return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+def _timed_out(reply: dict) -> bool:
+    """The judge's reply is a test stopped at its time limit (an interrupt was
+    sent to the learner's code)."""
+    return any(o.get("ename") == "CellTimeoutError" for o in reply.get("outputs", []))
 
 
 def _has_error(cell, ename: str) -> bool:
@@ -638,6 +697,26 @@ class SealedExecute(GuardedExecute):
         return cell, resources
 
     # -- the learner's kernel -------------------------------------------------
+    def _kernel_lost(self, cell, index: int, interrupted: bool) -> None:
+        """The kernel did not come back from serving a test: it died, ignored
+        the interrupt a timeout sent, or, inside the time limit (a memory error
+        while it answered, say), stopped answering."""
+        if not run_sync(self.km.is_alive)():
+            self._event("kernel_died", cell, f"kernel died in cell {index}")
+            self._lost(cell, index, "the kernel died in an earlier cell")
+        elif interrupted:
+            why = "the kernel ignored the interrupt after a timeout"
+            self._event("unresponsive", cell, why)
+            self._lost(cell, index, why)
+        else:
+            why = "the kernel stopped answering"
+            self._event("kernel_stuck", cell, f"{why} in cell {index} (no timeout)")
+            self._lost(cell, index, why)
+
+    def _restart(self, index: int) -> None:
+        self._booted = False  # the new kernel serves the judge once booted
+        super()._restart(index)
+
     def _boot(self) -> None:
         self._booted = True
         code = (
@@ -668,11 +747,14 @@ class SealedExecute(GuardedExecute):
                 _error_output("CellTimeoutError", judge.timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
         if alive:
+            interrupted = reply is None or _timed_out(reply)
             answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
             if answered is None:
-                run_sync(self.km.interrupt_kernel)()
-                if run_sync(self._reply_to)(serve_id, self.interrupt_grace) is None:
-                    self._stop(cell, "unresponsive", "the kernel stopped answering")
+                if run_sync(self.km.is_alive)():
+                    run_sync(self.km.interrupt_kernel)()
+                    answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
+            if answered is None and self._stop_reason is None:
+                self._kernel_lost(cell, index, interrupted)
         # The judge caps their size (judge.MAX_OUTPUT).
         cell.outputs = [nbformat.from_dict(o) for o in reply.get("outputs", [])]
         if keep_outputs:  # counted, an error cut, like the kernel's outputs

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import io
 import json
+import linecache
 import os
 import socket
 import sys
@@ -37,7 +38,7 @@ from coursetools.sandbox_launch import exit_with_parent
 
 MAX_OUTPUT = 1_000_000
 MAX_ERROR = 10_000  # characters of an error's name, and of its message
-CELL_FILE = "<test cell>"
+CELL_FILE = "<test cell>"  # with the cell's number: "<test cell 3>"
 
 
 def timeout_message(seconds: float) -> str:
@@ -98,12 +99,19 @@ class Judge:
         self.conn: socket.socket | None = None
         self.gone: str | None = None
         self.timeout = 60.0  # seconds a call may take; set for each cell
+        self.cells_run = 0
         self.namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
 
     # -- one cell -------------------------------------------------------------
     def run(self, code: str, connect: bool, timeout: float) -> dict:
         out, err = io.StringIO(), io.StringIO()
         status, error = "ok", None
+        # Each cell under its own name, its text in linecache: a helper that an
+        # earlier cell defined then shows its own line when it raises, not the
+        # line of the same number in the cell that called it.
+        self.cells_run += 1
+        filename = f"{CELL_FILE[:-1]} {self.cells_run}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         # A new codec for each cell: callbacks of earlier cells are revoked.
         self.codec = bridge.Codec(functools.partial(bridge.RemoteFunction, self.call,
                                                     whose="your"))
@@ -111,9 +119,9 @@ class Judge:
             try:
                 self._connect(connect, timeout)
                 self._sync()
-                exec(_compile(code), self.namespace)  # noqa: S102 (the course's tests)
+                exec(_compile(code, filename), self.namespace)  # noqa: S102
             except BaseException as exc:  # noqa: BLE001 (a test's failure is its output)
-                status, error = "error", _error_output(exc, code)
+                status, error = "error", _error_output(exc, code, filename)
             finally:
                 self._end()
         outputs = []
@@ -236,22 +244,29 @@ class Judge:
                     self._exchange({"op": "unswap"})
 
 
-def _compile(code: str):
+def _compile(code: str, filename: str = CELL_FILE):
     try:
-        return compile(code, CELL_FILE, "exec")
+        return compile(code, filename, "exec")
     except SyntaxError:
         from IPython.core.inputtransformer2 import TransformerManager
 
-        return compile(TransformerManager().transform_cell(code), CELL_FILE, "exec")
+        return compile(TransformerManager().transform_cell(code), filename, "exec")
 
 
-def _error_output(error: BaseException, code: str) -> dict:
-    """An nbformat error output whose traceback quotes only the cell's lines."""
+def _error_output(error: BaseException, code: str, filename: str = CELL_FILE) -> dict:
+    """An nbformat error output whose traceback quotes only test cells' lines:
+    the running cell's with their numbers, an earlier cell's (a helper it
+    defined) each on a line of its own after a note of where it is."""
     lines = code.splitlines()
     frames = []
     for frame in traceback.extract_tb(error.__traceback__):
-        if frame.filename == CELL_FILE and 0 < (frame.lineno or 0) <= len(lines):
+        if frame.filename == filename and 0 < (frame.lineno or 0) <= len(lines):
             frames.append(f"---> {frame.lineno:>3} {lines[frame.lineno - 1]}")
+        elif frame.filename.startswith(CELL_FILE[:-1]) and frame.line:
+            # No number: the page numbers the running cell's lines only. The code
+            # alone on its line lets the feedback spot a hidden test's.
+            line = linecache.getline(frame.filename, frame.lineno).rstrip()
+            frames.append(f"---> in a test cell above, {frame.name}():\n{line}")
     ename = _utf8(getattr(error, "remote_type", None) or type(error).__name__)[
         :MAX_ERROR]
     evalue = _utf8(error)
