@@ -125,10 +125,11 @@ class Catalog:
             ),
             Case(
                 "swallow",
-                total - self.points_after(last),
-                {"unresponsive"},
+                total,
+                {"unresponsive", "kernel_restarted"},
                 self.file(self.with_code_after(last, SWALLOW)),
-                "a loop that ignores KeyboardInterrupt: later cells are not run",
+                "a loop that ignores KeyboardInterrupt: a new kernel runs the later "
+                "cells",
             ),
             Case(
                 "memory",
@@ -146,10 +147,11 @@ class Catalog:
             ),
             Case(
                 "crash",
-                total - self.points_after(last),
-                {"kernel_died"},
+                total,
+                {"kernel_died", "kernel_restarted"},
                 self.file(self.with_code_after(last, "import os\nos._exit(1)\n")),
-                "kills its kernel after the last answer",
+                "kills its kernel after the last answer: a new kernel runs the "
+                "later cells",
             ),
             Case(
                 "huge_output",

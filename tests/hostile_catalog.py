@@ -268,13 +268,13 @@ class HostileCatalog:
                           "blank; the solutions defined in a cell after the last test",
                           self.file(self.with_cell(self.release, code, "end")),
                           must_print=["TRICK-DONE"]))
-        # The kernel exits between two parts: the first part's points are kept.
+        # The kernel exits between two parts: a new kernel grades the later ones.
         second = self.answer_ids[1] if len(self.answer_ids) > 1 else self.answer_ids[0]
         code = self.guarded("exit_midway", "_os._exit(0)\n")
-        cases.append(Case("exit_midway", "subvert", self.points_before(second),
+        cases.append(Case("exit_midway", "subvert", self.total,
                           "full; os._exit(0) in a cell before the second answer",
                           self.file(self.with_cell(self.full, code, second)),
-                          flags={"kernel_died"}, blank=False))
+                          flags={"kernel_died", "kernel_restarted"}, blank=False))
         # Aimed at the judge: harmless in a kernel, full marks if a grader ran it
         # next to the tests (not guarded: it only patches that one process).
         code = PRELUDE.format(

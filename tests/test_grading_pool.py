@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -49,6 +50,14 @@ def fake_work(context: dict, job: Job) -> StudentResult:
         raise RuntimeError("the worker broke")
     if job.student == "starved" and attempt == 1 or job.student == "loops":
         result.findings = [Finding("timeout", "cell 3 timed out")]
+    if job.student == "lone_loop":  # times out a second after the others ended
+        began = time.time()
+        time.sleep(1.5)
+        result.findings = [Finding("timeout", "cell 3 timed out")]
+        result.time_outs = [[began + 1.0, time.time()]]
+        result.started, result.finished = began, time.time()
+    if job.student == "quick":
+        result.started = result.finished = time.time()
     return result
 
 
@@ -106,10 +115,29 @@ def test_a_timeout_beside_others_is_graded_once_more(pool, jobs):
     seen, _, attempts = pool(["starved", "loops", "good"], jobs=jobs)
     assert attempts == {"starved": jobs, "loops": jobs, "good": 1}
     assert [f.code for f in seen["starved"][0].findings] == (
-        ["timeout"] if jobs == 1 else [])
-    assert [f.code for f in seen["loops"][0].findings] == ["timeout"]
+        ["timeout"] if jobs == 1 else ["graded_twice"])
+    assert [f.code for f in seen["loops"][0].findings] == (
+        ["timeout"] if jobs == 1 else ["timeout", "graded_twice"])
     assert all(len(results) == 1 and not results[0].retryable
                for results in seen.values())
+
+
+def test_a_timeout_while_no_other_job_ran_is_final(pool):
+    """The instructor walkthrough: a classmate finished seconds into a student's
+    first attempt, and her endless loop was graded twice anyway, unsaid."""
+    seen, _, attempts = pool(["lone_loop", "quick"], jobs=2)
+    assert attempts == {"lone_loop": 1, "quick": 1}
+    assert [f.code for f in seen["lone_loop"][0].findings] == ["timeout"]
+
+
+def test_a_timeout_counts_as_beside_another_job_only_when_they_overlap():
+    result = StudentResult("s", "a1", time_outs=[[10.0, 20.0]])
+    assert not result.ran_beside([(0.0, 5.0), (20.5, 30.0)])
+    assert result.ran_beside([(0.0, 12.0)])
+    assert result.ran_beside([(15.0, float("inf"))])  # still running
+    unrecorded = StudentResult("s", "a1", started=10.0, finished=20.0)
+    assert not unrecorded.ran_beside([(0.0, 9.0)])
+    assert unrecorded.ran_beside([(19.0, 25.0)])
 
 
 def test_a_forged_answer_does_not_grade_its_victim(pool):

@@ -45,7 +45,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from queue import Empty
-from time import monotonic
+from time import monotonic, time
 
 import nbformat
 import psutil
@@ -67,7 +67,7 @@ from traitlets.config import Config, PyFileConfigLoader
 
 from coursetools import judge
 from coursetools.course import GRADEBOOK, CourseError
-from coursetools.results import Finding
+from coursetools.results import TIME_CODES, Finding
 from coursetools.sandbox import KERNEL_SOCKETS
 
 
@@ -125,6 +125,9 @@ class GuardedExecute(Execute):
 
     def _event(self, code: str, cell, message: str) -> None:
         record(self._resources, code, message, cell)
+        if code in TIME_CODES:  # when, on the clock: did another job run beside?
+            _store(self._resources)["time_outs"].append(
+                [round(self._cell_began, 3), round(time(), 3)])
 
     def preprocess(self, nb, resources=None, km=None):
         self._resources = resources = resources if resources is not None else {}
@@ -136,6 +139,7 @@ class GuardedExecute(Execute):
         self._bad = Counter()  # kernel messages dropped per cell: no valid output
         self._errored = set()  # cells that have kept an error output
         self._restarts = 0
+        self._cell_began = time()
         self._killers = set()  # cells that lost a kernel: not run again in the next
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
@@ -166,7 +170,7 @@ class GuardedExecute(Execute):
         # What a timed-out cell shows its student (nbgrader's says "No reply").
         self.error_on_timeout = _error_output(
             "CellTimeoutError", judge.timeout_message(self.timeout))
-        started = monotonic()
+        started, self._cell_began = monotonic(), time()
         try:
             cell, resources = self._run_cell(cell, resources, index)
         except DeadKernelError:
@@ -414,6 +418,7 @@ def _store(resources: dict) -> dict:
     store = resources.setdefault("coursetools", {})
     store.setdefault("findings", [])
     store.setdefault("seconds", {})
+    store.setdefault("time_outs", [])  # [start, end] (epoch s) of each cell
     return store
 
 
@@ -436,6 +441,7 @@ class KeepFindings(NbGraderPreprocessor):
         kept = nb.metadata.setdefault("coursetools", {})
         kept["findings"] = kept.get("findings", []) + found["findings"]
         kept["seconds"] = {**kept.get("seconds", {}), **found["seconds"]}
+        kept["time_outs"] = kept.get("time_outs", []) + found["time_outs"]
         return nb, resources
 
 

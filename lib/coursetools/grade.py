@@ -190,9 +190,10 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
     random token; a result counts only with its own student and token and no
     grading error. A failed attempt is tried once more; after that the failure
     is the student's result, marked ``retryable`` so that it is never cached as
-    final. A result that ran out of time beside others is graded once more too,
-    and the second result is final. Returns {student: why} for anyone the pool
-    could not finish.
+    final. A result with a cell that ran out of time while another job ran (its
+    cores shared) is graded once more too, and the second result is final,
+    with a ``graded_twice`` finding; one that ran out of time alone is final.
+    Returns {student: why} for anyone the pool could not finish.
     """
     current = [make()]
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
@@ -201,6 +202,11 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
     # context went with it), and only one of them can be the cause: each is
     # tried again alone, and only a failure alone counts as an attempt.
     suspects: set[str] = set()
+    # When each job ran, on the clock (epoch s): finished ones as their workers
+    # say, running ones from when they were handed to the pool (or later).
+    spans: list[tuple[float, float]] = []
+    handed: dict = {}
+    first_try: dict[str, float] = {}  # seconds of a first attempt that timed out
 
     def submit(student: str) -> None:
         attempts[student] += 1
@@ -214,6 +220,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
             return
         future = current[0].submit(work, context(), job)
         running[future] = (job, current[0])
+        handed[future] = time.time()
 
     def finish(job, result: StudentResult | None, why: str | None) -> None:
         if why is None and result.errors:
@@ -227,6 +234,12 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                 job.student, result.assignment if result else "", why)
             result.retryable = True
         result.attempts = attempts[job.student]
+        if job.student in first_try and result is not None:
+            result.findings.append(Finding(
+                "graded_twice", f"graded twice: a cell ran out of time while another "
+                f"job ran beside; the first attempt took {first_try[job.student]:.1f} "
+                f"s, this one {result.seconds:.1f} s"))
+            result.earlier_seconds = first_try[job.student]
         on_result(result)
 
     try:
@@ -240,6 +253,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
             done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in done:
                 job, used = running.pop(future)
+                handed_at = handed.pop(future)
                 try:
                     result = future.result()
                 except (BrokenProcessPool, cf.CancelledError, KilledWorker):
@@ -263,12 +277,19 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                 ):
                     why = "the worker answered for another job"
                     result = None
-                elif slots > 1 and result.ran_out_of_time() and \
-                        attempts[job.student] < ATTEMPTS:
-                    # Starved, perhaps, by processes of a classmate graded beside
-                    # (red-team pass 8): once more, with other neighbours.
-                    queue.append(job.student)
-                    continue
+                else:
+                    others = spans + [(handed[f], float("inf")) for f in running]
+                    spans.append((result.started or handed_at,
+                                  result.finished or time.time()))
+                    if slots > 1 and result.ran_out_of_time() and \
+                            attempts[job.student] < ATTEMPTS and \
+                            result.ran_beside(others):
+                        # Starved, perhaps, by processes of a classmate graded
+                        # beside (red-team pass 8): once more, with other
+                        # neighbours. A cell that timed out alone had its cores.
+                        first_try[job.student] = result.seconds
+                        queue.append(job.student)
+                        continue
                 finish(job, result, why)
     finally:
         current[0].shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
@@ -463,9 +484,10 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             summary.workers.add(result.worker)
         summary.parent_seconds += time.monotonic() - started
         mark = "!" if result.needs_attention() else " "
+        twice = (f"(graded twice, {result.seconds + result.earlier_seconds:.1f} s in "
+                 "all) " if result.earlier_seconds else "")
         say(f"  {mark} {report.plain(result.student, lines=False):<24} "
-            f"{result.seconds:6.1f} s "
-            f"({len(summary.graded)}/{len(todo)})")
+            f"{result.seconds:6.1f} s {twice}({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
     with executor(settings, context) as (pool, slots, shared), \

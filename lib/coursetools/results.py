@@ -52,8 +52,9 @@ LABELS = {
     "judge_setup_error": "set-up cell failed in the judge",
     "sandbox": "grading sandbox problem",
     "feedback_failed": "feedback page failed (scores kept)",
+    "graded_twice": "graded twice (ran out of time beside another job)",
 }
-INFO = {"stderr"}
+INFO = {"stderr", "graded_twice"}
 # Findings that a classmate's busy processes, graded beside, can cause: graded
 # again once before they are final (red-team pass 8).
 TIME_CODES = {"timeout", "unresponsive", "notebook_timeout", "judge_setup_error"}
@@ -149,6 +150,11 @@ class StudentResult:
     attempts: int = 1
     retryable: bool = False  # a grading error: never cached as final
     key: str | None = None  # hash of what the grade depends on (None: regrade)
+    # Wall-clock times (epoch s): the job's, and each cell's that ran out of time.
+    started: float = 0.0
+    finished: float = 0.0
+    time_outs: list = field(default_factory=list)  # [start, end] per cell
+    earlier_seconds: float = 0.0  # a first attempt's, when it was graded again
 
     @classmethod
     def failed(cls, student: str, assignment: str, why: str) -> StudentResult:
@@ -162,6 +168,13 @@ class StudentResult:
         found += [Finding("grading_error", (e.splitlines() or ["unknown"])[-1])
                   for e in self.errors]
         return list(dict.fromkeys(found))
+
+    def ran_beside(self, others: list[tuple[float, float]]) -> bool:
+        """Another job (its [start, end], epoch s) ran while a cell of this one
+        ran out of time; True, too, when the cells' times were not recorded."""
+        spans = self.time_outs or [[self.started, self.finished or float("inf")]]
+        return any(start < end_o and start_o < end
+                   for start, end in spans for start_o, end_o in others)
 
     def ran_out_of_time(self) -> bool:
         """A cell, the notebook or the judge's set-up ran out of time (or failed)."""

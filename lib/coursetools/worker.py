@@ -129,7 +129,7 @@ _one_at_a_time = threading.Lock()  # a Dask worker with several threads: queue
 def run(context: Context, job: Job) -> StudentResult:
     """Grade one student; every failure becomes the result, never an exception."""
     with _one_at_a_time:
-        started = time.monotonic()
+        started, began = time.monotonic(), time.time()
         watchdog = Watchdog(context.settings["budget"],
                             memory_mb=context.settings["memory_mb"])
         try:
@@ -159,6 +159,7 @@ def run(context: Context, job: Job) -> StudentResult:
         result.token = job.token
         result.worker = f"{socket.gethostname()}:{os.getpid()}"
         result.seconds = round(time.monotonic() - started, 2)
+        result.started, result.finished = round(began, 3), round(time.time(), 3)
         return result
 
 
@@ -434,6 +435,7 @@ class Grader:
                 entry.findings += [Finding(**f, notebook=name)
                                    for f in found.get("findings", [])]
                 entry.findings += execute.output_findings(nb, name)
+                result.time_outs += found.get("time_outs", [])
                 failures = execute.cell_failures(nb)
                 record = gb.find_submission_notebook(name, self.assignment, job.student)
                 entry.graded = True
