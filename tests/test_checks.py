@@ -177,6 +177,13 @@ def test_invalid_json_is_refused_with_line_and_column(tmp_path):
     assert "line 2, column 12" in finding.message
 
 
+def test_an_empty_file_is_called_empty_not_invalid_json_at_line_1(tmp_path):
+    nb, finding = read_notebook(write(tmp_path / "hw.ipynb", ""))
+    assert nb is None
+    assert finding.code == "invalid_json"
+    assert finding.message == "hw.ipynb is an empty file (0 bytes); not graded"
+
+
 def test_json_nested_too_deeply_is_refused_not_crashing(tmp_path):
     nb, finding = read_notebook(write(tmp_path / "hw.ipynb", "[" * 200_000))
     assert nb is None

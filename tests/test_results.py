@@ -172,3 +172,16 @@ def test_a_grading_error_reaches_the_terminal_cut():
     why = _why({"log": log, "error": "NbGraderException: see the above traceback"})
     assert why.startswith("Traceback") and "NotebookValidationError: F F" in why
     assert len(why) < 2000
+
+
+def test_the_report_lists_students_as_a_person_sorts_names(tmp_path):
+    """Byte order put "Zoë Ørsted" before "alice" (walkthrough 12)."""
+    from coursetools import report
+
+    names = ["Zoë Ørsted", "alice", "Émile", "bob"]
+    path = report.write(tmp_path, "rnn", {n: graded([]) for n in names},
+                        {n: (1.0, 2.0) for n in names})
+    rows = [line.split(" | ")[0].strip("| ") for line in path.read_text().splitlines()
+            if line.startswith("| ") and line.endswith(" | 1 |  |")]
+    assert rows == ["alice", "bob", "Émile", "Zoë Ørsted"]
+    assert report.by_name("Zoë") < report.by_name("zoe2") < report.by_name("Zoë3")

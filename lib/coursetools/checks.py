@@ -80,6 +80,9 @@ def read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, Finding | N
                              f"than the {MAX_NOTEBOOK_MB} MB a notebook may have; "
                              "not graded")
     raw = path.read_bytes()
+    if not raw:  # an upload that failed, not a notebook gone wrong
+        return None, Finding("invalid_json", f"{path.name} is an empty file (0 "
+                             "bytes); not graded")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -378,7 +378,8 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
 
     analysis.write(out, assignment, results, summary.scores,
                    graded_cells(root, assignment))
-    summary.attention = sorted(s for s, r in results.items() if r.needs_attention())
+    summary.attention = sorted((s for s, r in results.items() if r.needs_attention()),
+                               key=report.by_name)
     summary.seconds = time.monotonic() - started
     _print_summary(summary, settings.unsafe, say)
     return summary
@@ -619,9 +620,14 @@ def _print_summary(summary: Summary, unsafe: bool, say) -> None:
             + (" ..." if len(summary.attention) > 10 else ""))
     else:
         say("no student needs a look")
-    for student, why in sorted(summary.not_graded.items()):
+    for student, why in sorted(summary.not_graded.items(),
+                               key=lambda item: report.by_name(item[0])):
         say(f"NOT GRADED: {report.plain(student, lines=False)}: "
             f"{report.plain(why)[:2000]}")
+    unlisted = [s for s in summary.not_graded if s not in summary.scores]
+    if unlisted and summary.grades_csv:
+        say(f"{len(unlisted)} not graded with no row in grades.csv for "
+            f"{summary.assignment}: fix and grade again, or enter by hand")
     if unsafe:
         say("WARNING: graded with --unsafe, without a sandbox: these grades are "
             "not protected from hostile submissions")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from pathlib import Path
 
 from coursetools.course import ANALYSIS_PAGE
@@ -18,6 +19,14 @@ UNSAFE_WARNING = (
 COLUMNS = ["student", "score", "max_score", "needs_attention", "issues", "details",
            "what_to_do"]
 
+
+
+def by_name(student: str) -> tuple[str, str]:
+    """Sort key for student ids as a person reads a list: case and accents
+    aside ("alice" before "Zoë"), then byte order to break ties."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", student)
+                   if not unicodedata.combining(c))
+    return bare.casefold(), student
 
 def plain(text, lines: bool = True) -> str:
     """Text from a submission with each character that is not printable (a
@@ -63,7 +72,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
     folder.mkdir(parents=True, exist_ok=True)
     late = late or {}
     rows = []
-    for student, result in sorted(results.items()):
+    for student, result in sorted(results.items(), key=lambda item: by_name(item[0])):
         score, max_score = scores.get(student, (0.0, 0.0))
         found = result.all_findings()
         labels = sorted({f.label for f in found})
@@ -97,8 +106,12 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
               "(book/instructor_guide.md), \"Reading the report\".", ""]
     if not_graded:
         lines += ["## Not graded", "", "| student | why |", "|---|---|"]
-        lines += [f"| {_md(s)} | {_md(why)} |" for s, why in sorted(not_graded.items())]
-        lines += [""]
+        lines += [f"| {_md(s)} | {_md(why)} |"
+                  for s, why in sorted(not_graded.items(), key=lambda i: by_name(i[0]))]
+        lines += ["", "A student not graded has no row for this assignment in "
+                  "grades.csv unless an earlier run graded them (nbgrader exports "
+                  "the gradebook): fix the folder and grade again, or enter the "
+                  "grade by hand.", ""]
     row = "| {} | {:g} | {} |"
     if look:
         lines += ["## Needs a look", "", "| student | score | what | what to do |",
