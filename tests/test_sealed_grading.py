@@ -466,7 +466,7 @@ def test_a_part_that_loses_its_kernel_costs_only_its_own_points(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "canary").mkdir()
     world = hostile_catalog.World(course, ROOT, tmp_path, tmp_path / "canary",
-                                  ASSIGNMENT, {})
+                                  ASSIGNMENT, {"classmate_a": "unused"})
     catalog, _ = hostile_catalog.build(world)
     gid, func = catalog.lone_function(catalog.answer_ids)
     lost = sum(hostile_catalog._points(c) for c in catalog.tests_calling(func.name))

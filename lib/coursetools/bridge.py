@@ -54,8 +54,12 @@ class NotPlainData(TypeError):
 
 # -- frames -------------------------------------------------------------------
 def send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(_frame(message))
+
+
+def _frame(message: dict) -> bytes:
     body = json.dumps(message, separators=(",", ":")).encode()
-    sock.sendall(struct.pack("!I", len(body)) + body)
+    return struct.pack("!I", len(body)) + body
 
 
 def receive(sock: socket.socket) -> dict:
@@ -363,14 +367,14 @@ class LearnerServer:
                 if message["op"] == "end":
                     break
                 try:
-                    reply = self._answer(message)
+                    frame = _frame(self._answer(message))
                 except BaseException as error:  # noqa: BLE001
                     # Building the reply failed (memory still short, an interrupt):
                     # a short reply keeps the judge connected, where a closed
                     # socket would cost every later test of the notebook.
-                    reply = _short_error(error)
+                    frame = _frame(_short_error(error))
                     del error
-                send(self.sock, reply)
+                self.sock.sendall(frame)
         finally:
             self._unswap_all()
             self.sock.close()
