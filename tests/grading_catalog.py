@@ -125,11 +125,11 @@ class Catalog:
             ),
             Case(
                 "swallow",
-                total,
+                total - self.points_after(last),
                 {"unresponsive", "kernel_restarted"},
                 self.file(self.with_code_after(last, SWALLOW)),
-                "a loop that ignores KeyboardInterrupt: a new kernel runs the later "
-                "cells",
+                "a loop that ignores KeyboardInterrupt at the end of the last answer "
+                "cell: a new kernel runs the later cells, without that cell",
             ),
             Case(
                 "memory",
@@ -147,11 +147,11 @@ class Catalog:
             ),
             Case(
                 "crash",
-                total,
+                total - self.points_after(last),
                 {"kernel_died", "kernel_restarted"},
                 self.file(self.with_code_after(last, "import os\nos._exit(1)\n")),
-                "kills its kernel after the last answer: a new kernel runs the "
-                "later cells",
+                "kills its kernel at the end of the last answer cell: a new kernel "
+                "runs the later cells, without that cell",
             ),
             Case(
                 "huge_output",

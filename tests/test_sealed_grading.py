@@ -453,10 +453,12 @@ def test_no_submission_holds_up_the_run(run):
 def test_a_part_that_loses_its_kernel_costs_only_its_own_points(tmp_path):
     """A loop that appends without end in one answer (the kernel then ran out of
     memory while serving a test, and the bridge's connection broke, or the kernel
-    stopped answering) and a cell that kills its kernel before the second answer:
-    the later parts used to be "not run", so the score depended on the race;
-    now a new kernel grades them. Three runs, two jobs side by side: the same
-    score each time."""
+    stopped answering) and a cell that kills its kernel before the second
+    answer: the later parts were
+    "not run", and for the first the score depended on a race (walkthrough 12:
+    12 or 21 of 25). Now the bridge answers the MemoryError and a new kernel
+    grades the parts after a lost one. Three runs, two jobs side by side: the
+    same score each time."""
     course = tmp_path / "course"
     course.mkdir()
     shutil.copy(ROOT / "nbgrader_config.py", course)
@@ -485,8 +487,7 @@ def test_a_part_that_loses_its_kernel_costs_only_its_own_points(tmp_path):
     for _ in range(3):
         summary = grade(course, ASSIGNMENT, Settings(**settings))
         assert {s: summary.scores[s][0] for s in expected} == expected
-        assert "kernel_restarted" in codes_in(course, "exiter")
-        assert "kernel_died" in codes_in(course, "exiter")
+        assert {"kernel_died", "kernel_restarted"} <= codes_in(course, "exiter")
         assert "kernel_restarted" in codes_in(course, "appender") or (
             "memory" in codes_in(course, "appender"))
 
