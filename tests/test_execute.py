@@ -68,7 +68,7 @@ def codes(resources) -> list[str]:
 def test_store_creates_the_lists_once_and_keeps_what_is_there():
     resources = {}
     store = _store(resources)
-    assert store == {"findings": [], "seconds": {}}
+    assert store == {"findings": [], "seconds": {}, "time_outs": []}
     store["findings"].append("x")
     assert _store(resources)["findings"] == ["x"]
 
@@ -95,16 +95,19 @@ def test_keep_findings_accumulates_across_the_two_pipelines():
     autograde = {}
     record(autograde, "timeout", "slow")
     _store(autograde)["seconds"].update({"test_a": 2.0, "test_b": 3.0})
+    _store(autograde)["time_outs"].append([10.0, 12.5])
     nb, _ = KeepFindings().preprocess(nb, autograde)
     kept = nb.metadata["coursetools"]
     assert [f["code"] for f in kept["findings"]] == ["tampered", "timeout"]
     # the later measurement of a test wins
     assert kept["seconds"] == {"test_a": 2.0, "test_b": 3.0}
+    assert kept["time_outs"] == [[10.0, 12.5]]
 
 
 def test_keep_findings_without_findings_still_leaves_empty_lists():
     nb, _ = KeepFindings().preprocess(new_notebook(), {})
-    assert nb.metadata["coursetools"] == {"findings": [], "seconds": {}}
+    assert nb.metadata["coursetools"] == {"findings": [], "seconds": {},
+                                          "time_outs": []}
 
 
 # -- reading a graded notebook --------------------------------------------------
@@ -210,6 +213,9 @@ def test_an_endless_loop_is_stopped_and_later_cells_still_run(guarded):
     assert len(findings_of(resources, "timeout")) == 1
     assert texts(nb.cells[3]) == "after the loop\n"
     assert not findings_of(resources, "unresponsive")
+    # when it ran, on the clock: the pool compares it with the other jobs'
+    [(start, end)] = resources["coursetools"]["time_outs"]
+    assert 2 <= end - start < 30
 
 
 def test_output_is_capped_keeping_the_head_of_the_crossing_message(guarded):
