@@ -133,11 +133,13 @@ def test_a_timeout_while_no_other_job_ran_is_final(pool):
 def test_a_timeout_counts_as_beside_another_job_only_when_they_overlap():
     result = StudentResult("s", "a1", time_outs=[[10.0, 20.0]])
     assert not result.ran_beside([(0.0, 5.0), (20.5, 30.0)])
-    assert result.ran_beside([(0.0, 12.0)])
+    assert not result.ran_beside([(0.0, 12.0)])  # 2 s of 10: it had its cores
+    assert result.ran_beside([(0.0, 13.0)])
     assert result.ran_beside([(15.0, float("inf"))])  # still running
     unrecorded = StudentResult("s", "a1", started=10.0, finished=20.0)
     assert not unrecorded.ran_beside([(0.0, 9.0)])
-    assert unrecorded.ran_beside([(19.0, 25.0)])
+    assert unrecorded.ran_beside([(15.0, 25.0)])
+    assert StudentResult("s", "a1").ran_beside([])  # no times at all
 
 
 def test_a_forged_answer_does_not_grade_its_victim(pool):
