@@ -379,6 +379,45 @@ return gr
 """, {"test_truncated_full_bptt": "a negative index wraps round"})
 
 
+# -- ch04 Part 5: a write into g or cache['h_seq'] (rev12 F2) -----------------------
+# Each call leaves its own gradients right and spoils the next call's inputs. Before,
+# the second call (k = 9) of test_truncated_full_bptt failed its value check first:
+# "visit every step back to t = 1 ..." for the two writes below, "the accuracy of
+# float32" for the x 1.0000001 one; the in-place message was never reached.
+def _ch04_truncated(da_lines="da = delta * (1 - h_seq[:, t] ** 2)", after=""):
+    """A per-step truncated_grads with another way to form da_t."""
+    return f"""
+x, h_seq, params = cache["x"], cache["h_seq"], cache["params"]
+T = x.shape[1]
+gr = {{n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}}
+delta = g
+for t in range(T - 1, max(T - k, 0) - 1, -1):
+    prev = h_seq[:, t - 1] if t > 0 else cache["h0"]
+    gr["W_hh"] += (delta * (1 - h_seq[:, t] ** 2)).T @ prev
+    {da_lines}
+    gr["W_ih"] += da.T @ x[:, t]
+    gr["b_ih"] += da.sum(0)
+    gr["b_hh"] += da.sum(0)
+    delta = da @ params["W_hh"]
+{after}
+return gr
+"""
+
+
+TRUNCATED_WRITES = {
+    "ch04 truncated_grads writes da into the caller's g":
+        _ch04_truncated("da = delta\n    da *= 1 - h_seq[:, t] ** 2"),
+    "ch04 truncated_grads writes tanh' into cache['h_seq']":
+        _ch04_truncated("h_seq[:, t] = 1 - h_seq[:, t] ** 2\n"
+                        "    da = delta * h_seq[:, t]"),
+    "ch04 truncated_grads scales cache['h_seq'] by 1.0000001":
+        _ch04_truncated(after='cache["h_seq"] *= 1.0000001'),
+}
+for _name, _code in TRUNCATED_WRITES.items():
+    mistake(_name, "ch04", "ex_truncated_grads", _code,
+            {"test_truncated_full_bptt": "truncated_grads modified"})
+
+
 # -- ch05 Part 1: a blank answer fails every test cell on its own call ------------
 mistake("ch05 lstm_step_jacobian left blank", "ch05", "ex_lstm_step_jacobian",
         "raise NotImplementedError()", dict.fromkeys(
@@ -769,6 +808,11 @@ costs("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
       "ex_truncated_grads",
       MISTAKES["ch04 truncated_grads reads h_seq[:, -1] at t = 0"][2],
       {"test_truncated_full_bptt"})
+
+
+# rev12 F2: a write into g or the cache costs only the cell that names it.
+for _name, _code in TRUNCATED_WRITES.items():
+    costs(_name, "ch04", "ex_truncated_grads", _code, {"test_truncated_full_bptt"})
 
 
 # -- ch03, hidden halves included (the learner audit's F3, F7, F9, F19, F21) -----
