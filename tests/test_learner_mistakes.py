@@ -1467,6 +1467,16 @@ for _label, _code in (("by the complex step of its own step", _CH05_COMPLEX_JACO
     cheat(f"ch05 lstm_step_jacobian {_label}", *LJ5, _code,
           dict.fromkeys(JACOBIAN_CELLS, "must read the gates from the cache"))
     costs(f"ch05 lstm_step_jacobian {_label}", *LJ5, _code, set(JACOBIAN_CELLS))
+# rev12 F3: J with a leading batch axis, (1, 2H, 2H). Before, test_jacobian_h_from_c
+# and _h_from_h stopped on NumPy's "operands could not be broadcast together", and
+# test_jacobian_c_from_h blamed the cache ("must read the gates from the cache"):
+# its [H:, :H] of a 3-D array was empty. Every cell now names the shape first.
+_CH05_JACOBIAN_BATCHED = _ch05_jacobian().rstrip() + "[None]\n"
+mistake("ch05 lstm_step_jacobian returns J of shape (1, 2H, 2H)", *LJ5,
+        _CH05_JACOBIAN_BATCHED,
+        dict.fromkeys(JACOBIAN_CELLS, "J has shape (1, 8, 8); expected (2H, 2H)"))
+costs("ch05 lstm_step_jacobian returns J of shape (1, 2H, 2H)", *LJ5,
+      _CH05_JACOBIAN_BATCHED, set(JACOBIAN_CELLS))
 _CH05_JACOBIAN_RECOMPUTES = """
 x_t, h_prev, c_prev = cache["x_t"][0], cache["h_prev"][0], cache["c_prev"][0]
 params = cache["params"]
