@@ -1402,8 +1402,36 @@ mistake("ch05 lstm_step_jacobian transposes every W_h* block", *LJ5,
                       "right only where every W_h* block is symmetric"))
 mistake("ch05 lstm_step_jacobian dc/dh_prev misses the candidate's term", *LJ5,
         _ch05_jacobian(gterm=""),
-        {"test_jacobian_c_from_h": "one term for each",
-         "test_jacobian_h_from_h": "your J[H:, :H] is off"})
+        {"test_jacobian_c_from_h": "one term for each"})
+# rev12 F1: a mistake in dc_t/dh_prev alone cost 3 of 5 points before, because
+# test_jacobian_h_from_h (2 points) compared J[:H, :H] with autograd's whole block,
+# whose route through c_t the learner builds from their own J[H:, :H]. That cell now
+# also accepts autograd's route through o_t plus dh_t/dc_t times the learner's own
+# J[H:, :H]: one mistake, one cell (1 point).
+C_FROM_H_SLIPS = {
+    "misses the candidate's term": _ch05_jacobian(gterm=""),
+    "writes g' as g(1 - g)": _ch05_jacobian(
+        gterm="\n            + (i * g * (1 - g))[:, None] * W_hg"),
+    "misses the forget gate's term": _ch05_jacobian().replace(
+        "((c_prev * f * (1 - f))[:, None] * W_hf\n            + ", "("),
+}
+for _slip, _code in C_FROM_H_SLIPS.items():
+    costs(f"ch05 lstm_step_jacobian dc/dh_prev {_slip}", *LJ5, _code,
+          {"test_jacobian_c_from_h"})
+# ... which admits no route through o_t alone: with J[H:, :H] = 0 as well, both
+# cells still fail.
+_CH05_O_ROUTE_AND_ZERO = _ch05_jacobian(
+    croute="", ret="[[h_from_h, np.diag(h_from_c_new * f)],"
+                   " [np.zeros((H, H)), np.diag(f)]]")
+costs("ch05 lstm_step_jacobian dh/dh_prev only through o, dc/dh_prev = 0", *LJ5,
+      _CH05_O_ROUTE_AND_ZERO, {"test_jacobian_c_from_h", "test_jacobian_h_from_h"})
+mistake("ch05 lstm_step_jacobian dh/dh_prev only through o, dc/dh_prev = 0", *LJ5,
+        _CH05_O_ROUTE_AND_ZERO, {"test_jacobian_c_from_h": "it is diagonal",
+                                 "test_jacobian_h_from_h": "add the route through c_t"})
+# A wrong dc/dh_prev with a wrong route through o_t still fails dh/dh_prev.
+costs("ch05 lstm_step_jacobian dc/dh_prev and the o route both miss a term", *LJ5,
+      _ch05_jacobian(gterm="").replace("(tanh_c * o * (1 - o))", "(tanh_c * o)"),
+      {"test_jacobian_c_from_h", "test_jacobian_h_from_h"})
 mistake("ch05 lstm_step_jacobian dh/dh_prev only through o (message)", *LJ5,
         _ch05_jacobian(croute=""),
         {"test_jacobian_h_from_h": "add the route through c_t"})
