@@ -1505,6 +1505,33 @@ mistake("ch05 lstm_step_jacobian returns J of shape (1, 2H, 2H)", *LJ5,
         dict.fromkeys(JACOBIAN_CELLS, "J has shape (1, 8, 8); expected (2H, 2H)"))
 costs("ch05 lstm_step_jacobian returns J of shape (1, 2H, 2H)", *LJ5,
       _CH05_JACOBIAN_BATCHED, set(JACOBIAN_CELLS))
+# rev12 F6: the cached gates taken for pre-activations; F7: a J laid out (c, h).
+# Each still fails every cell (every block is wrong), but every cell now names the
+# mistake; before, three of the four gave a generic hint for their own block.
+_CH05_LAYOUT_SLIPS = {
+    "activates the cached gates again": (_ch05_jacobian().replace(
+        'i, f, g, o = np.split(cache["gates"][0], 4)',
+        'i, f, g, o = np.split(cache["gates"][0], 4)\n'
+        "i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)"),
+        "holds the activated gates"),
+    "orders the rows c_t then h_t": (_ch05_jacobian(
+        ret="[[c_from_h, np.diag(f)], [h_from_h, np.diag(h_from_c_new * f)]]"),
+        "your J has its rows c_t then h_t"),
+    "orders the columns c_prev then h_prev": (_ch05_jacobian(
+        ret="[[np.diag(h_from_c_new * f), h_from_h], [np.diag(f), c_from_h]]"),
+        "your J has its columns c_prev then h_prev"),
+}
+for _slip, (_code, _phrase) in _CH05_LAYOUT_SLIPS.items():
+    mistake(f"ch05 lstm_step_jacobian {_slip}", *LJ5, _code,
+            dict.fromkeys(JACOBIAN_CELLS, _phrase))
+    costs(f"ch05 lstm_step_jacobian {_slip}", *LJ5, _code, set(JACOBIAN_CELLS))
+# Both orders (c, h): test_jacobian_cell_path sees diag(f_t) in J[:H, :H] first.
+_CH05_BOTH_SWAPPED = _ch05_jacobian(
+    ret="[[np.diag(f), c_from_h], [np.diag(h_from_c_new * f), h_from_h]]")
+mistake("ch05 lstm_step_jacobian orders rows and columns (c, h)", *LJ5,
+        _CH05_BOTH_SWAPPED,
+        {"test_jacobian_cell_path": "the rows for h_t come first",
+         **dict.fromkeys(JACOBIAN_CELLS[1:], "rows and columns c first, then h")})
 _CH05_JACOBIAN_RECOMPUTES = """
 x_t, h_prev, c_prev = cache["x_t"][0], cache["h_prev"][0], cache["c_prev"][0]
 params = cache["params"]
