@@ -43,26 +43,29 @@ def test_every_stored_value_is_the_oracles(cases):
         "`python -m coursetools.generate ch06`")
 
 
-def test_a_changed_stored_value_is_reported(solution):
-    """The check reads the literals themselves: one digit changed is found."""
+def _first_expected_changed(solution, grade_id: str, change):
+    """A copy of the notebook whose cell `grade_id` stores change(x) in place of
+    the first number x of its first expected value."""
     nb = copy.deepcopy(solution)
     (cell,) = [c for c in nb["cells"]
-               if nbtools.nbgrader_meta(c).get("grade_id") == "test_start_layers"]
+               if nbtools.nbgrader_meta(c).get("grade_id") == grade_id]
     text = nbtools.source(cell)
     number = re.search(r'"expected": np\.reshape\(\[(-?0\.\d+)', text)[1]
-    cell["source"] = text.replace(number, str(float(number) + 1e-6), 1)
+    cell["source"] = text.replace(number, change(number), 1)
+    return nb
+
+
+def test_a_changed_stored_value_is_reported(solution):
+    """The check reads the literals themselves: one digit changed is found."""
+    nb = _first_expected_changed(solution, "test_start_layers",
+                                 lambda number: str(float(number) + 1e-6))
     problems = values.differences(values.cases(nb))
     assert len(problems) == 1 and "test_start_layers" in problems[0], problems
     assert "expected differs" in problems[0], problems
 
 
 def test_rewriting_restores_the_stored_values(solution):
-    nb = copy.deepcopy(solution)
-    (cell,) = [c for c in nb["cells"]
-               if nbtools.nbgrader_meta(c).get("grade_id") == "test_start_halves"]
-    text = nbtools.source(cell)
-    number = re.search(r'"expected": np\.reshape\(\[(-?0\.\d+)', text)[1]
-    cell["source"] = text.replace(number, "0.5", 1)
+    nb = _first_expected_changed(solution, "test_start_halves", lambda number: "0.5")
     values.rewrite(nb, values.cases(nb))
     assert not values.differences(values.cases(nb))
 
