@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import html as html_text
+import importlib.metadata
 import re
 
 import bleach
@@ -209,6 +210,35 @@ def bounded_ansi2html(text: str) -> str:
 
 
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
+# nbconvert's pages load MathJax 2 from cdnjs: offline, the maths shows as raw
+# TeX. A page is sent alone (nbgrader's release_feedback copies only the .html,
+# renamed), so no folder beside it can hold MathJax: the page carries it. The SVG
+# build needs no font files; "full" has every TeX package, so none is fetched,
+# and html (\href, \style) and require are left out, as MathJax 2's Safe did.
+MATHJAX_CDN = ("<!-- Load mathjax -->", "<!-- End of mathjax configuration -->")
+MATHJAX_CONFIG = (
+    "<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
+    "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], tags: 'ams', "
+    "packages: {'[-]': ['html', 'require']}}};</script>\n")
+
+
+@functools.cache
+def mathjax_inline() -> str:
+    """MathJax 3 as a script element, from the copy sphinx-mathjax-offline ships."""
+    bundle = importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
+        "sphinx-mathjax-offline/static/mathjax/tex-svg-full.js").read_text()
+    if "</script" in bundle.lower():  # would end the element early
+        raise ValueError("MathJax's bundle cannot be put in a page as it is")
+    return f"{MATHJAX_CONFIG}<script>{bundle}</script>"
+
+
+def offline_maths(page: str) -> str:
+    """The page with nbconvert's MathJax from the CDN replaced by the inline one;
+    only the first block, in the head, before anything a student wrote."""
+    start, end = page.find(MATHJAX_CDN[0]), page.find(MATHJAX_CDN[1])
+    if start < 0 or end < start:
+        return page
+    return page[:start] + mathjax_inline() + page[end + len(MATHJAX_CDN[1]):]
 
 
 class FeedbackExporter(HTMLExporter):
@@ -279,6 +309,6 @@ class FeedbackExporter(HTMLExporter):
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
-        return IMAGE_WITHOUT_ALT.sub(
-            '<img alt="No description has been provided for this image"', html), \
-            resources
+        html = IMAGE_WITHOUT_ALT.sub(
+            '<img alt="No description has been provided for this image"', html)
+        return offline_maths(html), resources
