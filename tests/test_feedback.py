@@ -24,7 +24,7 @@ from coursetools.feedback import (
     FeedbackExporter,
     hide_hidden_tests,
     mathjax_inline,
-    offline_maths,
+    own_head,
     secret_lines,
 )
 from nbconvert.exporters import HTMLExporter
@@ -261,7 +261,7 @@ def test_the_page_has_the_same_tags_attributes_and_text_as_nbconverts():
     nb = notebook_with_images()
     ours, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
     theirs, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
-    assert structure(ours) == structure(offline_maths(theirs))  # MathJax aside
+    assert structure(ours) == structure(own_head(theirs))  # MathJax aside
     assert ours.count('alt="No description has been provided for this image"') == 1
     assert 'alt="a cat"' in ours
 
@@ -448,7 +448,8 @@ def test_the_maths_is_typeset_with_no_network(tmp_path, chromium):
     host), a student saw raw TeX. The page now carries MathJax itself."""
     nb = new_notebook(cells=[new_markdown_cell(
         "$$h_t = \\tanh(W_{ih} x_t + b)$$\n\nwith $x_t$, \\$5 for a dollar."
-        "\n\n$\\href{javascript:alert(1)}{click}$")])
+        "\n\n$\\href{javascript:alert(1)}{click}$\n\n| part | kind |\n|--|--|\n"
+        "| 1 | build |")])
     page, _, _ = feedback_page(nb)
     path = tmp_path / "nb.html"
     path.write_text(page)
@@ -461,6 +462,8 @@ def test_the_maths_is_typeset_with_no_network(tmp_path, chromium):
             errors: Array.from(document.querySelectorAll('mjx-merror')).map(
               e => e.getAttribute('data-mjx-error')),
             links: document.querySelectorAll('a[href^="javascript"]').length,
+            padding: Array.from(document.querySelectorAll('td, th')).map(
+              e => getComputedStyle(e).paddingLeft),
             text: document.body.innerText,
             loaded: performance.getEntriesByType('resource').map(e => e.name),
           }));""")
@@ -469,3 +472,19 @@ def test_the_maths_is_typeset_with_no_network(tmp_path, chromium):
     assert "$" not in facts["text"].replace("$5", "") and "\\tanh" not in facts["text"]
     # \href is left out (shown as an unknown macro), as MathJax 2's Safe did
     assert "\\href" in facts["text"] and facts["links"] == 0
+    # nbgrader's page ran a table's columns together ("partkind")
+    assert len(facts["padding"]) == 4
+    assert all(float(p.removesuffix("px")) >= 8 for p in facts["padding"])
+
+
+def test_the_index_names_each_test_and_its_part():
+    """nbgrader's index said "Test cell" for every test (walkthrough 12)."""
+    nb = graded_notebook()
+    nb.cells.insert(2, new_markdown_cell("Intro\n\n## Part 2: doubling <x>"))
+    nb.cells.append(new_code_cell("assert True", metadata=nbg("test_<b>", grade=True)))
+    nb.cells.insert(0, new_code_cell("", metadata=nbg("test_before", grade=True)))
+    for cell in nb.cells:
+        cell.metadata.get("nbgrader", {}).update(score=0, points=1)
+    _, soup, _ = feedback_page(nb)
+    assert [a.get_text() for a in soup.select("#toc a")] == [
+        "test_before", "Part 2, test_f", "Part 2, test_<b>"]

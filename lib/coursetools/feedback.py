@@ -215,6 +215,11 @@ IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 # renamed), so no folder beside it can hold MathJax: the page carries it. The SVG
 # build needs no font files; "full" has every TeX package, so none is fetched,
 # and html (\href, \style) and require are left out, as MathJax 2's Safe did.
+TABLE_STYLE = ("<style>.rendered_html table {margin-bottom: 0.8em} .rendered_html th, "
+               ".rendered_html td {padding: 0.3em 0.8em; border-bottom: 1px solid #ddd}"
+               "</style>\n")
+PART_HEADING = re.compile(r"^#+ *Part (\d+)\b", re.MULTILINE)
+TEST_ENTRY = re.compile(r'<li><a href="#([^"]*)">Test cell</a>')
 MATHJAX_CDN = ("<!-- Load mathjax -->", "<!-- End of mathjax configuration -->")
 MATHJAX_CONFIG = (
     "<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
@@ -232,13 +237,39 @@ def mathjax_inline() -> str:
     return f"{MATHJAX_CONFIG}<script>{bundle}</script>"
 
 
-def offline_maths(page: str) -> str:
-    """The page with nbconvert's MathJax from the CDN replaced by the inline one;
-    only the first block, in the head, before anything a student wrote."""
+def own_head(page: str) -> str:
+    """The page with nbconvert's MathJax from the CDN replaced by the inline one,
+    and padded table cells (nbgrader's page has none: "partwhat"); only the
+    first block, in the head, before anything a student wrote."""
     start, end = page.find(MATHJAX_CDN[0]), page.find(MATHJAX_CDN[1])
     if start < 0 or end < start:
         return page
-    return page[:start] + mathjax_inline() + page[end + len(MATHJAX_CDN[1]):]
+    return (page[:start] + TABLE_STYLE + mathjax_inline()
+            + page[end + len(MATHJAX_CDN[1]):])
+
+
+def named_index(page: str, nb) -> str:
+    """The index at the top names each test ("Part 3, test_shapes") where
+    nbgrader's says "Test cell" for every one."""
+    names, part = {}, None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = PART_HEADING.findall(text_of(cell))
+            part = found[-1] if found else part
+        elif meta(cell).get("grade") and not meta(cell).get("solution"):
+            gid = str(grade_id(cell))
+            names[gid] = f"Part {part}, {gid}" if part else gid
+    start = page.find('<div id="toc">')
+    end = page.find("</div>", start)
+    if start < 0:
+        return page
+
+    def name(match) -> str:
+        label = names.get(html_text.unescape(match[1]))
+        return match[0] if label is None else match[0].replace(
+            ">Test cell<", f">{html_text.escape(label)}<")
+
+    return page[:start] + TEST_ENTRY.sub(name, page[start:end]) + page[end:]
 
 
 class FeedbackExporter(HTMLExporter):
@@ -311,4 +342,4 @@ class FeedbackExporter(HTMLExporter):
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
         html = IMAGE_WITHOUT_ALT.sub(
             '<img alt="No description has been provided for this image"', html)
-        return offline_maths(html), resources
+        return named_index(own_head(html), nb), resources
