@@ -13,8 +13,10 @@ from unittest import mock
 import jinja2
 import nbformat
 import nbgrader
+import pytest
 from bs4 import BeautifulSoup
 from conftest import ROOT
+from coursetools.execute import GuardedExecute
 from coursetools.feedback import (
     AS_TEXT,
     COMPILED_TEMPLATES,
@@ -27,6 +29,7 @@ from coursetools.feedback import (
     own_head,
     secret_lines,
 )
+from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
 from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -488,3 +491,60 @@ def test_the_index_names_each_test_and_its_part():
     _, soup, _ = feedback_page(nb)
     assert [a.get_text() for a in soup.select("#toc a")] == [
         "test_before", "Part 2, test_f", "Part 2, test_<b>"]
+
+
+# -- cells the grader did not run ------------------------------------------------
+@pytest.fixture(scope="module")
+def stopped():
+    """A notebook whose kernel dies three times, past GuardedExecute's two
+    restarts, before its Part 2: the grader leaves Part 2's cells not run."""
+    cells = [
+        new_markdown_cell("## Part 1: x"),
+        new_code_cell("x = 1", metadata=nbg("ex_x", solution=True)),
+        new_code_cell("assert x == 1", metadata=nbg("test_x", grade=True, points=2)),
+        *(new_code_cell("import os\nos._exit(1)", metadata=nbg(f"ex_exit{n}",
+                                                               solution=True))
+          for n in range(3)),
+        new_markdown_cell("## Part 2: y"),
+        new_code_cell("y = 2", metadata=nbg("ex_y", solution=True)),
+        new_code_cell("assert y == 2", metadata=nbg("test_y", grade=True, points=3)),
+        new_code_cell("assert y > 1", metadata=nbg("test_y2", grade=True, points=1)),
+    ]
+    nb, _ = GuardedExecute(kernel_name="python3", timeout=10, notebook_timeout=120
+                           ).preprocess(new_notebook(cells=cells),
+                                        {"nbgrader": {"notebook": "nb"}})
+    for cell in nb.cells:  # what nbgrader's autograde records
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.metadata.nbgrader.score = 2 if cell.outputs == [] else 0
+    return nb
+
+
+def test_the_page_says_once_why_cells_were_not_run_and_what_they_cost(stopped):
+    """Each such cell said only "CellNotRun: not run: ..." (walkthrough 12)."""
+    assert [o.ename for o in stopped.cells[-1].outputs] == ["CellNotRun"]
+    page, soup, _ = feedback_page(stopped)
+    assert page.count('id="not-run"') == 1
+    notice = " ".join(soup.select_one("#toc + #not-run").get_text().split())
+    assert notice.startswith("3 cells were not run, among them 2 tests worth 4 "
+                             "points: they scored 0. The grader stopped after the "
+                             "cell ex_exit2 (the kernel died in an earlier cell).")
+    assert "used all the memory or crashed the kernel" in notice
+    assert "a loop that never ends" in notice
+
+
+def test_the_report_lists_the_tests_not_run_and_their_points(stopped, tmp_path):
+    from coursetools import report
+    from coursetools.execute import cell_failures
+
+    failures = cell_failures(stopped)
+    cells = {c.metadata.nbgrader.grade_id: CellResult(
+        c.metadata.nbgrader.score, c.metadata.nbgrader.points,
+        failure=failures.get(c.metadata.nbgrader.grade_id))
+        for c in stopped.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    died = Finding("kernel_died", "kernel died in cell 5", "nb", "ex_exit2")
+    result = StudentResult("eve", "a", notebooks={"nb": NotebookResult(
+        "nb", graded=True, cells=cells, findings=[died])})
+    text = report.write(tmp_path, "a", {"eve": result}, {"eve": (2.0, 6.0)}
+                        ).read_text()
+    assert ("- **eve**: nb: kernel died in cell 5 (cell ex_exit2) \\| nb: 2 tests "
+            "not run, 4 points lost (the kernel died in an earlier cell)") in text

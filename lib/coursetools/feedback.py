@@ -248,9 +248,10 @@ def own_head(page: str) -> str:
             + page[end + len(MATHJAX_CDN[1]):])
 
 
-def named_index(page: str, nb) -> str:
+def page_top(page: str, nb) -> str:
     """The index at the top names each test ("Part 3, test_shapes") where
-    nbgrader's says "Test cell" for every one."""
+    nbgrader's says "Test cell" for every one; below it, once, why cells were
+    not run, if any were (each such cell says only "CellNotRun")."""
     names, part = {}, None
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -260,7 +261,7 @@ def named_index(page: str, nb) -> str:
             gid = str(grade_id(cell))
             names[gid] = f"Part {part}, {gid}" if part else gid
     start = page.find('<div id="toc">')
-    end = page.find("</div>", start)
+    end = page.find("</div>", start) + len("</div>")
     if start < 0:
         return page
 
@@ -269,7 +270,44 @@ def named_index(page: str, nb) -> str:
         return match[0] if label is None else match[0].replace(
             ">Test cell<", f">{html_text.escape(label)}<")
 
-    return page[:start] + TEST_ENTRY.sub(name, page[start:end]) + page[end:]
+    return (page[:start] + TEST_ENTRY.sub(name, page[start:end]) + not_run_notice(nb)
+            + page[end:])
+
+
+NOT_RUN_ADVICE = [  # (words in the grader's reason, what to look for)
+    ("time limit", "The whole notebook may run only so long, and it used that time "
+     "up. Look in the cells above for slow code (a loop over the examples of a "
+     "batch where one matrix product would do) or a loop that never ends."),
+    ("interrupt", "Your code there ran past the time limit and did not stop when "
+     "interrupted. Look for a loop that never ends, and for a <code>try</code> / "
+     "<code>except</code> that catches every exception, the interrupt too."),
+    ("", "Your code there used all the memory or crashed the kernel, more than "
+     "once. Look for a loop that never ends (one that appends to a list grows "
+     "until the memory runs out), an array far larger than the task needs, or a "
+     "call that ends the process."),
+]
+
+
+def not_run_notice(nb) -> str:
+    """Why the grader stopped running the notebook and what it cost: HTML, or ""."""
+    code = [c for c in nb.cells if c.cell_type == "code" and text_of(c).strip()]
+    skipped = [c for c in code if c.execution_count is None and any(
+        o.output_type == "error" and o.ename == "CellNotRun" for o in c.outputs)]
+    if not skipped:
+        return ""
+    tests = [c for c in skipped if meta(c).get("grade") and not meta(c).get("solution")]
+    points = sum(float(meta(c).get("points") or 0) for c in tests)
+    ran = code[:code.index(skipped[0])]
+    where = (f"after the cell <code>{html_text.escape(grade_id(ran[-1]) or '')}</code>"
+             if ran and grade_id(ran[-1]) else "after the cell just above it")
+    reason = next(o.evalue for o in skipped[0].outputs if o.output_type == "error")
+    reason = html_text.escape(reason.removeprefix("not run: ").removesuffix(
+        " before this cell"))
+    advice = next(a for words, a in NOT_RUN_ADVICE if words in reason)
+    return (f'<div class="alert alert-danger" id="not-run"><b>{len(skipped)} cells '
+            f"were not run, among them {len(tests)} tests worth {points:g} points: "
+            f"they scored 0.</b> The grader stopped {where} ({reason})."
+            f" {advice} Fix that, and every later part is graded.</div>")
 
 
 class FeedbackExporter(HTMLExporter):
@@ -342,4 +380,4 @@ class FeedbackExporter(HTMLExporter):
         html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
         html = IMAGE_WITHOUT_ALT.sub(
             '<img alt="No description has been provided for this image"', html)
-        return named_index(own_head(html), nb), resources
+        return page_top(own_head(html), nb), resources

@@ -51,6 +51,21 @@ def _not_a_formula(value):
     return value
 
 
+def not_run(result: StudentResult) -> list[str]:
+    """Per notebook, how many tests the grader never ran and the points they
+    held: the findings name the cell where it stopped, not what that cost."""
+    notes = []
+    for name, notebook in result.notebooks.items():
+        lost = [c for c in notebook.cells.values()
+                if (c.failure or "").startswith("CellNotRun: ")]
+        if lost:
+            why = lost[0].failure.removeprefix("CellNotRun: not run: ").removesuffix(
+                " before this cell")
+            notes.append(f"{name}: {len(lost)} tests not run, "
+                         f"{sum(c.max_score for c in lost):g} points lost ({why})")
+    return notes
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.1f} days"
@@ -82,7 +97,7 @@ def write(folder: Path, assignment: str, results: dict[str, StudentResult],
                           + (f", {penalty:g} points off" if penalty else ""))
         values = (student, score, max_score,
                   "yes" if result.needs_attention() else "no", "; ".join(labels),
-                  " | ".join(f.text() for f in found),
+                  " | ".join([f.text() for f in found] + not_run(result)),
                   "; ".join(dict.fromkeys(f.action for f in found if f.action)))
         rows.append(dict(zip(COLUMNS, values, strict=True)))
     with (folder / "report.csv").open("w", newline="") as handle:
