@@ -453,6 +453,30 @@ for _name, _code in TRUNCATED_WRITES.items():
             {"test_truncated_full_bptt": "truncated_grads modified"})
 
 
+# -- ch04 Part 5: the batch averaged (rev12 F8) --------------------------------------
+# Every cell failed with its generic hint ("only the last step contributes ...");
+# the ratio 1/N is now named. The mistake is the whole part's, so it costs all 3.
+TRUNCATED_MEAN = """
+x, h_seq, params = cache["x"], cache["h_seq"], cache["params"]
+N, T = x.shape[:2]
+gr = {n: np.zeros_like(params[n]) for n in ("W_ih", "W_hh", "b_ih", "b_hh")}
+delta = np.asarray(g, dtype=float)
+for t in range(T - 1, max(T - k, 0) - 1, -1):
+    da = delta * (1 - h_seq[:, t] ** 2)
+    prev = h_seq[:, t - 1] if t > 0 else cache["h0"]
+    gr["W_ih"] += da.T @ x[:, t] / N
+    gr["W_hh"] += da.T @ prev / N
+    gr["b_ih"] += da.mean(0)
+    gr["b_hh"] += da.mean(0)
+    delta = da @ params["W_hh"]
+return gr
+"""
+mistake("ch04 truncated_grads divides by N", "ch04", "ex_truncated_grads",
+        TRUNCATED_MEAN, dict.fromkeys(
+            ("test_truncated_one_step", "test_truncated_full_bptt",
+             "test_truncated_window"), "the gradients sum over the batch"))
+
+
 # -- ch05 Part 1: a blank answer fails every test cell on its own call ------------
 mistake("ch05 lstm_step_jacobian left blank", "ch05", "ex_lstm_step_jacobian",
         "raise NotImplementedError()", dict.fromkeys(
@@ -848,6 +872,9 @@ costs("ch04 truncated_grads reads h_seq[:, -1] at t = 0", "ch04",
 # rev12 F2: a write into g or the cache costs only the cell that names it.
 for _name, _code in TRUNCATED_WRITES.items():
     costs(_name, "ch04", "ex_truncated_grads", _code, {"test_truncated_full_bptt"})
+costs("ch04 truncated_grads divides by N", "ch04", "ex_truncated_grads",
+      TRUNCATED_MEAN, {"test_truncated_one_step", "test_truncated_full_bptt",
+                       "test_truncated_window"})
 
 
 # -- ch03, hidden halves included (the learner audit's F3, F7, F9, F19, F21) -----
