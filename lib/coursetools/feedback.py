@@ -281,10 +281,10 @@ NOT_RUN_ADVICE = [  # (words in the grader's reason, what to look for)
     ("interrupt", "Your code there ran past the time limit and did not stop when "
      "interrupted. Look for a loop that never ends, and for a <code>try</code> / "
      "<code>except</code> that catches every exception, the interrupt too."),
-    ("", "Your code there used all the memory or crashed the kernel, more than "
-     "once. Look for a loop that never ends (one that appends to a list grows "
-     "until the memory runs out), an array far larger than the task needs, or a "
-     "call that ends the process."),
+    ("", "Your code there used all the memory or crashed the kernel. Look for a "
+     "loop that never ends (one that appends to a list grows until the memory "
+     "runs out), an array far larger than the task needs, or a call that ends "
+     "the process."),
 ]
 
 
