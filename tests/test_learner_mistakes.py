@@ -2132,6 +2132,27 @@ for _label, _h0, _says in (
             _ch06_p6(_CH06_DECODE, f"""
         out, _ = decoder(packed, {_h0})""" + _CH06_PAD),
             dict.fromkeys(_CH06_SCORES_CELLS, _says))
+_CH06_H0_BATCH_FIRST = _ch06_p6(_CH06_DECODE, """
+        out, _ = decoder(packed, h0.transpose(0, 1).contiguous())""" + _CH06_PAD)
+
+
+def test_ch06_h0_batch_first_is_not_blamed_on_the_packing():
+    """Review rev12 F5: with the targets packed right and h_0 given as (N, 2, 2H),
+    PyTorch's "INDICES ... axis_dim=2" comes from sorting h_0, yet two cells
+    (three when graded) also told the learner to pack tgt_ids' embeddings with
+    batch_first=True, which they had done. axis_dim is h_0's size 2 there, not
+    the targets' U, so the packing is not named."""
+    for hidden in (False, True):
+        answer = {"ex_teacher_forced_scores": _CH06_H0_BATCH_FIRST}
+        results = run_visible("ch06", answer, hidden=hidden)
+        failed = {k: v for k, v in results.items() if v}
+        assert set(failed) == _CH06_SCORES_CELLS, failed
+        blamed = {k: v for k, v in failed.items() if "tgt_ids' embeddings" in v}
+        assert not blamed, f"hidden={hidden}: the packing is blamed in {blamed}"
+        raised = [v for v in failed.values() if "INDICES" in v]
+        assert raised and all("whatever batch_first says" in v for v in raised)
+
+
 # The tests' decoder_start answers only this batch's sources.
 _CH06_TARGETS_AS_SOURCES = _CH06_DECODE.replace(
     "decoder_start(weights, src_ids, src_lengths)",
