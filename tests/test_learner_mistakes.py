@@ -2153,6 +2153,62 @@ def test_ch06_h0_batch_first_is_not_blamed_on_the_packing():
         assert raised and all("whatever batch_first says" in v for v in raised)
 
 
+def test_ch06_error_hint_names_the_packing_where_axis_dim_is_u():
+    """The other side of F5, on PyTorch's own errors: targets (N, U, D) packed time
+    first with U < N raise INDICES with axis_dim=U, which no notebook case reaches
+    (every visible and hidden batch has U >= N). Where U > 2 only the packing is
+    named; where U is 2, h_0 given batch first raises the same words, so both."""
+    import ast
+
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    cell = next(c for c in notebook("ch06")["cells"] if nbtools.nbgrader_meta(c).get(
+        "grade_id") == "test_start_own_end_and_order")
+    tree = ast.parse(nbtools.source(cell))
+    wanted = {"H0_ERRORS", "PACKED_AS_TIME_FIRST", "error_hint"}
+    tree.body = [node for node in tree.body
+                 if getattr(node, "name", None) in wanted
+                 or any(getattr(t, "id", None) in wanted
+                        for t in getattr(node, "targets", ()))]
+    namespace = {"np": np, "re": __import__("re")}
+    exec(compile(tree, "<ch06 error_hint>", "exec"), namespace)
+    hint = namespace["error_hint"]
+
+    def raised(call):
+        try:
+            call()
+        except RuntimeError as error:
+            return error
+        raise AssertionError("PyTorch raised nothing")
+
+    def time_first(N, U):
+        return raised(lambda: pack_padded_sequence(
+            torch.zeros(N, U, 2), torch.ones(N, dtype=torch.int64),
+            enforce_sorted=False))
+
+    def h0_batch_first(N, U):
+        packed = pack_padded_sequence(torch.zeros(N, U, 2),
+                                      torch.ones(N, dtype=torch.int64),
+                                      batch_first=True, enforce_sorted=False)
+        return raised(lambda: nn.GRU(2, 4, num_layers=2, batch_first=True)(
+            packed, torch.zeros(N, 2, 4)))
+
+    def args(N, U):
+        return (None, None, None, np.zeros((N, U), dtype=np.int64), None)
+
+    name = "teacher_forced_scores"
+    packing_only = hint(name, time_first(5, 3), args(5, 3))
+    assert "pack them with batch_first=True" in packing_only
+    assert "initial state" not in packing_only
+    h0_only = hint(name, h0_batch_first(3, 4), args(3, 4))
+    assert "initial state" in h0_only and "tgt_ids' embeddings" not in h0_only
+    either = hint(name, time_first(3, 2), args(3, 2))
+    assert "initial state" in either and "pack them with batch_first=True" in either
+
+
 # The tests' decoder_start answers only this batch's sources.
 _CH06_TARGETS_AS_SOURCES = _CH06_DECODE.replace(
     "decoder_start(weights, src_ids, src_lengths)",
