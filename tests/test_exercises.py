@@ -144,6 +144,70 @@ def test_opening_table_shows_the_split_and_meets_the_standard(name):
         assert transfer >= 0.6 * total, f"{path}: transfer {transfer:g} of {total:g}"
 
 
+_PART_HEADING = re.compile(r"^## .*\(([^()]*\bpoints?\b[^()]*)\)\s*$")
+
+
+def _parts(nb: dict) -> list[tuple[str, list[tuple[str, float]], float]]:
+    """Each part's heading, its (kind, points) as the heading states them, and the
+    points of the test cells between it and the next heading."""
+    parts = []
+    for cell in nb["cells"]:
+        text = nbtools.source(cell)
+        heading = next((line for line in text.splitlines() if line.startswith("## ")),
+                       None)
+        if cell["cell_type"] == "markdown" and heading:
+            found = _PART_HEADING.match(heading)
+            stated = found and re.findall(
+                r"(build|transfer)\W+(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?) points?\W+"
+                r"(build|transfer)", found.group(1))
+            parts.append((heading, [(a or d, float(b or c)) for a, b, c, d in stated]
+                          if stated else [], 0.0))
+        elif nbtools.nbgrader_meta(cell).get("grade") and parts:
+            heading, stated, points = parts[-1]
+            parts[-1] = (heading, stated,
+                         points + float(nbtools.nbgrader_meta(cell)["points"]))
+    return [part for part in parts if part[1]]
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_each_part_heading_states_its_row_of_the_table_and_its_cells(name):
+    """A part's heading ("(build, 3 points)") says what its row of the opening
+    table says, and its test cells add up to it: when points move between cells
+    or kinds, the three places move together."""
+    for path in (ROOT / "solutions" / name).glob("*.ipynb"):
+        nb = nbtools.load(path)
+        parts, rows = _parts(nb), _opening_table(nb)
+        assert len(parts) == len(rows), (path, [p[0] for p in parts])
+        for (heading, stated, points), row in zip(parts, rows, strict=True):
+            assert sorted(stated) == sorted(row), (heading, row)
+            assert sum(p for _, p in stated) == points, (
+                f"{heading}: its test cells hold {points:g} points")
+
+
+# Test cells whose answer a printed line of the book gives: they are build, whatever
+# else their part holds (review rev12 F4: ch06's `by_layer = h_n.view(2, 2, N, H)`
+# and "ordered layer by layer, forward before backward" answer these two).
+ANSWERED_BY_THE_BOOK = {
+    "ch06_pytorch_keras": ("test_start_layers", "test_start_halves"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERED_BY_THE_BOOK))
+def test_cells_the_book_answers_sit_in_build_parts(name):
+    (path,) = (ROOT / "solutions" / name).glob("*.ipynb")
+    nb = nbtools.load(path)
+    heading = None
+    for cell in nb["cells"]:
+        text = nbtools.source(cell)
+        if cell["cell_type"] == "markdown" and text.startswith("## "):
+            heading = text.splitlines()[0]
+        if nbtools.nbgrader_meta(cell).get("grade_id") in ANSWERED_BY_THE_BOOK[name]:
+            kinds = set(re.findall(r"build|transfer", heading))
+            assert kinds == {"build"}, (
+                f"{nbtools.nbgrader_meta(cell)['grade_id']} sits in {heading!r}: "
+                "a printed line answers it, so its points count as build")
+
+
 def _printed_lines() -> set[str]:
     """Code lines that a learner can read: the chapters and the library."""
     lines = set()
