@@ -755,3 +755,50 @@ def test_a_helper_from_an_earlier_test_cell_shows_its_own_line(tmp_path):
     assert "--->   4 check(x)" in text
     assert "not this" not in text
     runner.listener.close()
+
+
+# -- working directories (red-team pass 10, finding 2 (c)) --------------------------
+def test_a_judge_works_in_the_root_folder_not_the_graders_scratch(tmp_path):
+    # Started in the worker's scratch folder (nbgrader's working directory while
+    # it grades), a judge's /proc/<pid>/cwd named its own socket and, one folder
+    # up, its classmates' scratch: nothing left to guess but a pid.
+    program = tmp_path / "grader.py"
+    program.write_text(f"""
+import json, os
+from coursetools.execute import _JudgeProcess
+
+if __name__ == "__main__":
+    os.chdir({str(tmp_path)!r})
+    judge = _JudgeProcess([], {str(tmp_path / "judge.sock")!r}, "", 4096)
+    try:
+        print(json.dumps(judge.run("import os\\nprint(os.getcwd())", False, 60)))
+    finally:
+        judge.close()
+""")
+    done = subprocess.run([sys.executable, str(program)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = "".join(o.get("text", "") for o in json.loads(done.stdout)["outputs"])
+    assert printed == "/\n"
+
+
+def test_a_sandboxed_kernel_is_launched_from_the_root_folder(tmp_path, monkeypatch):
+    # nbclient starts a kernel in its notebook's folder, inside the worker's
+    # scratch; bwrap, outside the sandbox, would keep it as /proc/<pid>/cwd.
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "cwd.txt"
+    spec = tmp_path / "kernels" / "probe"
+    spec.mkdir(parents=True)
+    # A child that lives a moment, where the launcher looks for the sandbox.
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["sh", "-c", f"pwd > {out}; sleep 0.3", "{connection_file}"],
+        "display_name": "probe", "language": "python"}))
+    km = PromptKernelManager(kernel_name="probe", sandboxed=True, transport="ipc",
+                             ip=str(tmp_path / "k"), kernel_spec_manager=
+                             KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]))
+    try:
+        run_sync(km.start_kernel)(cwd=str(tmp_path))
+        km.provisioner.process.wait(30)
+        assert out.read_text() == "/\n"
+    finally:
+        run_sync(km.shutdown_kernel)(now=True)

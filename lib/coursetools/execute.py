@@ -553,6 +553,8 @@ class PromptKernelManager(_SealedConnections, AsyncKernelManager):
         await super()._async_wait(pollinterval=0.005)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+        if self.sandboxed:  # not the notebook's folder in the worker's scratch,
+            kw["cwd"] = "/"  # which bwrap's /proc/<pid>/cwd would name
         await super()._async_launch_kernel(kernel_cmd, **kw)
         if not self.sandboxed:
             return

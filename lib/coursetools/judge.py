@@ -293,6 +293,9 @@ def main() -> int:
     parser.add_argument("--names", required=True, help="JSON list of answer names")
     parser.add_argument("--reply-fd", type=int, required=True)
     args = parser.parse_args()
+    # Started in the worker's scratch folder, /proc/<pid>/cwd would name this
+    # judge's socket, and its classmates', to anyone who learns a pid.
+    os.chdir("/")
     exit_with_parent()
     reply = Connection(args.reply_fd, readable=False)
     judge = Judge(args.socket, json.loads(args.names), accept_timeout=20.0)
