@@ -408,6 +408,43 @@ def test_the_watchdog_counts_what_a_sandboxs_sockets_may_queue(kind, pairs, stop
         assert (int(code), int(held_mb)) == (0, 0)
 
 
+FILES_FILL = """
+import os, subprocess, time
+# A tmpfs of its own, as a sandbox's /tmp (mounted once python runs from /tmp)
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/tmp"], check=True)
+for i in range(FILES):
+    os.close(os.open(f"/tmp/{i}", os.O_CREAT | os.O_WRONLY, 0o600))
+print(flush=True)
+time.sleep(SLEEP)
+"""
+WATCHDOG_FILES = """
+import os, subprocess, sys
+from coursetools.worker import Watchdog
+watchdog = Watchdog(budget=120, grace=30, memory_mb=1)
+own = ["unshare", "--net", "--mount"] if os.getuid() == 0 else ["unshare", "-rnm"]
+child = subprocess.Popen([*own, sys.executable, "-c", FILL], stdout=subprocess.PIPE)
+child.stdout.readline()
+code = child.wait(timeout=60)
+watchdog.cancel()
+print(code, watchdog.held_mb, flush=True)
+"""
+
+
+@pytest.mark.parametrize(("files", "stopped"), [(300_000, True), (20_000, False)])
+def test_the_watchdog_counts_the_files_in_a_sandboxs_tmpfs(files, stopped):
+    # Red-team pass 11: an empty file holds about 1 KB of the kernel's memory
+    # (1.6 KB with a long name), which no process's RSS shows, and each of the
+    # sandbox's four tmpfs mounts takes 3 million of them. 300,000 files count
+    # about 600 MB, past 2 * 1 + 512 MB; 20,000 about 40 MB.
+    fill = FILES_FILL.replace("FILES", str(files)).replace(
+        "SLEEP", "60" if stopped else "1")
+    code, held_mb = printed_by(WATCHDOG_FILES.replace("FILL", repr(fill)))
+    if stopped:
+        assert int(code) != 0 and int(held_mb) >= 2 * 1 + 512
+    else:
+        assert (int(code), int(held_mb)) == (0, 0)
+
+
 def test_any_file_name_or_depth_is_hashed_without_an_error(tmp_path):
     folder = tmp_path / "sub"
     (folder / "a").mkdir(parents=True)

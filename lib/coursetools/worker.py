@@ -64,7 +64,14 @@ from coursetools.course import (
 )
 from coursetools.feedback import FeedbackExporter, hide_hidden_tests, secret_lines
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
-from coursetools.sandbox import THREAD_VARS, Sandbox, answer_names, judge_cells
+from coursetools.sandbox import (
+    KERNEL_SOCKETS,
+    LEARNER_HOME,
+    THREAD_VARS,
+    Sandbox,
+    answer_names,
+    judge_cells,
+)
 
 FEEDBACK_SOURCE_DIR = "feedback-src"  # the scratch course's hidden-tests-free copies
 SCRATCH_PREFIX = "coursetools-grader-"
@@ -153,7 +160,7 @@ def run(context: Context, job: Job) -> StudentResult:
             result.findings.append(Finding(
                 "memory", f"the kernel, its processes and the judge held "
                 f"{watchdog.held_mb} MB together (with what their sockets may "
-                "queue), more than twice the cap of "
+                "queue and their files cost), more than twice the cap of "
                 f"{context.settings['memory_mb']} MB each may hold; the kernel was "
                 "stopped"))
         result.token = job.token
@@ -211,7 +218,7 @@ class Watchdog:
                 return
             if tick % 5 == 0:  # reading every child's RSS costs more: 2 times a second
                 children = self._children()
-                queued = _socket_bound(children)
+                queued = _kernel_bound(children)
                 held = sum(_memory(child, "rss") for child in children) + queued
                 if held > children_limit:
                     # RSS counts a page that n forked processes share n times (a
@@ -247,8 +254,9 @@ def _memory(process, kind: str) -> int:
         return 0
 
 
-def _socket_bound(children) -> int:
-    """At most what the Unix sockets of the sandboxes' network namespaces queue.
+def _kernel_bound(children) -> int:
+    """At most what the sandboxes hold in the kernel: their sockets' queues and
+    the files in their tmpfs mounts.
 
     No process's RSS holds it (8 processes queued 1.8 GB with 136 MB of RSS,
     red-team pass 9). A socket's queued bytes count against its sender's buffer,
@@ -257,14 +265,15 @@ def _socket_bound(children) -> int:
     them, uncounted). A datagram socket also holds what senders that have
     since closed queued to it, up to the namespace's max_dgram_qlen (10 in a new
     namespace) messages of a buffer each, one more than that counted (red-team
-    pass 10: 3 GB queued so, counted as 287 MB). The worker's own namespace, where
-    the judge and an unsandboxed kernel live, is not counted.
+    pass 10: 3 GB queued so, counted as 287 MB). A file costs an inode and a
+    dentry, however empty (pass 11: 2 million took 2.5 GB of slab). The worker's own
+    namespaces, where the judge and an unsandboxed kernel live, are not counted.
     """
     namespaces = {}
     for pid in [os.getpid(), *(child.pid for child in children)]:
         with contextlib.suppress(OSError):
             namespaces.setdefault(os.readlink(f"/proc/{pid}/ns/net"), pid)
-    buffers = 0
+    buffers, files, own_mounts = 0, 0, os.readlink("/proc/self/ns/mnt")
     for pid in list(namespaces.values())[1:]:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/net/unix", "rb") as table:
             next(table)  # a header line, then one a socket; its 5th field the type
@@ -277,7 +286,14 @@ def _socket_bound(children) -> int:
         with contextlib.suppress(OSError), open(f"/proc/{pid}/net/netlink") as table:
             next(table)
             buffers += 2 * sum(line.split()[2] != "0" for line in table)
-    return buffers * SEND_BUFFER
+        theirs = False  # another mount namespace: a sandbox's tmpfs mounts
+        with contextlib.suppress(OSError):
+            theirs = os.readlink(f"/proc/{pid}/ns/mnt") != own_mounts
+        for folder in TMPFS_FOLDERS if theirs else ():
+            with contextlib.suppress(OSError):
+                used = os.statvfs(f"/proc/{pid}/root{folder}")
+                files += used.f_files - used.f_ffree
+    return buffers * SEND_BUFFER + files * FILE_BYTES
 
 
 def _default_send_buffer() -> int:
@@ -288,6 +304,10 @@ def _default_send_buffer() -> int:
 
 
 SEND_BUFFER = _default_send_buffer()
+# The sandbox's writable folders, each a tmpfs of its own, and the most slab a
+# file in one costs: 1,014 bytes empty, 1,559 with a 255-byte name (Linux 6.18).
+TMPFS_FOLDERS = ("/tmp", LEARNER_HOME, "/dev/shm", KERNEL_SOCKETS)
+FILE_BYTES = 2048
 DATAGRAM_BUFFERS = 1 + 10 + 1  # its own sends, max_dgram_qlen + 1 others' messages
 
 
