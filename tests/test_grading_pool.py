@@ -328,6 +328,36 @@ def test_the_watchdog_stops_children_that_together_hold_more_than_the_cap_allows
         assert (int(code), int(held_mb)) == (0, 0)
 
 
+WATCHDOG_AGAIN = """
+import subprocess, sys
+from coursetools.worker import Watchdog
+hold = ("held = bytearray(300 * 2**20)\\nfor page in range(0, len(held), 4096):\\n"
+        "    held[page] = 1\\nprint(flush=True)\\nimport time; time.sleep(20)")
+watchdog = Watchdog(budget=120, grace=30, memory_mb=64)
+for kernel in ("stopped", "its replacement"):
+    children = [subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE)
+                for _ in range(3)]
+    for child in children:
+        child.stdout.readline()
+    print(max(child.wait(timeout=60) for child in children), flush=True)
+grown = []  # the grader's own memory, 200 MB more each time
+for _ in range(2):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(20)"])
+    grown.append(bytearray(200 * 2**20))
+    print(child.wait(timeout=60), flush=True)
+watchdog.cancel()
+"""
+
+
+def test_the_watchdog_watches_the_kernel_that_replaces_a_stopped_one():
+    # Red-team pass 11: the watchdog ended with its first stop, and the kernel
+    # that replaced the stopped one (GuardedExecute._lost) made 2 million files
+    # unwatched. Each time: 3 children of 300 MB, past 2 * 64 + 512 MB, and the
+    # grader itself 200 MB larger, past 64 MB.
+    codes = [int(code) for code in printed_by(WATCHDOG_AGAIN)]
+    assert len(codes) == 4 and all(code < 0 for code in codes), codes
+
+
 FORKS = """
 import os, time
 held = bytearray(300 * 2**20)
