@@ -130,6 +130,43 @@ def test_a_timeout_while_no_other_job_ran_is_final(pool):
     assert [f.code for f in seen["lone_loop"][0].findings] == ["timeout"]
 
 
+def test_two_students_graded_once_more_never_run_together():
+    """Red-team pass 11: a student who runs out of time on purpose is graded once
+    more too, and both second attempts ran together at the end of the queue, so
+    the classmate she had starved was starved again, finally."""
+    import concurrent.futures as cf
+    import threading
+    import types
+
+    running, beside, lock = set(), {}, threading.Lock()
+
+    def work(context, job):
+        with lock:
+            running.add(job.student)
+            attempt = len(beside.get(job.student, [])) + 1
+        began = time.time()
+        time.sleep({"mallory": 0.4, "bob": 0.3}.get(job.student, 0.02))
+        with lock:
+            running.discard(job.student)
+            beside.setdefault(job.student, []).append(set(running))
+        result = StudentResult(job.student, "a1", token=job.token, started=began,
+                               finished=time.time())
+        if job.student == "mallory" or (job.student == "bob" and
+                                        "mallory" in beside["bob"][-1]):
+            result.findings = [Finding("timeout", f"attempt {attempt} timed out")]
+            result.time_outs = [[began, time.time()]]
+        return result
+
+    final = {}
+    grade_module.run_jobs(
+        lambda: cf.ThreadPoolExecutor(2), 2,
+        ["mallory", "bob"] + [f"c{i}" for i in range(6)], dict,
+        lambda student, token: types.SimpleNamespace(student=student, token=token),
+        lambda result: final.setdefault(result.student, result), work)
+    assert "mallory" in beside["bob"][0] and "mallory" not in beside["bob"][1]
+    assert [f.code for f in final["bob"].findings] == ["graded_twice"]
+
+
 def test_a_timeout_counts_as_beside_another_job_only_when_they_overlap():
     result = StudentResult("s", "a1", time_outs=[[10.0, 20.0]])
     assert not result.ran_beside([(0.0, 5.0), (20.5, 30.0)])
