@@ -606,7 +606,11 @@ def remove_orphaned_scratch() -> None:
         with contextlib.suppress(OSError, ValueError):
             pid, started = (work / "owner").read_text().split()
             with contextlib.suppress(psutil.NoSuchProcess):
-                if repr(psutil.Process(int(pid)).create_time()) == started:
+                owner = psutil.Process(int(pid))
+                # A zombie has ended: a worker killed just now that the fork
+                # server has not reaped yet (its folder was kept, by chance).
+                if (repr(owner.create_time()) == started
+                        and owner.status() != psutil.STATUS_ZOMBIE):
                     continue
             shutil.rmtree(work, ignore_errors=True)
 
