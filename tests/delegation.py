@@ -325,9 +325,9 @@ def forms(exercise: Exercise) -> dict[str, object]:
     )
 
     def rnnlib_gru_alone(func):
-        # decoder_start and teacher_forced_scores from rnnlib's GRU, each sequence
-        # read alone, layer after layer: no packing, the right numbers (withheld
-        # when graded).
+        # decoder_start and greedy_decode from rnnlib's GRU, each sequence read
+        # alone, layer after layer, one step at a time for the decoder: no
+        # packing, the right numbers (withheld when graded).
         if func.name == "decoder_start":
             return ch06_direction + (
                 "H = np.shape(weights['encoder.weight_hh_l0'])[1]\n"
@@ -343,19 +343,23 @@ def forms(exercise: Exercise) -> dict[str, object]:
                 "    rows.append(finals)\n"
                 "return np.array(rows).transpose(1, 0, 2)"
             )
-        if func.name == "teacher_forced_scores":
+        if func.name == "greedy_decode":
             return ch06_direction + (
                 "start = np.asarray(decoder_start(weights, src_ids, src_lengths))\n"
                 "W = np.asarray(weights['head.weight'], dtype=float)\n"
                 "b = np.asarray(weights['head.bias'], dtype=float)\n"
-                "ids = np.asarray(tgt_ids)\n"
-                "out = np.tile(b, (*ids.shape, 1))\n"
-                "for n, L in enumerate(np.asarray(tgt_lengths)):\n"
-                "    states = E[ids[n, :L]]\n"
-                "    for layer in range(2):\n"
-                "        states = _read(_direction('decoder', '', layer), states,\n"
-                "                       start[layer, n])\n"
-                "    out[n, :L] = states @ W.T + b\n"
+                "layers = [_direction('decoder', '', layer) for layer in range(2)]\n"
+                "out = np.zeros((start.shape[1], max_steps), dtype=np.int64)\n"
+                "for n in range(start.shape[1]):\n"
+                "    h, token, ended = [start[0, n], start[1, n]], bos_id, False\n"
+                "    for u in range(max_steps):\n"
+                "        x = E[token][None]\n"
+                "        for layer in range(2):\n"
+                "            x = _read(layers[layer], x, h[layer])\n"
+                "            h[layer] = x[0]\n"
+                "        token = int(np.argmax(x[0] @ W.T + b))\n"
+                "        out[n, u] = 0 if ended else token\n"
+                "        ended = ended or token == eos_id\n"
                 "return out"
             )
         return None
@@ -377,9 +381,9 @@ def forms(exercise: Exercise) -> dict[str, object]:
         # the judge when graded, not in the student's kernel.
         if func.name == "decoder_start":
             return "return start_alone(weights, src_ids, src_lengths)"
-        if func.name == "teacher_forced_scores":
-            return ("return scores_alone(weights, start_alone(weights, src_ids, "
-                    "src_lengths), tgt_ids, tgt_lengths)")
+        if func.name == "greedy_decode":
+            return ("return greedy_alone(weights, start_alone(weights, src_ids, "
+                    "src_lengths), eos_id, max_steps, bos_id=bos_id)")
         return None
 
     def gru_cell_as_rnn(func):

@@ -1849,22 +1849,17 @@ mistake("ch06 train_above_first returns seeded random arrays, visible", *_CH06_P
         _CH06_RANDOM, {_CH06_SEEDED: "2 and 3 steps",
                        _CH06_ACCURACY: "at least 98 % is needed"})
 
-# -- ch06 Part 6, decoder_start and teacher_forced_scores (PyTorch's packing) --------
+# -- ch06 Part 6, decoder_start (PyTorch's packing) and greedy_decode ---------------
 # Each likely mistake about what a stacked bidirectional nn.GRU and the packing
 # functions return fails one cell, by name: each cell's weights and rows make what
 # the other cells check irrelevant (memoryless directions, sequences of one step,
 # states compared with any layer's, the last row only; see seq2seq_weights in the
 # notebook). Both networks have two layers; decoder_start returns h_0 (2, N, 2H).
 _CH06_START = ("ch06", "ex_decoder_start")
-_CH06_SCORES = ("ch06", "ex_teacher_forced_scores")
 _CH06_END = "test_start_own_end_and_order"
 _CH06_LAYERS = "test_start_layers"
 _CH06_HALVES = "test_start_halves"
-_CH06_FROM = "test_decoder_starts_from_encoder"
-_CH06_DEC_LAYERS = "test_decoder_layers_from_start"
-_CH06_AFTER = "test_decoder_after_each_target"
 _CH06_START_CELLS = {_CH06_END, _CH06_LAYERS, _CH06_HALVES}
-_CH06_SCORES_CELLS = {_CH06_FROM, _CH06_DEC_LAYERS, _CH06_AFTER}
 _CH06_ENCODE = '''
 w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
 D, H = w["encoder.weight_ih_l0"].shape[1], w["encoder.weight_hh_l0"].shape[1]
@@ -1884,30 +1879,6 @@ def pair(h):
 
 with torch.no_grad():
 '''
-_CH06_DECODE = '''
-start = np.asarray(decoder_start(weights, src_ids, src_lengths), dtype=np.float64)
-w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
-D, H2 = w["decoder.weight_ih_l0"].shape[1], w["decoder.weight_hh_l0"].shape[1]
-decoder = nn.GRU(D, H2, num_layers=2, batch_first=True, dtype=torch.float64)
-decoder.load_state_dict({k[len("decoder."):]: v for k, v in w.items()
-                         if k.startswith("decoder.")})
-ids = torch.from_numpy(np.array(tgt_ids, dtype=np.int64))
-y = w["embedding.weight"][ids]
-lengths = torch.as_tensor(np.array(tgt_lengths, dtype=np.int64))
-packed = pack_padded_sequence(y, lengths, batch_first=True, enforce_sorted=False)
-h0 = torch.from_numpy(start)
-U = ids.shape[1]
-real = (np.arange(U)[None, :] < np.asarray(tgt_lengths)[:, None])[..., None]
-
-
-def head(o):
-    return (o @ w["head.weight"].T + w["head.bias"]).detach().numpy()
-
-
-with torch.no_grad():
-'''
-
-
 def _ch06_p6(prefix, body):
     return prefix + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n"
 
@@ -2030,206 +2001,129 @@ mistake("ch06 decoder_start returns the top layer only, (N, 2H)", *_CH06_START,
         return torch.cat([h_n[-2], h_n[-1]], 1).numpy()"""),
         dict.fromkeys(_CH06_START_CELLS, "expected (2, N, 2H)"))
 
-_CH06_PAD = """
-        return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])"""
-_CH06_SCORES_MISTAKES = {
-    "starts the decoder from a zero state": ("""
-        out, _ = decoder(packed)""" + _CH06_PAD,
-        _CH06_FROM, "the decoder starts from a zero state"),
-    "sorts h_0 by the targets' lengths": ("""
-        out, _ = decoder(packed, h0[:, packed.sorted_indices])""" + _CH06_PAD,
-        _CH06_FROM, "in the order of the targets' lengths"),
-    "swaps h_0's layers": ("""
-        out, _ = decoder(packed, h0.flip(0))""" + _CH06_PAD,
-        _CH06_DEC_LAYERS, "start from the wrong layers' states"),
-    "starts both decoder layers from the encoder's top layer": ("""
-        out, _ = decoder(packed, h0[[1, 1]])""" + _CH06_PAD,
-        _CH06_DEC_LAYERS, "both decoder layers start from the encoder's top layer"),
-    "unpacks without total_length": ("""
-        out, _ = decoder(packed, h0)
-        return head(pad_packed_sequence(out, batch_first=True)[0])""",
-        _CH06_AFTER, "which may be more than max(tgt_lengths)"),
-    "reads the targets unpacked": ("""
-        out, _ = decoder(y, h0)
-        return head(out)""",
-        _CH06_AFTER, "depend on the ids there"),
-    "leaves 0 after each target": ("""
-        out, _ = decoder(packed, h0)
-        scores = head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])
-        return np.where(real, scores, 0.0)""",
-        _CH06_AFTER, "the scores after each target are 0"),
-    "forgets the head's bias": ("""
-        out, _ = decoder(packed, h0)
-        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
-        return (out @ w["head.weight"].T).numpy()""",
-        _CH06_AFTER, "after each target the scores are head.bias"),
-    # F7: the targets read one step late (a start symbol assumed missing); the
-    # other decoder cells repeat one id per target, so only this cell fails.
-    "reads the targets shifted by one step": ("""
-        late = torch.cat([y[:, :1], y[:, :-1]], 1)
-        out, _ = decoder(pack_padded_sequence(late, lengths, batch_first=True,
-                                              enforce_sorted=False), h0)""" + _CH06_PAD,
-        _CH06_FROM, "shifted by one step"),
-    # F8: the visible N = 1 case; the other decoder cells have no axis of size 1.
-    "squeezes the scores": ("""
-        out, _ = decoder(packed, h0)
-        out = pad_packed_sequence(out, batch_first=True, total_length=U)[0]
-        return head(out).squeeze()""",
-        _CH06_FROM, "do not squeeze"),
-}
-for _label, (_body, _cell, _says) in _CH06_SCORES_MISTAKES.items():
-    _code = _ch06_p6(_CH06_DECODE, _body)
-    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code,
-            {_cell: _says})
-    costs(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, {_cell})
-# Review rev06d F5, F4 and D12: one cell each, by name (F4 cost 2 cells visibly
-# and 3 when graded: the other decoder cells' sources now have the targets'
-# lengths); reading one step early also reads an id after the target (2 cells).
-_CH06_SCORES_NAMED = {
-    "reorders h_0 with the packed batch's unsorted_indices": ("""
-        out, _ = decoder(packed, h0[:, packed.unsorted_indices])""" + _CH06_PAD,
-        {_CH06_FROM: "in another order than the batch's"}),
-    "packs the targets with src_lengths, at most U": ("""
-        src = torch.as_tensor(np.array(src_lengths)).clamp(max=U)
-        out, _ = decoder(pack_padded_sequence(y, src, batch_first=True,
-                                              enforce_sorted=False), h0)""" + _CH06_PAD,
-        {_CH06_FROM: "packed with the sources' lengths"}),
-    "packs the targets with src_lengths": ("""
-        src = torch.as_tensor(np.array(src_lengths))
-        out, _ = decoder(pack_padded_sequence(y, src, batch_first=True,
-                                              enforce_sorted=False), h0)""" + _CH06_PAD,
-        {_CH06_FROM: "and with tgt_lengths"}),
-    "reads the targets one step early": ("""
-        early = torch.cat([y[:, 1:], y[:, :1]], 1)
-        out, _ = decoder(pack_padded_sequence(early, lengths, batch_first=True,
-                                              enforce_sorted=False), h0)""" + _CH06_PAD,
-        {_CH06_FROM: "one step early", _CH06_AFTER: "one step early"}),
-    # F3 and the targets' twin of F2: shape errors by nature, every cell says which.
-    "unpacks without batch_first=True": ("""
-        out, _ = decoder(packed, h0)
-        return head(pad_packed_sequence(out, total_length=U)[0])""",
-        dict.fromkeys(_CH06_SCORES_CELLS, "the scores are time first")),
-    "packs the targets without batch_first=True": ("""
-        out, _ = decoder(pack_padded_sequence(y, lengths, enforce_sorted=False), h0)
-        """.rstrip() + _CH06_PAD,
-        dict.fromkeys(_CH06_SCORES_CELLS, "pack them with batch_first=True")),
-}
-for _label, (_body, _says) in _CH06_SCORES_NAMED.items():
-    _code = _ch06_p6(_CH06_DECODE, _body)
-    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, _says)
-    costs(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES, _code, set(_says))
-mistake("ch06 teacher_forced_scores reads the targets unpacked, head.bias after "
-        "(valid)", *_CH06_SCORES, _ch06_p6(_CH06_DECODE, """
-        out, _ = decoder(y, h0)
-        return np.where(real, head(out), w["head.bias"].numpy())"""), {})
-# An h_0 of the wrong shape raises in every decoder cell: PyTorch's own error,
-# with the notebook's hint on h_0's shape.
-for _label, _h0, _says in (
-        ("passes the top layer only as h_0", "h0[-1:]", "whatever batch_first says"),
-        ("passes h_0 batch first, (N, 2, 2H)", "h0.transpose(0, 1).contiguous()",
-         "whatever batch_first says")):
-    mistake(f"ch06 teacher_forced_scores {_label}", *_CH06_SCORES,
-            _ch06_p6(_CH06_DECODE, f"""
-        out, _ = decoder(packed, {_h0})""" + _CH06_PAD),
-            dict.fromkeys(_CH06_SCORES_CELLS, _says))
-_CH06_H0_BATCH_FIRST = _ch06_p6(_CH06_DECODE, """
-        out, _ = decoder(packed, h0.transpose(0, 1).contiguous())""" + _CH06_PAD)
+# greedy_decode: the decoder reads its own predictions, one step at a time. Each
+# likely mistake fails one cell, by name: each cell's cases accept the answers
+# whose one mistake another cell names (see judge in the notebook).
+_CH06_GREEDY_HEAD = '''
+start = np.asarray(decoder_start(weights, src_ids, src_lengths), dtype=np.float64)
+w = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in weights.items()}
+D, H2 = w["decoder.weight_ih_l0"].shape[1], w["decoder.weight_hh_l0"].shape[1]
+decoder = nn.GRU(D, H2, num_layers=2, batch_first=True, dtype=torch.float64)
+decoder.load_state_dict({k[len("decoder."):]: v for k, v in w.items()
+                         if k.startswith("decoder.")})
+E, W, b = w["embedding.weight"], w["head.weight"], w["head.bias"]
+N = start.shape[1]
+h0 = torch.from_numpy(start)
+'''
 
 
-def test_ch06_h0_batch_first_is_not_blamed_on_the_packing():
-    """Review rev12 F5: with the targets packed right and h_0 given as (N, 2, 2H),
-    PyTorch's "INDICES ... axis_dim=2" comes from sorting h_0, yet two cells
-    (three when graded) also told the learner to pack tgt_ids' embeddings with
-    batch_first=True, which they had done. axis_dim is h_0's size 2 there, not
-    the targets' U, so the packing is not named."""
-    for hidden in (False, True):
-        answer = {"ex_teacher_forced_scores": _CH06_H0_BATCH_FIRST}
-        results = run_visible("ch06", answer, hidden=hidden)
-        failed = {k: v for k, v in results.items() if v}
-        assert set(failed) == _CH06_SCORES_CELLS, failed
-        blamed = {k: v for k, v in failed.items() if "tgt_ids' embeddings" in v}
-        assert not blamed, f"hidden={hidden}: the packing is blamed in {blamed}"
-        raised = [v for v in failed.values() if "INDICES" in v]
-        assert raised and all("whatever batch_first says" in v for v in raised)
-
-
-def test_ch06_error_hint_names_the_packing_where_axis_dim_is_u():
-    """The other side of F5, on PyTorch's own errors: targets (N, U, D) packed time
-    first with U < N raise INDICES with axis_dim=U, which no notebook case reaches
-    (every visible and hidden batch has U >= N). Where U > 2 only the packing is
-    named; where U is 2, h_0 given batch first raises the same words, so both."""
-    import ast
-
-    import numpy as np
-    import torch
-    from torch import nn
-    from torch.nn.utils.rnn import pack_padded_sequence
-
-    cell = next(c for c in notebook("ch06")["cells"] if nbtools.nbgrader_meta(c).get(
-        "grade_id") == "test_start_own_end_and_order")
-    tree = ast.parse(nbtools.source(cell))
-    wanted = {"H0_ERRORS", "PACKED_AS_TIME_FIRST", "error_hint"}
-    tree.body = [node for node in tree.body
-                 if getattr(node, "name", None) in wanted
-                 or any(getattr(t, "id", None) in wanted
-                        for t in getattr(node, "targets", ()))]
-    namespace = {"np": np, "re": __import__("re")}
-    exec(compile(tree, "<ch06 error_hint>", "exec"), namespace)
-    hint = namespace["error_hint"]
-
-    def raised(call):
-        try:
-            call()
-        except RuntimeError as error:
-            return error
-        raise AssertionError("PyTorch raised nothing")
-
-    def time_first(N, U):
-        return raised(lambda: pack_padded_sequence(
-            torch.zeros(N, U, 2), torch.ones(N, dtype=torch.int64),
-            enforce_sorted=False))
-
-    def h0_batch_first(N, U):
-        packed = pack_padded_sequence(torch.zeros(N, U, 2),
-                                      torch.ones(N, dtype=torch.int64),
-                                      batch_first=True, enforce_sorted=False)
-        return raised(lambda: nn.GRU(2, 4, num_layers=2, batch_first=True)(
-            packed, torch.zeros(N, 2, 4)))
-
-    def args(N, U):
-        return (None, None, None, np.zeros((N, U), dtype=np.int64), None)
-
-    name = "teacher_forced_scores"
-    packing_only = hint(name, time_first(5, 3), args(5, 3))
-    assert "pack them with batch_first=True" in packing_only
-    assert "initial state" not in packing_only
-    h0_only = hint(name, h0_batch_first(3, 4), args(3, 4))
-    assert "initial state" in h0_only and "tgt_ids' embeddings" not in h0_only
-    either = hint(name, time_first(3, 2), args(3, 2))
-    assert "initial state" in either and "pack them with batch_first=True" in either
-
-
-# The tests' decoder_start answers only this batch's sources.
-_CH06_TARGETS_AS_SOURCES = _CH06_DECODE.replace(
-    "decoder_start(weights, src_ids, src_lengths)",
-    "decoder_start(weights, tgt_ids, tgt_lengths)") + """\
-    out, _ = decoder(packed, h0)
-return head(pad_packed_sequence(out, batch_first=True, total_length=U)[0])
+def _ch06_greedy(h0="h0", carry="h = h_next", feed="token = pred",
+                 write="out[:, u] = np.where(ended, 0, pred.numpy())",
+                 end="ended |= out[:, u] == eos_id",
+                 argmax="(y[:, 0] @ W.T + b).argmax(dim=1)", dtype="np.int64",
+                 finish="return out"):
+    """greedy_decode as the course writes it, one line swapped for a mistake."""
+    return _CH06_GREEDY_HEAD + f"""
+h = {h0}
+token = torch.full((N,), int(bos_id), dtype=torch.int64)
+previous = token
+out = np.zeros((N, max_steps), dtype={dtype})
+ended = np.zeros(N, dtype=bool)
+with torch.no_grad():
+    for u in range(max_steps):
+        y, h_next = decoder(E[token][:, None], h)
+        {carry}
+        pred = {argmax}
+        {feed}
+        {write}
+        {end}
+{finish}
 """
-mistake("ch06 teacher_forced_scores starts from the targets' decoder_start",
-        *_CH06_SCORES, _CH06_TARGETS_AS_SOURCES,
-        {_CH06_FROM: "other arrays than this batch's src_ids"})
-costs("ch06 teacher_forced_scores starts from the targets' decoder_start",
-      *_CH06_SCORES, _CH06_TARGETS_AS_SOURCES, {_CH06_FROM})
+
+
+_CH06_GREEDY = ("ch06", "ex_greedy_decode")
+_CH06_G_START = "test_greedy_starts_from_encoder"
+_CH06_G_LAYERS = "test_greedy_layers_from_start"
+_CH06_G_FEEDS = "test_greedy_feeds_its_predictions"
+_CH06_G_STOPS = "test_greedy_stops_at_eos"
+_CH06_GREEDY_CELLS = {_CH06_G_START, _CH06_G_LAYERS, _CH06_G_FEEDS, _CH06_G_STOPS}
+_CH06_GREEDY_MISTAKES = {
+    # name: (the line swapped, the cell it costs, a phrase of that cell's message)
+    "starts the decoder from a zero state": (
+        {"h0": "torch.zeros_like(h0)"}, _CH06_G_START, "starts from a zero state"),
+    "returns bos_id at position 0 (one step shifted)": (
+        {"finish": "return np.concatenate([np.full((N, 1), bos_id), out[:, :-1]], 1)"},
+        _CH06_G_START, "not bos_id itself"),
+    "returns the ids as float32": (
+        {"dtype": "np.float32"}, _CH06_G_START, "ids in float32 are not ids"),
+    "returns the ids time first": (
+        {"finish": "return out.T.copy()"}, _CH06_G_START, "time first"),
+    "swaps h_0's layers": (
+        {"h0": "h0.flip(0)"}, _CH06_G_LAYERS, "start from the wrong layers' states"),
+    "starts both decoder layers from the encoder's top layer": (
+        {"h0": "h0[[1, 1]]"}, _CH06_G_LAYERS,
+        "both decoder layers start from the encoder's top layer"),
+    "starts the decoder's layer 0 from zeros": (
+        {"h0": "h0 * torch.tensor([0.0, 1.0], dtype=torch.float64)[:, None, None]"},
+        _CH06_G_LAYERS, "its layer 0 from zeros"),
+    "restarts the state at every step": (
+        {"carry": "h = h0"}, _CH06_G_FEEDS, "goes back to decoder_start's"),
+    "reads bos_id at every step": (
+        {"feed": "pass"}, _CH06_G_FEEDS, "reads bos_id at every step"),
+    "reads the prediction of two steps before (its previous input)": (
+        {"feed": "token, previous = previous, pred"}, _CH06_G_FEEDS,
+        "one step late"),
+    "does not stop after eos_id": (
+        {"end": "pass"}, _CH06_G_STOPS, "goes on after its eos_id"),
+    "drops eos_id itself": (
+        {"write": "out[:, u] = np.where(ended | (pred.numpy() == eos_id), 0, "
+                  "pred.numpy())",
+         "end": "ended |= pred.numpy() == eos_id"},
+        _CH06_G_STOPS, "eos_id itself is missing"),
+    "pads with eos_id after it": (
+        {"write": "out[:, u] = np.where(ended, eos_id, pred.numpy())"},
+        _CH06_G_STOPS, "hold eos_id: they hold 0"),
+}
+for _label, (_swap, _cell, _says) in _CH06_GREEDY_MISTAKES.items():
+    _code = _ch06_greedy(**_swap)
+    mistake(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code, {_cell: _says})
+    costs(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code, {_cell})
+# The argmax over the batch gives V ids for N rows, and h_0 given batch first is
+# (N, 2, 2H): the next step cannot run, so every cell raises, saying which axis.
+mistake("ch06 greedy_decode takes the argmax over the batch", *_CH06_GREEDY,
+        _ch06_greedy(argmax="(y[:, 0] @ W.T + b).argmax(dim=0)"),
+        dict.fromkeys(_CH06_GREEDY_CELLS, "argmax over the vocabulary, the last axis"))
+mistake("ch06 greedy_decode passes h_0 batch first, (N, 2, 2H)", *_CH06_GREEDY,
+        _ch06_greedy(h0="h0.transpose(0, 1).contiguous()"),
+        dict.fromkeys(_CH06_GREEDY_CELLS, "decoder_start's result as it is"))
+_CH06_GREEDY_VALID = {
+    "decodes each row alone and breaks at eos_id": _CH06_GREEDY_HEAD + """
+out = np.zeros((N, max_steps), dtype=np.int64)
+with torch.no_grad():
+    for n in range(N):
+        h, token = h0[:, n : n + 1].contiguous(), torch.tensor([int(bos_id)])
+        for u in range(max_steps):
+            y, h = decoder(E[token][None], h)
+            token = (y[0] @ W.T + b).argmax(dim=-1)
+            out[n, u] = int(token)
+            if out[n, u] == eos_id:
+                break
+return out
+""",
+}
+for _label, _code in _CH06_GREEDY_VALID.items():
+    mistake(f"ch06 greedy_decode {_label} (valid)", *_CH06_GREEDY, _code, {})
+
+
 # What answers the part without PyTorch is withheld (rnnlib's GRU) or absent (the
 # tests' oracle) when graded; in the learner's kernel the visible tests say so.
 mistake("ch06 decoder_start calls the tests' start_alone", *_CH06_START,
         "return start_alone(weights, src_ids, src_lengths)",
         dict.fromkeys(_CH06_START_CELLS, "used a helper of the tests"))
-mistake("ch06 teacher_forced_scores calls the tests' scores_alone", *_CH06_SCORES,
-        "return scores_alone(weights, decoder_start(weights, src_ids, src_lengths), "
-        "tgt_ids, tgt_lengths)",
-        dict.fromkeys(_CH06_SCORES_CELLS, "used a helper of the tests"))
+mistake("ch06 greedy_decode calls the tests' greedy_alone", *_CH06_GREEDY,
+        "return greedy_alone(weights, decoder_start(weights, src_ids, src_lengths), "
+        "eos_id, max_steps, bos_id=bos_id)",
+        dict.fromkeys(_CH06_GREEDY_CELLS, "used a helper of the tests"))
 mistake("ch06 decoder_start builds on rnnlib.gru_forward", *_CH06_START, """
 E = np.asarray(weights["embedding.weight"])
 H = np.shape(weights["encoder.weight_hh_l0"])[1]
@@ -2262,7 +2156,7 @@ return np.array([np.concatenate(2 * [_gru(E[ids[:L]][None], np.zeros((1, H)),
                  for ids, L in zip(np.asarray(src_ids), np.asarray(src_lengths))])
 """, dict.fromkeys(_CH06_START_CELLS, "withheld when the notebook is graded"))
 for _answer, _cells in ((_CH06_START, _CH06_START_CELLS),
-                        (_CH06_SCORES, _CH06_SCORES_CELLS)):
+                        (_CH06_GREEDY, _CH06_GREEDY_CELLS)):
     mistake(f"ch06 {_answer[1]} left blank", *_answer, "raise NotImplementedError()",
             dict.fromkeys(_cells, "NotImplementedError"))
     costs(f"ch06 {_answer[1]} left blank", *_answer, "raise NotImplementedError()",

@@ -31,6 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "ch06_pytorch_keras" / "ch06.ipynb"
 FIRST_ANSWER = "ex_decoder_start"  # Part 6 starts here
 COMMENT = "# computed by tools/ch06_visible_values.py, each sequence read alone"
+# greedy_decode's cases compare ids exactly: the best and second-best scores of
+# every step the oracle decodes must be at least this far apart, or float32
+# rounding inside a correct answer could pick another id.
+MIN_MARGIN = 0.05
+MARGINS: list[float] = []  # filled by cases(): greedy_decode's, every case
 
 
 def _source(cell: dict) -> str:
@@ -89,7 +94,11 @@ def cases(nb: dict) -> list[dict]:
                 if any(k.arg == "ref" for k in stmt.value.keywords):
                     visible.append((pending, stmt))
                     pending = None
-                # a hidden case computes its values when graded: nothing stored
+                elif stmt.value.func.id.startswith("check_greedy"):
+                    # a hidden case computes its values when graded (nothing
+                    # stored); it runs here for the margins its oracle records
+                    module = ast.Module(body=[stmt], type_ignores=[])
+                    exec(compile(module, f"<{grade_id}>", "exec"), namespace)
             else:
                 module = ast.Module(body=[stmt], type_ignores=[])
                 exec(compile(module, f"<{grade_id}>", "exec"), namespace)
@@ -97,6 +106,7 @@ def cases(nb: dict) -> list[dict]:
             found.append({"cell": grade_id, "lines": (first, last), "stored": stored,
                           "oracle": _oracle_values(namespace, call, grade_id),
                           "call": ast.unparse(call)})
+    MARGINS[:] = namespace.get("GREEDY_MARGINS", [])
     return found
 
 
@@ -188,7 +198,11 @@ def main(argv: list[str]) -> int:
     for line in problems:
         print(line)
     print(f"{len(found)} visible cases, {len(problems)} stored values differ")
-    return 1 if problems else 0
+    if MARGINS:
+        print(f"greedy_decode: smallest gap between a step's best and second-best "
+              f"score, over {len(MARGINS)} steps of every case: {min(MARGINS):.3f} "
+              f"(at least {MIN_MARGIN} needed)")
+    return 1 if problems or (MARGINS and min(MARGINS) < MIN_MARGIN) else 0
 
 
 if __name__ == "__main__":
