@@ -2110,9 +2110,95 @@ with torch.no_grad():
                 break
 return out
 """,
+    # Review rev13: three more forms, each graded with the hidden halves too.
+    "runs the decoder in float32, time first": _CH06_GREEDY_HEAD + """
+dec = nn.GRU(D, H2, num_layers=2)
+dec.load_state_dict({k: v.float() for k, v in decoder.state_dict().items()})
+out, token = np.zeros((N, max_steps), dtype=np.int64), torch.full((N,), bos_id)
+h, alive = h0.float(), np.ones(N, dtype=bool)
+with torch.no_grad():
+    for u in range(max_steps):
+        y, h = dec(E.float()[token][None], h)  # (1, N, 2H)
+        token = (y[0] @ W.float().T + b.float()).argmax(dim=1)
+        out[alive, u] = token.numpy()[alive]
+        alive &= token.numpy() != eos_id
+        if not alive.any():
+            break
+return out
+""",
+    "steps two nn.GRUCells and stops the rows afterwards": _CH06_GREEDY_HEAD + """
+cells = []
+for layer in range(2):
+    cell = nn.GRUCell(decoder.input_size if layer == 0 else H2, H2,
+                      dtype=torch.float64)
+    cell.load_state_dict({k[: -len("_l0")]: v for k, v in decoder.state_dict().items()
+                          if k.endswith(f"_l{layer}")})
+    cells.append(cell)
+h, token, steps = list(h0), torch.full((N,), bos_id), []
+with torch.no_grad():
+    for u in range(max_steps):
+        h[0] = cells[0](E[token], h[0])
+        h[1] = cells[1](h[0], h[1])
+        token = (h[1] @ W.T + b).argmax(dim=-1)
+        steps.append(token)
+ids = torch.stack(steps, 1).numpy()
+is_eos = ids == eos_id
+ids[np.cumsum(is_eos, axis=1) - is_eos > 0] = 0
+return ids
+""",
+    "re-reads its whole output from decoder_start's state at every step": (
+        _CH06_GREEDY_HEAD + """
+seq = torch.full((N, 1), bos_id)
+with torch.no_grad():
+    for u in range(max_steps):
+        y, _ = decoder(E[seq], h0)
+        seq = torch.cat([seq, (y[:, -1] @ W.T + b).argmax(-1)[:, None]], 1)
+ids = seq[:, 1:].numpy().copy()
+for n in range(N):
+    ends = np.flatnonzero(ids[n] == eos_id)
+    if len(ends):
+        ids[n, ends[0] + 1:] = 0
+return ids
+"""),
 }
 for _label, _code in _CH06_GREEDY_VALID.items():
     mistake(f"ch06 greedy_decode {_label} (valid)", *_CH06_GREEDY, _code, {})
+    costs(f"ch06 greedy_decode {_label} (valid)", *_CH06_GREEDY, _code, set())
+# Review rev13 F1: the head on the bottom layer's state (h_n[0], the one-layer
+# idiom) failed all four cells, and the layers cell blamed h_0's layers.
+_CH06_BOTTOM_HEAD = _ch06_greedy(argmax="(h_next[0] @ W.T + b).argmax(dim=1)")
+mistake("ch06 greedy_decode reads the head from the bottom layer, h_n[0]",
+        *_CH06_GREEDY, _CH06_BOTTOM_HEAD,
+        {_CH06_G_START: "the head reads the decoder's bottom layer"})
+costs("ch06 greedy_decode reads the head from the bottom layer, h_n[0]",
+      *_CH06_GREEDY, _CH06_BOTTOM_HEAD, {_CH06_G_START})
+# Review rev13 F3: every stop case ended its rows at their first step or never,
+# so an answer that ends only the rows whose first id is eos_id earned all 6
+# points; the cases now end rows at steps 0 and 3 (visible) and 2 (hidden). A row
+# that resumes after its eos_id (ended = instead of |=) is still told visibly.
+for _label, _end in (("ends only the rows whose first prediction is eos_id",
+                      "ended |= out[:, 0] == eos_id"),
+                     ("lets a row go on after its eos_id (ended =, not |=)",
+                      "ended = pred.numpy() == eos_id")):
+    _code = _ch06_greedy(end=_end)
+    mistake(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code,
+            {_CH06_G_STOPS: "up to and including its first eos_id, then 0"})
+    costs(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code, {_CH06_G_STOPS})
+# Review rev13 F4: an argmax without dim flattens the (N, V) scores: ids up to
+# N * V, then an IndexError, said without a hint.
+mistake("ch06 greedy_decode takes the argmax without dim", *_CH06_GREEDY,
+        _ch06_greedy(argmax="(y[:, 0] @ W.T + b).argmax()"),
+        {_CH06_G_START: "an argmax without dim",
+         _CH06_G_LAYERS: "an argmax without dim",
+         _CH06_G_FEEDS: "argmax over the vocabulary",
+         _CH06_G_STOPS: "an argmax without dim flattens them"})
+# Review rev13 F5: int32 ids cost the first cell (int64 is the spec), and its
+# message spoke of float32.
+_CH06_INT32 = _ch06_greedy(dtype="np.int32")
+mistake("ch06 greedy_decode returns the ids as int32", *_CH06_GREEDY, _CH06_INT32,
+        {_CH06_G_START: "cast with .astype(np.int64)"})
+costs("ch06 greedy_decode returns the ids as int32", *_CH06_GREEDY, _CH06_INT32,
+      {_CH06_G_START})
 
 
 # What answers the part without PyTorch is withheld (rnnlib's GRU) or absent (the
