@@ -2172,6 +2172,17 @@ mistake("ch06 greedy_decode reads the head from the bottom layer, h_n[0]",
         {_CH06_G_START: "the head reads the decoder's bottom layer"})
 costs("ch06 greedy_decode reads the head from the bottom layer, h_n[0]",
       *_CH06_GREEDY, _CH06_BOTTOM_HEAD, {_CH06_G_START})
+# Review rev13 F6: the head without head.bias failed all four cells with their
+# generic hints; the first cell names it, and the others accept it. Every case makes
+# that mistake predict some id other than 0, so all zeros is never accepted.
+_CH06_NO_HEAD_BIAS = _ch06_greedy(argmax="(y[:, 0] @ W.T).argmax(dim=1)")
+mistake("ch06 greedy_decode leaves out head.bias", *_CH06_GREEDY, _CH06_NO_HEAD_BIAS,
+        {_CH06_G_START: "the head's scores miss head.bias"})
+costs("ch06 greedy_decode leaves out head.bias", *_CH06_GREEDY, _CH06_NO_HEAD_BIAS,
+      {_CH06_G_START})
+costs("ch06 greedy_decode returns zeros", *_CH06_GREEDY,
+      "return np.zeros((len(src_lengths), max_steps), dtype=np.int64)",
+      _CH06_GREEDY_CELLS)
 # Review rev13 F3: every stop case ended its rows at their first step or never,
 # so an answer that ends only the rows whose first id is eos_id earned all 6
 # points; the cases now end rows at steps 0 and 3 (visible) and 2 (hidden). A row
