@@ -669,6 +669,8 @@ def test_the_grader_never_reconnects_to_a_sealed_kernel_nor_beats_its_heart(tmp_
                plain._create_connected_socket("shell")]
     try:
         assert [s.reconnect_ivl for s in sockets] == [-1, 100]
+        # nor waits at the end to deliver to a kernel it killed (1 s a notebook)
+        assert [s.linger for s in sockets] == [0, 1000]
     finally:
         for one in sockets:
             one.close(linger=0)

@@ -503,7 +503,10 @@ class _SealedConnections:
         if not self._sealed():
             return super()._create_connected_socket(channel, identity)
         sock = self.context.socket(channel_socket_types[channel])
-        sock.linger = 1000
+        # What is still queued when a socket closes is for a kernel that was
+        # killed: it never reconnects, and a linger of 1 s (jupyter_client's)
+        # waited for it at every notebook's end, 0.9 s of 2.1.
+        sock.linger = 0
         sock.reconnect_ivl = -1  # a dropped connection stays dropped
         if identity:
             sock.identity = identity
