@@ -174,17 +174,22 @@ def leftover_processes(marks: list[str]) -> list[str]:
     return found
 
 
+def copy_course(course: Path) -> None:
+    """The assignment's source and release, the config and rnnlib, into `course`."""
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for top in ("solutions", "exercises"):
+        shutil.copytree(ROOT / top / ASSIGNMENT, course / top / ASSIGNMENT)
+    shutil.copytree(ROOT / "lib" / "rnnlib", course / "lib" / "rnnlib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Run:
     base = tmp_path_factory.mktemp("sealed")
     course, tmp, canary = base / "course", base / "t", base / "canary"
     for folder in (course, tmp, canary):
         folder.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for top in ("solutions", "exercises"):
-        shutil.copytree(ROOT / top / ASSIGNMENT, course / top / ASSIGNMENT)
-    shutil.copytree(ROOT / "lib" / "rnnlib", course / "lib" / "rnnlib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_course(course)
     classmates = {f"classmate_{x}": f"MARKER-{secrets.token_hex(8)}" for x in "ab"}
     # Another kernel installed for the instructor (a conda env, say): plain
     # ipykernel, no sandbox. A submission may name it in its metadata.
@@ -461,11 +466,7 @@ def test_a_part_that_loses_its_kernel_costs_only_its_own_points(tmp_path):
     same score each time."""
     course = tmp_path / "course"
     course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for top in ("solutions", "exercises"):
-        shutil.copytree(ROOT / top / ASSIGNMENT, course / top / ASSIGNMENT)
-    shutil.copytree(ROOT / "lib" / "rnnlib", course / "lib" / "rnnlib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_course(course)
     (tmp_path / "canary").mkdir()
     world = hostile_catalog.World(course, ROOT, tmp_path, tmp_path / "canary",
                                   ASSIGNMENT, {"classmate_a": "unused"})
