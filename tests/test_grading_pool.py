@@ -168,6 +168,42 @@ def test_two_students_graded_once_more_never_run_together():
     assert [f.code for f in final["bob"].findings] == ["graded_twice"]
 
 
+def test_every_pool_is_waited_for_broken_ones_too():
+    """A broken pool was left with shutdown(wait=False): its dead worker, not yet
+    reaped, still owned its scratch folder when the run ended, so the folder
+    (hidden tests, a gradebook copy) was kept."""
+    import concurrent.futures as cf
+    import types
+    from concurrent.futures.process import BrokenProcessPool
+
+    waited = []
+
+    class Pool(cf.ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            waited.append((id(self), wait))
+            # Not cancelled: a thread pool's cancelled future is never "done"
+            # to cf.wait (a process pool's broken one holds an exception).
+            super().shutdown(wait=wait)
+
+    pools = []
+
+    def make():
+        pools.append(Pool(2))
+        return pools[-1]
+
+    def work(context, job):
+        if job.student == "killed":
+            raise BrokenProcessPool("a worker died")
+        return StudentResult(job.student, "a1", token=job.token)
+
+    grade_module.run_jobs(
+        make, 2, ["killed", "good"], dict,
+        lambda student, token: types.SimpleNamespace(student=student, token=token),
+        lambda result: None, work)
+    assert len(pools) >= 2  # the first one broke
+    assert {(id(pool), True) for pool in pools} <= set(waited)
+
+
 def test_a_timeout_counts_as_beside_another_job_only_when_they_overlap():
     result = StudentResult("s", "a1", time_outs=[[10.0, 20.0]])
     assert not result.ran_beside([(0.0, 5.0), (20.5, 30.0)])

@@ -196,6 +196,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
     Returns {student: why} for anyone the pool could not finish.
     """
     current = [make()]
+    made = [current[0]]  # each waited for at the end, broken ones too
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
     # When a worker process dies, every job running in that pool fails with it
     # (on Dask: every job it held, as KilledWorker, or as cancelled when the
@@ -266,6 +267,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                     if used is current[0]:  # replace the broken pool once
                         used.shutdown(wait=False, cancel_futures=True)
                         current[0] = make()
+                        made.append(current[0])
                     if job.student in suspects:  # it ran alone: its own failure
                         finish(job, None, "the grading worker stopped unexpectedly")
                     else:
@@ -298,7 +300,11 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                         continue
                 finish(job, result, why)
     finally:
-        current[0].shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
+        # A broken pool's worker that died may not yet be reaped, and its scratch
+        # folder is kept while it lives (test_a_killed_workers_scratch_folder...
+        # failed so after test_sealed_grading): every pool's processes are joined.
+        for pool in made:
+            pool.shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
     return {s: "the grader stopped before grading it"
             for s in students if attempts[s] == 0}
 
