@@ -2021,7 +2021,7 @@ def _ch06_greedy(h0="h0", carry="h = h_next", feed="token = pred",
                  write="out[:, u] = np.where(ended, 0, pred.numpy())",
                  end="ended |= out[:, u] == eos_id",
                  argmax="(y[:, 0] @ W.T + b).argmax(dim=1)", dtype="np.int64",
-                 finish="return out"):
+                 finish="return out", loop="range(max_steps)"):
     """greedy_decode as the course writes it, one line swapped for a mistake."""
     return _CH06_GREEDY_HEAD + f"""
 h = {h0}
@@ -2030,7 +2030,7 @@ previous = token
 out = np.zeros((N, max_steps), dtype={dtype})
 ended = np.zeros(N, dtype=bool)
 with torch.no_grad():
-    for u in range(max_steps):
+    for u in {loop}:
         y, h_next = decoder(E[token][:, None], h)
         {carry}
         pred = {argmax}
@@ -2043,7 +2043,9 @@ with torch.no_grad():
 
 _CH06_GREEDY = ("ch06", "ex_greedy_decode")
 _CH06_G_START = "test_greedy_starts_from_encoder"
-_CH06_G_LAYERS = "test_greedy_layers_from_start"
+# Review rev13 F7: the layers cell (1 point) is now part of the first one (1 point
+# for both): passing decoder_start's result as h_0 is one piece of plumbing.
+_CH06_G_LAYERS = _CH06_G_START
 _CH06_G_FEEDS = "test_greedy_feeds_its_predictions"
 _CH06_G_STOPS = "test_greedy_stops_at_eos"
 _CH06_GREEDY_CELLS = {_CH06_G_START, _CH06_G_LAYERS, _CH06_G_FEEDS, _CH06_G_STOPS}
@@ -2200,7 +2202,6 @@ for _label, _end in (("ends only the rows whose first prediction is eos_id",
 mistake("ch06 greedy_decode takes the argmax without dim", *_CH06_GREEDY,
         _ch06_greedy(argmax="(y[:, 0] @ W.T + b).argmax()"),
         {_CH06_G_START: "an argmax without dim",
-         _CH06_G_LAYERS: "an argmax without dim",
          _CH06_G_FEEDS: "argmax over the vocabulary",
          _CH06_G_STOPS: "an argmax without dim flattens them"})
 # Review rev13 F5: int32 ids cost the first cell (int64 is the spec), and its
@@ -2210,6 +2211,32 @@ mistake("ch06 greedy_decode returns the ids as int32", *_CH06_GREEDY, _CH06_INT3
         {_CH06_G_START: "cast with .astype(np.int64)"})
 costs("ch06 greedy_decode returns the ids as int32", *_CH06_GREEDY, _CH06_INT32,
       {_CH06_G_START})
+# Review rev13, left over: rarer slips that cost all of greedy_decode's cells with
+# generic hints. Each is named in the first cell now, and the later cells accept
+# it (their oracles run it too). A softmax over the batch mixes the rows' scores,
+# twice: dim=0 written, and F.softmax without dim on (N, 1, V) scores, which picks
+# dim 0 for 3-d input. A loop over range(1, max_steps) leaves position 0 at 0; a
+# one-layer decoder runs layer 0's weights from decoder_start's [1].
+_CH06_RARE = {
+    "normalises the scores over the batch (softmax dim=0)": (
+        _ch06_greedy(argmax="torch.softmax(y[:, 0] @ W.T + b, dim=0).argmax(dim=1)"),
+        "normalised over the batch"),
+    "normalises the scores with F.softmax without dim, on (N, 1, V)": (
+        _ch06_greedy(argmax="nn.functional.softmax(y @ W.T + b).argmax(dim=-1)[:, 0]"),
+        "normalised over the batch"),
+    "loops over range(1, max_steps)": (
+        _ch06_greedy(loop="range(1, max_steps)"), "range(1, max_steps) never runs"),
+    "builds a one-layer decoder from decoder_start's [1]": (
+        _ch06_greedy(h0="h0[1:]").replace("num_layers=2", "num_layers=1").replace(
+            'if k.startswith("decoder.")})',
+            'if k.startswith("decoder.") and k.endswith("_l0")})'),
+        "a decoder built with one layer"),
+}
+for _label, (_code, _says) in _CH06_RARE.items():
+    assert _code != _ch06_greedy(), _label
+    mistake(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code,
+            {_CH06_G_START: _says})
+    costs(f"ch06 greedy_decode {_label}", *_CH06_GREEDY, _code, {_CH06_G_START})
 
 
 # What answers the part without PyTorch is withheld (rnnlib's GRU) or absent (the
