@@ -181,8 +181,7 @@ class GuardedExecute(Execute):
                     "(a crash, os._exit, or the memory cap)",
                 )
             )
-            self._event("kernel_died", cell, f"kernel died in cell {index}")
-            self._lost(cell, index, "the kernel died in an earlier cell")
+            self._lost(cell, index, "kernel_died", f"kernel died in cell {index}", DIED)
         except CellTimeoutError as error:  # no idle after an interrupt
             cell.outputs.append(_error_output("CellTimeoutError", str(error)[:200]))
         finally:
@@ -204,13 +203,11 @@ class GuardedExecute(Execute):
                 )
             elif (answers := run_sync(self._kernel_answers)(
                     self.interrupt_grace)) is None:
-                self._event("kernel_died", cell, "the kernel died after a timeout")
-                self._lost(cell, index, "the kernel died in an earlier cell")
+                self._lost(cell, index, "kernel_died",
+                           "the kernel died after a timeout", DIED)
             elif not answers:
-                why = ("the kernel ignored the interrupt after a timeout "
-                       "(KeyboardInterrupt caught?)")
-                self._event("unresponsive", cell, why)
-                self._lost(cell, index, why)
+                self._lost(cell, index, "unresponsive", "the kernel ignored the "
+                           "interrupt after a timeout (KeyboardInterrupt caught?)")
         self._tidy_outputs(cell, index)
         return cell, resources
 
@@ -230,16 +227,18 @@ class GuardedExecute(Execute):
         return await self._silent("", wait) is not None
 
     # -- a lost kernel --------------------------------------------------------
-    def _lost(self, cell, index: int | None, reason: str) -> None:
-        """The kernel died or stopped answering in cell `index`: a new one takes
-        its place, with the earlier cells run again, while restarts and time are
-        left; else the later cells are not run. The notebook's parts are graded
-        independently, so one part's crash must not cost the others."""
-        if index is not None:
-            self._killers.add(index)
+    def _lost(self, cell, index: int, code: str, message: str,
+              reason: str | None = None) -> None:
+        """Finding `code` in cell `index`: the kernel died or stopped answering. A
+        new one takes its place, with the earlier cells run again, while restarts
+        and time are left; else the later cells are not run, for `reason` (default
+        `message`). Parts are graded independently: a crash must not cost the others."""
+        self._event(code, cell, message)
+        reason = reason or message
+        self._killers.add(index)
         left = self._deadline - monotonic()
         why = reason.removeprefix("the ").removesuffix(" in an earlier cell")
-        if index is not None and self._restarts < self.max_restarts and left > 10:
+        if self._restarts < self.max_restarts and left > 10:
             self._restarts += 1
             try:
                 self._restart(index)
@@ -403,12 +402,6 @@ class GuardedExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def _timed_out(reply: dict) -> bool:
-    """The judge's reply is a test stopped at its time limit (an interrupt was
-    sent to the learner's code)."""
-    return any(o.get("ename") == "CellTimeoutError" for o in reply.get("outputs", []))
-
-
 def _has_error(cell, ename: str) -> bool:
     return any(o.output_type == "error" and o.ename == ename for o in cell.outputs)
 
@@ -450,6 +443,7 @@ QUIET_ERRORS = {  # reported by other findings, or not an anomaly at all
     "CellNotRun", "CellTimeoutError", "DeadKernelError", "KeyboardInterrupt",
     "NotImplementedError",  # an unanswered stub
 }
+DIED = "the kernel died in an earlier cell"  # what the cells after a lost one say
 
 
 def output_findings(nb, notebook: str) -> list:
@@ -713,16 +707,13 @@ class SealedExecute(GuardedExecute):
         the interrupt a timeout sent, or, inside the time limit (a memory error
         while it answered, say), stopped answering."""
         if not run_sync(self.km.is_alive)():
-            self._event("kernel_died", cell, f"kernel died in cell {index}")
-            self._lost(cell, index, "the kernel died in an earlier cell")
+            self._lost(cell, index, "kernel_died", f"kernel died in cell {index}", DIED)
         elif interrupted:
-            why = "the kernel ignored the interrupt after a timeout"
-            self._event("unresponsive", cell, why)
-            self._lost(cell, index, why)
+            self._lost(cell, index, "unresponsive",
+                       "the kernel ignored the interrupt after a timeout")
         else:
-            why = "the kernel stopped answering"
-            self._event("kernel_stuck", cell, f"{why} in cell {index} (no timeout)")
-            self._lost(cell, index, why)
+            self._lost(cell, index, "kernel_stuck", "the kernel stopped answering in "
+                       f"cell {index} (no timeout)", "the kernel stopped answering")
 
     def _restart(self, index: int) -> None:
         self._booted = False  # the new kernel serves the judge once booted
@@ -758,12 +749,12 @@ class SealedExecute(GuardedExecute):
                 _error_output("CellTimeoutError", judge.timeout_message(timeout))]}
             self._stop(cell, "timeout", f"a test ran longer than {timeout} s")
         if alive:
-            interrupted = reply is None or _timed_out(reply)
+            interrupted = any(  # a test stopped at its time limit (reply is set above)
+                o.get("ename") == "CellTimeoutError" for o in reply.get("outputs", []))
             answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
-            if answered is None:
-                if run_sync(self.km.is_alive)():
-                    run_sync(self.km.interrupt_kernel)()
-                    answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
+            if answered is None and run_sync(self.km.is_alive)():
+                run_sync(self.km.interrupt_kernel)()
+                answered = run_sync(self._reply_to)(serve_id, self.interrupt_grace)
             if answered is None and self._stop_reason is None:
                 self._kernel_lost(cell, index, interrupted)
         # The judge caps their size (judge.MAX_OUTPUT).
