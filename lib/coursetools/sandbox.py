@@ -128,17 +128,25 @@ def _open_parents(path: str) -> list[str]:
 
 
 # -- what is withheld -----------------------------------------------------------
+def _code_trees(source_nb, wanted):
+    """The syntax trees of the code cells whose nbgrader metadata `wanted` accepts,
+    with IPython's magic and shell lines blanked; a cell that does not parse is
+    left out."""
+    for cell in source_nb.cells:
+        if cell.cell_type != "code" or not wanted(cell.metadata.get("nbgrader", {})):
+            continue
+        source = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                           for line in cell.source.splitlines())
+        try:
+            yield ast.parse(source)
+        except SyntaxError:
+            continue
+
+
 def answer_names(source_nb) -> list[str]:
     """Names that the answer cells of an nbgrader source notebook bind at top level."""
     names: dict[str, None] = {}  # ordered, without repeats
-    for cell in source_nb.cells:
-        nbg = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not nbg.get("solution"):
-            continue
-        try:
-            tree = ast.parse(_python_only(cell.source))
-        except SyntaxError:
-            continue
+    for tree in _code_trees(source_nb, lambda nbg: nbg.get("solution")):
         for node in tree.body:
             names.update(dict.fromkeys(_bound_names(node)))
     return list(names)
@@ -161,13 +169,6 @@ def judge_cells(source_nb) -> dict[str, dict]:
         elif nbg.get("locked"):
             cells[nbg["grade_id"]] = {"kind": "setup", "source": cell.source}
     return cells
-
-
-def _python_only(source: str) -> str:
-    return "\n".join(
-        "" if line.lstrip().startswith(("%", "!")) else line
-        for line in source.splitlines()
-    )
 
 
 def _bound_names(node: ast.stmt) -> list[str]:
@@ -198,14 +199,9 @@ def learner_uses(source_nb) -> list[str]:
     test cells run in the judge only, which has the whole library.
     """
     names: dict[str, None] = {}
-    for cell in source_nb.cells:
-        nbg = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or nbg.get("solution") or nbg.get("grade"):
-            continue
-        try:
-            tree = ast.parse(_python_only(cell.source))
-        except SyntaxError:
-            continue
+    trees = _code_trees(source_nb,
+                        lambda nbg: not (nbg.get("solution") or nbg.get("grade")))
+    for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and not node.level and (
                     node.module.partition(".")[0] == "rnnlib"):
