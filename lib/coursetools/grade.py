@@ -373,7 +373,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
     elif not (root / GRADEBOOK).exists():
         raise CourseError(f"no {GRADEBOOK} in {root}: grade {assignment} first")
     results = saved_results(out)
-    summary.scores = gradebook.scores(db_url, assignment)
+    summary.scores, late = gradebook.scores(db_url, assignment)
     for student in sorted(set(results) - set(summary.scores)):
         # Every graded student has a row (merge writes one even when ungraded):
         # this one was removed from the gradebook since (red-team pass 8).
@@ -382,8 +382,7 @@ def grade(root: Path, assignment: str, settings: Settings | None = None) -> Summ
             f"not in the gradebook (removed from it?), only in {REPORT_DIR}/"
             f"{assignment}/state/: left out of the report; grade again to add it")
     summary.report_md = report.write(
-        out, assignment, results, summary.scores,
-        gradebook.late(db_url, assignment), unsafe=settings.unsafe,
+        out, assignment, results, summary.scores, late, unsafe=settings.unsafe,
         not_graded=summary.not_graded)
     # Imported here: matplotlib would cost every grading worker a second to start.
     from coursetools import analysis
@@ -446,7 +445,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     source = worker.source_digest(root, assignment)
     keys = {s: submission_key(root, assignment, s, settings, source) for s in students}
     saved = {} if settings.force else saved_results(out)
-    in_gradebook = gradebook.scores(db_url, assignment)
+    in_gradebook = gradebook.scores(db_url, assignment)[0]
     summary.skipped = [s for s in students if s in saved and s in in_gradebook
                        and saved[s].key == keys[s]]
     todo = [s for s in students if s not in summary.skipped]

@@ -51,20 +51,14 @@ def merge(gb: Gradebook, assignment: str, result: StudentResult) -> None:
 
 
 # assignment_submissions is [] for an assignment the gradebook does not know.
-def scores(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
+def scores(db_url: str, assignment: str) -> tuple[dict, dict]:
     """(score, max_score) of every student with a submission of `assignment`: the
-    score after the late penalty, as `nbgrader export` computes it."""
+    score after the late penalty, as `nbgrader export` computes it; and (seconds
+    past the due date and extension, points taken off for it) of each late one."""
     with opened(db_url) as gb:
-        return {sub.student_id: (max(0.0, sub.score - sub.late_submission_penalty),
-                                 float(sub.max_score))
-                for sub in gb.assignment_submissions(assignment)}
-
-
-def late(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
-    """(seconds past the due date and extension, points taken off for it) of each
-    late submission of `assignment`."""
-    with opened(db_url) as gb:
-        return {sub.student_id: (float(sub.total_seconds_late),
-                                 float(sub.late_submission_penalty))
-                for sub in gb.assignment_submissions(assignment)
-                if sub.total_seconds_late}
+        subs = gb.assignment_submissions(assignment)
+        return ({sub.student_id: (max(0.0, sub.score - sub.late_submission_penalty),
+                                  float(sub.max_score)) for sub in subs},
+                {sub.student_id: (float(sub.total_seconds_late),
+                                  float(sub.late_submission_penalty))
+                 for sub in subs if sub.total_seconds_late})
