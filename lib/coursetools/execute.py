@@ -3,21 +3,10 @@
 Plain ``nbgrader autograde`` loses a whole submission when its kernel dies or
 ignores an interrupt, zeroes a test cell that wrote a warning to stderr, and keeps
 every byte a runaway ``print`` loop emits. :class:`GuardedExecute` replaces
-``Execute`` in the autograde pipeline (see ``worker.autograde_config``) and:
-
-- gives the whole notebook a time budget (``notebook_timeout``) on top of the
-  per-cell ``timeout``; cells left when it runs out are not run;
-- after a cell times out, checks within ``interrupt_grace`` seconds that the
-  kernel answered the interrupt; if it did not, the remaining cells are not run;
-- records a dead kernel on the cell that killed it, and one that stops
-  answering, then starts a new kernel (at most ``max_restarts`` times), runs the
-  notebook's earlier set-up and answer cells in it again and goes on with the
-  later cells: the parts are graded independently. Past that, the rest is not
-  run, keeping the points already earned;
-- turns stderr output into stdout, so a warning is shown but no longer zeroes a
-  test cell (errors still do: they are ``error`` outputs, not stderr);
-- keeps at most ``max_output_bytes`` of output per cell, however it comes (a
-  cell's first error is always kept, cut), and drops forged kernel messages.
+``Execute`` in the autograde pipeline (see :func:`autograde_config`) and adds a
+time budget per notebook, a new kernel for a lost one (the later parts are still
+graded), stderr shown as stdout, and a cap on the output kept; its traits say
+how. :class:`SealedExecute` runs the test cells in a judge instead.
 
 Every such event is a finding in ``resources["coursetools"]``, with each test's
 running time; :class:`KeepFindings`, last in each of nbgrader's pipelines, saves

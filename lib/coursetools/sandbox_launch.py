@@ -188,11 +188,9 @@ def main() -> None:
     import course_bridge  # noqa: F401 (imported now, before any learner code)
     from ipykernel.kernelapp import launch_new_instance
 
-    # Our stdout is the grading worker's answer pipe and our stderr its log:
-    # ipykernel would echo every byte written to fd 1 or 2 (by a subprocess, or
-    # os.write) there, where a "done <student> ..." line could pass for the
-    # worker's. The notebook's outputs reach the grader over the kernel's
-    # sockets only.
+    # Our stdout and stderr are the grading worker's (the instructor's terminal, a
+    # Dask worker's log), where ipykernel would echo every byte written to fd 1 or
+    # 2 (by a subprocess, or os.write). Outputs reach the grader by sockets only.
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
