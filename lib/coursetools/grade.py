@@ -235,7 +235,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                 job.student, result.assignment if result else "", why)
             result.retryable = True
         result.attempts = attempts[job.student]
-        if job.student in first_try and result is not None:
+        if job.student in first_try:  # result is set: a failure made one above
             result.findings.append(Finding(
                 "graded_twice", f"graded twice: a cell ran out of time while another "
                 f"job ran beside; the first attempt took {first_try[job.student]:.1f} "
