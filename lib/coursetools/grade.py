@@ -670,7 +670,7 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
     parser.add_argument("--memory-mb", type=int, default=defaults.memory_mb,
                         help="memory (address space) cap per kernel, MB "
                         f"(default {defaults.memory_mb})")
-    parser.add_argument("--kernel-threads", type=int, default=0,
+    parser.add_argument("--kernel-threads", type=int, default=defaults.kernel_threads,
                         help="BLAS and OpenMP threads per kernel (default: the "
                         "cores / --jobs, 1 with a scheduler)")
     parser.add_argument("--students", help="comma-separated ids (default: everyone)")
@@ -678,9 +678,10 @@ def parse_args(argv: list[str]) -> tuple[str, Settings]:
                         help="regrade students whose submission did not change")
     parser.add_argument("--no-feedback", dest="feedback", action="store_false",
                         help="skip the HTML feedback")
-    parser.add_argument("--feedback-seconds", type=float, default=60,
+    parser.add_argument("--feedback-seconds", type=float,
+                        default=defaults.feedback_seconds,
                         help="time to make a student's pages; past it, a page of "
-                        "scores (default 60)")
+                        f"scores (default {defaults.feedback_seconds:g})")
     parser.add_argument("--unsafe", action="store_true",
                         help="grade without a sandbox where none can be made (the "
                         "report says that the grades are not protected)")
