@@ -81,8 +81,9 @@ def adding_problem(N, T, rng):
 
     Channel 0 holds random values in [0, 1); channel 1 marks exactly two
     steps, one in the first half and one in the second half of the sequence
-    (as in Le et al., 2015). The target is the sum of the two marked values, so
-    the network must remember a value over up to T steps.
+    (as in Le et al., 2015). The target is the sum of the two marked values, read
+    after the last step, so the network must remember a value over up to T - 1
+    steps (from step 0 to step T - 1).
 
     Returns
     -------
