@@ -39,7 +39,7 @@ def fake_work(context: dict, job: Job) -> StudentResult:
         result.student = "good"
     if job.student == "killed":  # as the watchdog's kill: no finalizer runs
         with (marks / "scratch-of-killed").open("a") as folders:
-            print(worker.scratch_folder(), file=folders)
+            print(worker.scratch_folder(context["scratch_dir"]), file=folders)
         os._exit(9)
     if job.student == "silent" or (job.student == "flaky" and attempt == 1):
         os._exit(3)  # the worker process dies mid-job
@@ -71,7 +71,9 @@ def pool(tmp_path):
                                                                  {})):
         seen: dict[str, list[StudentResult]] = {}
         settings = grade_module.Settings(jobs=jobs)
-        context = {"marks": str(marks)}
+        # As grade() tells its workers: the fork server may hold an earlier
+        # test's TMPDIR (test_sealed_grading sets one), the run's end looks here.
+        context = {"marks": str(marks), "scratch_dir": tempfile.gettempdir()}
         with grade_module.executor(settings, context) as (made, slots, shared):
             not_graded = grade_module.run_jobs(
                 made, slots, students, shared, make_job,

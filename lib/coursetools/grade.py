@@ -457,7 +457,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
         run_id=secrets.token_hex(8), root=str(root), assignment=assignment,
         settings=settings.for_worker(len(releases)),
         source_digest=source,
-        template_db=template, releases=releases)
+        template_db=template, releases=releases, scratch_dir=tempfile.gettempdir())
     release_nbs = {n: nbformat.reads(t, as_version=4) for n, t in releases.items()}
 
     def make_job(student: str, token: str) -> worker.Job:

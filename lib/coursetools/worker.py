@@ -88,6 +88,9 @@ class Context:
     source_digest: str  # of solutions/<assignment>/: a worker's copy must match
     template_db: bytes  # the gradebook with the assignment registered
     releases: dict[str, str]  # notebook name -> the student version, JSON
+    # The run's temporary directory: a fork server started by an earlier run in
+    # this process keeps that run's TMPDIR, where the run's end would not look.
+    scratch_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -357,8 +360,9 @@ class Grader:
                 f"{root / SOURCE_DIR / assignment} on {socket.gethostname()} differs "
                 "from the instructor's: give every worker the same course commit"
             )
-        remove_orphaned_scratch()  # a killed process's finalizer never ran
-        self.work = scratch_folder()
+        base = context.scratch_dir if os.path.isdir(context.scratch_dir) else None
+        remove_orphaned_scratch(base)  # a killed process's finalizer never ran
+        self.work = scratch_folder(base)
         # nbgrader commits to the scratch gradebook about 46 times a notebook,
         # each with an fsync; the copy is thrown away when the run ends.
         unsynced = functools.partial(_unsynced_under, f"{self.work}/")
@@ -591,18 +595,18 @@ def _schema_checked_once() -> None:
     common.jsonschema = types.SimpleNamespace(validate=validate)
 
 
-def scratch_folder() -> Path:
-    """A new folder in the temporary directory, marked with its owner process."""
-    work = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+def scratch_folder(base: str | None = None) -> Path:
+    """A new folder in `base` (the temporary directory), marked with its owner."""
+    work = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=base))
     me = psutil.Process()
     (work / "owner").write_text(f"{me.pid} {me.create_time()!r}")
     return work
 
 
-def remove_orphaned_scratch() -> None:
-    """Remove the scratch folders whose owner process has ended (one killed
-    never ran its finalizer), leaving unmarked ones and the living's."""
-    for work in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+def remove_orphaned_scratch(base: str | None = None) -> None:
+    """Remove the scratch folders in `base` whose owner process has ended (one
+    killed never ran its finalizer), leaving unmarked ones and the living's."""
+    for work in Path(base or tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
         with contextlib.suppress(OSError, ValueError):
             pid, started = (work / "owner").read_text().split()
             with contextlib.suppress(psutil.NoSuchProcess):
