@@ -74,7 +74,8 @@ class Adam:
         v = beta2 * v + (1 - beta2) * g**2
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
-    Taught in: Chapter 3 (Backpropagation through time).
+    Used from Chapter 1 on, and in Chapter 3's training loop; no chapter derives
+    it: the three lines above are its whole definition.
     """
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
