@@ -494,6 +494,32 @@ def test_the_page_carries_mathjax_packed_under_a_megabyte():
     assert gzip.decompress(base64.b64decode(packed)).startswith(b"(function(){")
 
 
+def test_the_maths_adds_no_link_class_id_or_style_of_the_students(tmp_path, chromium):
+    """Without html, \\mmlToken and \\bbox still set any attribute (red-team pass
+    12: a click on x ran the student's javascript: link). MathJax's own safe
+    extension filters them as it typesets."""
+    nb = new_notebook(cells=[new_markdown_cell(
+        '$\\mmlToken{mi}[href="javascript:alert(1)",class="navbar-fixed-top",'
+        'id="toc",style="position:fixed"]{x}$ $\\bbox[position:fixed;top:0]{y}$ '
+        "$\\bbox[yellow,5px]{z}$")])
+    path = tmp_path / "nb.html"
+    path.write_text(feedback_page(nb)[0])
+    chromium.get(path.as_uri())
+    facts = chromium.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        MathJax.startup.promise.then(() => {
+          const maths = Array.from(document.querySelectorAll('mjx-container *'));
+          done({typeset: document.querySelectorAll('mjx-container').length,
+                links: maths.filter(e => e.hasAttribute('href')).length,
+                ids: maths.filter(e => e.id == 'toc').length,
+                cls: maths.filter(e => /navbar/.test(e.getAttribute('class'))).length,
+                fixed: maths.filter(e => /fixed/.test(e.getAttribute('style'))).length,
+                padded: maths.filter(e => /yellow/.test(e.outerHTML)).length});
+        });""")
+    assert facts["typeset"] == 3 and facts["padded"] > 0
+    assert facts["links"] == facts["ids"] == facts["cls"] == facts["fixed"] == 0
+
+
 def test_the_index_names_each_test_and_its_part():
     """nbgrader's index said "Test cell" for every test (walkthrough 12)."""
     nb = graded_notebook()

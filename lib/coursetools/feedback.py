@@ -216,9 +216,11 @@ IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 # TeX. A page is sent alone (nbgrader's release_feedback copies only the .html,
 # renamed), so no folder beside it can hold MathJax: the page carries it. The SVG
 # build needs no font files; "full" has every TeX package, so none is fetched,
-# and html (\href, \style) and require are left out, as MathJax 2's Safe did.
-# As plain text it made each page 2.3 MB larger; gzip and base64 make that 0.96
-# MB, unpacked by the browser's DecompressionStream. Until the bundle has run,
+# and html (\href, \style) and require are left out, as MathJax 2's Safe did;
+# MathJax 3's safe extension, run before startup makes its handler, filters the
+# links, ids, classes and styles that \mmlToken and \bbox still set.
+# As plain text the bundle made each page 2.3 MB larger; gzip and base64 make that
+# 0.96 MB, unpacked by the browser's DecompressionStream. Until the bundle has run,
 # MathJax.startup.promise is one that waits for it, so a caller that waits on it
 # (a test, a print script) sees the maths typeset.
 TABLE_STYLE = ("<style>.rendered_html table {margin-bottom: 0.8em} .rendered_html th, "
@@ -230,25 +232,32 @@ MATHJAX_CDN = ("<!-- Load mathjax -->", "<!-- End of mathjax configuration -->")
 MATHJAX_CONFIG = (
     "<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
     "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], tags: 'ams', "
-    "packages: {'[-]': ['html', 'require']}}};</script>\n")
+    "packages: {'[-]': ['html', 'require']}}, startup: {ready() {SAFE\n"
+    "MathJax.startup.defaultReady();}}};</script>\n")
+# Only the promise is set: the config's startup.ready (the safe extension) stays.
 UNPACK = (
-    "<script>MathJax.startup = {promise: (async () => {"
+    "<script>MathJax.startup.promise = (async () => {"
     "const packed = Uint8Array.from(atob('%s'), c => c.charCodeAt(0));"
     "const code = await new Response(new Blob([packed]).stream().pipeThrough("
     "new DecompressionStream('gzip'))).text();"
     "const script = document.createElement('script'); script.text = code;"
-    "document.head.appendChild(script);})().then(() => MathJax.startup.promise)};"
+    "document.head.appendChild(script);})().then(() => MathJax.startup.promise);"
     "</script>")
 
 
 @functools.cache
 def mathjax_inline() -> str:
     """MathJax 3 as script elements, from the copy sphinx-mathjax-offline ships,
-    compressed once per process. Base64 has no "<", so it cannot end its element."""
-    bundle = importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
-        "sphinx-mathjax-offline/static/mathjax/tex-svg-full.js").read_bytes()
+    the bundle compressed once per process. Base64 has no "<", so it cannot end
+    its element; the safe extension is put in the config as it is."""
+    folder = importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
+        "sphinx-mathjax-offline/static/mathjax")
+    bundle, safe = ((folder / name).read_bytes()
+                    for name in ("tex-svg-full.js", "ui/safe.js"))
+    if b"</script" in safe.lower():  # would end the element early
+        raise ValueError("MathJax's safe extension cannot be put in a page as it is")
     packed = base64.b64encode(gzip.compress(bundle, mtime=0)).decode()
-    return MATHJAX_CONFIG + UNPACK % packed
+    return MATHJAX_CONFIG.replace("SAFE", safe.decode()) + UNPACK % packed
 
 
 def own_head(page: str) -> str:
