@@ -520,6 +520,20 @@ def test_the_maths_adds_no_link_class_id_or_style_of_the_students(tmp_path, chro
     assert facts["links"] == facts["ids"] == facts["cls"] == facts["fixed"] == 0
 
 
+def test_a_students_markup_cannot_cover_the_pages_score(tmp_path, chromium):
+    """bleach keeps class, and Bootstrap's navbar-fixed-top had laid a made-up
+    score over the page's own heading (red-team pass 12)."""
+    fake = ('<div class="navbar-fixed-top panel panel-default"><h4>nb (Score: 9 / 9)'
+            "</h4></div>")
+    path = tmp_path / "nb.html"
+    path.write_text(feedback_page(new_notebook(cells=[new_markdown_cell(fake)]))[0])
+    chromium.get(path.as_uri())
+    seen = chromium.execute_script("""
+        const r = document.querySelector('h4').getBoundingClientRect();
+        return document.elementFromPoint(r.x + 5, r.y + 5).textContent;""")
+    assert seen == "nb (Score: 0.0 / 1.0)"
+
+
 def test_the_index_names_each_test_and_its_part():
     """nbgrader's index said "Test cell" for every test (walkthrough 12)."""
     nb = graded_notebook()

@@ -225,7 +225,10 @@ IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 # (a test, a print script) sees the maths typeset.
 TABLE_STYLE = ("<style>.rendered_html table {margin-bottom: 0.8em} .rendered_html th, "
                ".rendered_html td {padding: 0.3em 0.8em; border-bottom: 1px solid #ddd}"
-               "</style>\n")
+               # Bootstrap's classes (navbar-fixed-top) had laid a student's own
+               # score over the page's (red-team pass 12): their markup stays put.
+               f".rendered_html :is({', '.join(sorted(MARKUP))}) "
+               "{position: static !important}</style>\n")
 PART_HEADING = re.compile(r"^#+ *Part (\d+)\b", re.MULTILINE)
 TEST_ENTRY = re.compile(r'<li><a href="#([^"]*)">Test cell</a>')
 MATHJAX_CDN = ("<!-- Load mathjax -->", "<!-- End of mathjax configuration -->")
