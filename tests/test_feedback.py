@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import hashlib
+import http.server
 import re
+import threading
 from pathlib import Path
 from unittest import mock
 
@@ -30,6 +33,7 @@ from coursetools.feedback import (
     hide_hidden_tests,
     mathjax_inline,
     own_head,
+    page_policy,
     secret_lines,
 )
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
@@ -532,6 +536,49 @@ def test_a_students_markup_cannot_cover_the_pages_score(tmp_path, chromium):
         const r = document.querySelector('h4').getBoundingClientRect();
         return document.elementFromPoint(r.x + 5, r.y + 5).textContent;""")
     assert seen == "nb (Score: 0.0 / 1.0)"
+
+
+def test_opening_a_page_tells_no_server(tmp_path, chromium):
+    """An image's address or a colour's url() in a student's text made the
+    browser that opened the page ask the student's server (red-team pass 12)."""
+    asked = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    nb = new_notebook(cells=[new_markdown_cell(
+        f"![seen]({url}/image.png) <img src='{url}/tag.png'> "
+        f"$\\color{{url({url}/colour.png)}}{{x}}$")])
+    path = tmp_path / "nb.html"
+    path.write_text(feedback_page(nb)[0])
+    try:
+        chromium.get(path.as_uri())
+        typeset = chromium.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            MathJax.startup.promise.then(() => setTimeout(() => done(
+              document.querySelectorAll('mjx-container').length), 500));""")
+    finally:
+        server.shutdown()
+    assert typeset == 1 and asked == []
+
+
+def test_the_policy_lets_the_unpacked_bundle_run():
+    """The packed bundle runs as an inline script made at run time, and a
+    hash-based script-src blocks such a script unless its own text's hash is
+    listed: without it every page showed raw TeX."""
+    packed = re.search(r"atob\('([^']*)'\)", mathjax_inline())[1]
+    bundle = gzip.decompress(base64.b64decode(packed))
+    digest = base64.b64encode(hashlib.sha256(bundle).digest()).decode()
+    assert f"'sha256-{digest}'" in page_policy()
 
 
 def test_the_index_names_each_test_and_its_part():

@@ -14,6 +14,7 @@ import base64
 import copy
 import functools
 import gzip
+import hashlib
 import html as html_text
 import importlib.metadata
 import re
@@ -270,8 +271,26 @@ def own_head(page: str) -> str:
     start, end = page.find(MATHJAX_CDN[0]), page.find(MATHJAX_CDN[1])
     if start < 0 or end < start:
         return page
-    return (page[:start] + TABLE_STYLE + mathjax_inline()
+    return (page[:start] + page_policy() + TABLE_STYLE + mathjax_inline()
             + page[end + len(MATHJAX_CDN[1]):])
+
+
+@functools.cache
+def page_policy() -> str:
+    """Only MathJax's own scripts run, and nothing is fetched: whatever a
+    submission slips past bleach or MathJax runs nothing (a javascript: link, a
+    handler) and tells no server that its page was opened (an image's address)."""
+    head = mathjax_inline()
+    scripts = re.findall(r"<script>(.*?)</script>", head, re.DOTALL)
+    # The unpacked bundle runs as an inline script made at run time, which the
+    # policy checks by its own hash: the text as Response.text() decodes it.
+    scripts += [gzip.decompress(base64.b64decode(packed)).decode("utf-8-sig", "replace")
+                for packed in re.findall(r"atob\('([^']*)'\)", head)]
+    hashes = " ".join("'sha256-{}'".format(base64.b64encode(hashlib.sha256(
+        code.encode()).digest()).decode()) for code in scripts)
+    return ('<meta http-equiv="Content-Security-Policy" content="default-src '
+            f"'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+            "img-src data:; font-src data: file:\">\n")
 
 
 def page_top(page: str, nb) -> str:
