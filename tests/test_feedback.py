@@ -582,9 +582,13 @@ def test_the_policy_lets_the_unpacked_bundle_run():
 
 
 def test_the_index_names_each_test_and_its_part():
-    """nbgrader's index said "Test cell" for every test (walkthrough 12)."""
+    """nbgrader's index said "Test cell" for every test (walkthrough 12). Only
+    the assignment's own headings count: a student's "## Part 9" had renamed the
+    tests after it (red-team pass 12)."""
     nb = graded_notebook()
-    nb.cells.insert(2, new_markdown_cell("Intro\n\n## Part 2: doubling <x>"))
+    nb.cells.insert(2, new_markdown_cell("Intro\n\n## Part 2: doubling <x>",
+                                         metadata=nbg("part2", locked=True)))
+    nb.cells.insert(4, new_markdown_cell("## Part 9"))
     nb.cells.append(new_code_cell("assert True", metadata=nbg("test_<b>", grade=True)))
     nb.cells.insert(0, new_code_cell("", metadata=nbg("test_before", grade=True)))
     for cell in nb.cells:

@@ -299,7 +299,7 @@ def page_top(page: str, nb) -> str:
     not run, if any were (each such cell says only "CellNotRun")."""
     names, part = {}, None
     for cell in nb.cells:
-        if cell.cell_type == "markdown":
+        if cell.cell_type == "markdown" and is_locked_cell(meta(cell)):  # not theirs
             found = PART_HEADING.findall(text_of(cell))
             part = found[-1] if found else part
         elif meta(cell).get("grade") and not meta(cell).get("solution"):
