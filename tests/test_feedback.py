@@ -593,9 +593,12 @@ def test_the_index_names_each_test_and_its_part():
     nb.cells.insert(0, new_code_cell("", metadata=nbg("test_before", grade=True)))
     for cell in nb.cells:
         cell.metadata.get("nbgrader", {}).update(score=0, points=1)
+    # an element of the student's with a test's id caught the index's link
+    nb.cells.append(new_markdown_cell('<h2 id="test_f">mine</h2>'))
     _, soup, _ = feedback_page(nb)
     assert [a.get_text() for a in soup.select("#toc a")] == [
         "test_before", "Part 2, test_f", "Part 2, test_<b>"]
+    assert soup.find(id="test_f") is None and soup.find("a", attrs={"name": "test_f"})
 
 
 # -- cells the grader did not run ------------------------------------------------

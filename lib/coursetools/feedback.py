@@ -315,8 +315,11 @@ def page_top(page: str, nb) -> str:
         return match[0] if label is None else match[0].replace(
             ">Test cell<", f">{html_text.escape(label)}<")
 
+    rest = page[end:]
+    for gid in map(html_text.escape, names):  # a student's id had caught its link
+        rest = rest.replace(f' id="{gid}"', f' id="{gid}-student"')
     return (page[:start] + TEST_ENTRY.sub(name, page[start:end]) + not_run_notice(nb)
-            + page[end:])
+            + rest)
 
 
 NOT_RUN_ADVICE = [  # (words in the grader's reason, what to look for)
