@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import http.server
 import re
+import sys
 import threading
 from pathlib import Path
 from unittest import mock
@@ -579,6 +580,32 @@ def test_the_policy_lets_the_unpacked_bundle_run():
     bundle = gzip.decompress(base64.b64decode(packed))
     digest = base64.b64encode(hashlib.sha256(bundle).digest()).decode()
     assert f"'sha256-{digest}'" in page_policy()
+
+
+def test_the_browser_check_sees_the_policy_block_the_bundle(tmp_path, chromium):
+    """tools/check_feedback_browsers.py checks the pages in Firefox and WebKit,
+    which this suite does not install; here it runs in Chromium on a page, and
+    on a copy whose policy lacks the bundle's hash."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_feedback_browsers as check
+
+    page, _, _ = feedback_page(new_notebook(cells=[new_markdown_cell(
+        "$x_t$ and $$h_t = \\tanh(a_t)$$")]))
+    packed = re.search(r"atob\('([^']*)'\)", mathjax_inline())[1]
+    bundle = "'sha256-{}'".format(base64.b64encode(hashlib.sha256(
+        gzip.decompress(base64.b64decode(packed))).digest()).decode())
+    assert page.count(bundle) == 1
+    (tmp_path / "whole.html").write_text(page)
+    (tmp_path / "no_bundle.html").write_text(page.replace(bundle, ""))
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    pages = [check.with_listener(tmp_path / name, folder)
+             for name in ("whole.html", "no_bundle.html")]
+    (whole, clean), (blocked, blocked_clean) = [
+        check.report(*result) for result in check.in_selenium(chromium, "C", pages)]
+    assert clean and whole["typeset"] == 2 and whole["violations"] == []
+    assert not blocked_clean and blocked["typeset"] == 0 and blocked["raw_tex"] > 0
+    assert blocked["violations"] == ["script-src-elem inline"]
 
 
 def test_the_index_names_each_test_and_its_part():
