@@ -531,6 +531,42 @@ with torch.no_grad():
 h_seq, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
 return h_seq.numpy(), h_seq[:, -1].numpy(), c[0].numpy()
 """, {"test_packed_lstm_final_states": "last column of the padded output h_seq"})
+# Part 2: the batch sorted by length, and h_seq left in the sorted order (walkthrough
+# walk06). The outputs cell said "take it from pad_packed_sequence ..., not from an
+# LSTM run on the padded batch", which the learner had done: it blamed the padding,
+# since the sorted rows' zeros sit where the batch's rows have real steps.
+_CH06_SORTED_HEAD = """
+T = x.shape[1]
+model = nn.LSTM(x.shape[2], params["W_hh"].shape[1], batch_first=True,
+                dtype=torch.float64)
+params_to_torch(params, model)
+"""
+_CH06_SORTED_BY_HAND = _CH06_SORTED_HEAD + """
+lengths_sorted, order = torch.sort(torch.as_tensor(lengths), descending=True)
+packed = pack_padded_sequence(torch.as_tensor(x)[order], lengths_sorted,
+                              batch_first=True)
+with torch.no_grad():
+    out, (h, c) = model(packed)
+h_seq, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+return h_seq.numpy(), h[0].numpy(), c[0].numpy()
+"""
+# The final states put back with the inverse order, h_seq not: only h_seq's cell.
+_CH06_SORTED_H_SEQ = _CH06_SORTED_HEAD + """
+packed = pack_padded_sequence(torch.as_tensor(x), torch.as_tensor(lengths),
+                              batch_first=True, enforce_sorted=False)
+with torch.no_grad():
+    out, (h, c) = model(packed)
+h_seq, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+return h_seq[packed.sorted_indices].numpy(), h[0].numpy(), c[0].numpy()
+"""
+_CH06_P2 = ("ch06", "ex_packed_lstm")
+mistake("ch06 packed_lstm sorts the batch and does not unsort it", *_CH06_P2,
+        _CH06_SORTED_BY_HAND, {
+            "test_packed_lstm_final_states": "sorted by decreasing length",
+            "test_packed_lstm_outputs": "rows come back sorted by decreasing length"})
+mistake("ch06 packed_lstm returns h_seq in the sorted order", *_CH06_P2,
+        _CH06_SORTED_H_SEQ,
+        {"test_packed_lstm_outputs": "rows come back sorted by decreasing length"})
 # Part 4: a loop that runs nn.GRU on each sequence alone gives the same numbers as
 # one packed call; the part says that it is accepted (problem 8), so it passes.
 mistake("ch06 left_padded_last_states loops over the sequences (accepted)", "ch06",
@@ -1691,6 +1727,14 @@ costs("ch05 write_weights and memory_unit left blank", "ch05", "ex_write_weights
       ("raise NotImplementedError()", "raise NotImplementedError()"),
       {"test_write_weights_by_hand", "test_write_weights_rebuild_cell",
        "test_memory_unit"})
+
+
+# -- ch06 Part 2, packed_lstm: rows left in the sorted order (hidden halves run) -----
+costs("ch06 packed_lstm sorts the batch and does not unsort it", *_CH06_P2,
+      _CH06_SORTED_BY_HAND,
+      {"test_packed_lstm_final_states", "test_packed_lstm_outputs"})
+costs("ch06 packed_lstm returns h_seq in the sorted order", *_CH06_P2,
+      _CH06_SORTED_H_SEQ, {"test_packed_lstm_outputs"})
 
 
 # -- ch06 Part 3, keras_bigru_to_torch: a mistake in the layers above the first ----
