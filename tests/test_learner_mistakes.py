@@ -2357,6 +2357,16 @@ mistake("ch06 left_padded_last_states packs the rows as given", *_CH06_P4,
         _ch06_left_padded("x"), dict.fromkeys(sorted(_CH06_P4_TESTS), "FIRST lengths"))
 costs("ch06 left_padded_last_states packs the rows as given", *_CH06_P4,
       _ch06_left_padded("x"), _CH06_P4_TESTS)
+# Each row rolled toward its end, x[n, (t - (T - L)) % T], instead of its start
+# (walkthrough walk06): the main cell gave only an error size, the edge cases told
+# the learner to move each sequence to the start of its row, which they had tried.
+_CH06_WRONG_WAY = _ch06_left_padded(
+    "np.take_along_axis(x, ((np.arange(x.shape[1])[None, :] - (x.shape[1] "
+    "- np.asarray(lengths))[:, None]) % x.shape[1])[:, :, None], axis=1)")
+mistake("ch06 left_padded_last_states shifts each row the wrong way", *_CH06_P4,
+        _CH06_WRONG_WAY, dict.fromkeys(sorted(_CH06_P4_TESTS), "toward the START"))
+costs("ch06 left_padded_last_states shifts each row the wrong way", *_CH06_P4,
+      _CH06_WRONG_WAY, _CH06_P4_TESTS)
 
 
 # Plausible value mistakes that must keep test_bigru_names_and_shapes (F13's new
