@@ -1810,15 +1810,16 @@ _CH06_SEEDED = "test_training_is_seeded"
 _CH06_ACCURACY = "test_training_reaches_98_percent"
 _CH06_MASKED = ("(nn.functional.cross_entropy(head(outputs).transpose(1, 2), "
                 "targets[rows], reduction='none')[torch.arange(ids.shape[1])[None, :] "
-                "< steps[rows][:, None]]).mean()")
+                "< seq_lengths[rows][:, None]]).mean()")
 
 
 def _ch06_train(loss=_CH06_MASKED, outputs="gru(embed(ids[rows]))[0]", lr="1e-2"):
-    """A train_above_first whose GRU outputs are `outputs` and whose loss is `loss`."""
+    """A train_above_first whose GRU outputs are `outputs` and whose loss is `loss`.
+
+    It uses the scaffold's given tensors ids, seq_lengths and targets, so it runs
+    only while the given lengths tensor keeps a name that num_steps (a count of
+    optimiser steps) cannot be mistaken for; it was `steps` (walkthrough walk06)."""
     return f"""
-ids = torch.as_tensor(np.asarray(x_ids), dtype=torch.int64)
-steps = torch.as_tensor(np.asarray(lengths), dtype=torch.int64)
-targets = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
 torch.manual_seed(seed)
 sampler = torch.Generator().manual_seed(seed)
 embed, gru = nn.Embedding(10, 8), nn.GRU(8, 32, batch_first=True)
@@ -1826,7 +1827,7 @@ head = nn.Linear(32, 2)
 weights = [*embed.parameters(), *gru.parameters(), *head.parameters()]
 optimizer = torch.optim.Adam(weights, lr={lr})
 for _ in range(num_steps):
-    rows = torch.randint(0, len(steps), (64,), generator=sampler)
+    rows = torch.randint(0, len(seq_lengths), (64,), generator=sampler)
     outputs = {outputs}
     loss = {loss}
     optimizer.zero_grad()
@@ -1844,7 +1845,7 @@ return {{"embedding": embed.weight.detach().numpy().copy(), **params_from_torch(
 # with ignore_index, a weighted sum, Adam's default learning rate (review F1: 600
 # steps are enough at lr 1e-3).
 _CH06_PACKED = ("pad_packed_sequence(gru(pack_padded_sequence(embed(ids[rows]), "
-                "steps[rows], batch_first=True, enforce_sorted=False))[0], "
+                "seq_lengths[rows], batch_first=True, enforce_sorted=False))[0], "
                 "batch_first=True, total_length=ids.shape[1])[0]")
 _CH06_UNMASKED = ("nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
                   "targets[rows].reshape(-1))")
@@ -1856,7 +1857,7 @@ mistake("ch06 train_above_first with ignore_index (valid)", *_CH06_P5,
         _ch06_train(
             loss="nn.functional.cross_entropy(head(outputs).reshape(-1, 2), "
                  "targets[rows].masked_fill(torch.arange(ids.shape[1])[None, :] "
-                 ">= steps[rows][:, None], -100).reshape(-1))"), {})
+                 ">= seq_lengths[rows][:, None], -100).reshape(-1))"), {})
 mistake("ch06 train_above_first at Adam's default lr 1e-3 (valid)", *_CH06_P5,
         _ch06_train(lr="1e-3"), {})
 mistake("ch06 Part 5 left blank", *_CH06_P5, "raise NotImplementedError()",
