@@ -195,8 +195,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
     with a ``graded_twice`` finding; one that ran out of time alone is final.
     Returns {student: why} for anyone the pool could not finish.
     """
-    current = [make()]
-    made = [current[0]]  # each waited for at the end, broken ones too
+    pools = [make()]  # the last is in use; each is waited for at the end
     queue, attempts, running = list(students), dict.fromkeys(students, 0), {}
     # When a worker process dies, every job running in that pool fails with it
     # (on Dask: every job it held, as KilledWorker, or as cancelled when the
@@ -219,8 +218,8 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
             failed.attempts = attempts[student]
             on_result(failed)
             return
-        future = current[0].submit(work, context(), job)
-        running[future] = (job, current[0])
+        future = pools[-1].submit(work, context(), job)
+        running[future] = (job, pools[-1])
         handed[future] = time.time()
 
     def finish(job, result: StudentResult | None, why: str | None) -> None:
@@ -264,10 +263,9 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
                 try:
                     result = future.result()
                 except (BrokenProcessPool, cf.CancelledError, KilledWorker):
-                    if used is current[0]:  # replace the broken pool once
+                    if used is pools[-1]:  # replace the broken pool once
                         used.shutdown(wait=False, cancel_futures=True)
-                        current[0] = make()
-                        made.append(current[0])
+                        pools.append(make())
                     if job.student in suspects:  # it ran alone: its own failure
                         finish(job, None, "the grading worker stopped unexpectedly")
                     else:
@@ -303,7 +301,7 @@ def run_jobs(make, slots: int, students: list[str], context, make_job, on_result
         # A broken pool's worker that died may not yet be reaped, and its scratch
         # folder is kept while it lives (test_a_killed_workers_scratch_folder...
         # failed so after test_sealed_grading): every pool's processes are joined.
-        for pool in made:
+        for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)  # Dask's: a no-op
     return {s: "the grader stopped before grading it"
             for s in students if attempts[s] == 0}
