@@ -22,14 +22,13 @@ from __future__ import annotations
 import ast
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solutions" / "ch06_pytorch_keras" / "ch06.ipynb"
-FIRST_ANSWER = "ex_decoder_start"  # Part 6 starts here
+FIRST_CELL = "part6_test_helpers"  # Part 6's code starts here
 COMMENT = "# computed by tools/ch06_visible_values.py, each sequence read alone"
 # greedy_decode's cases compare ids exactly: the best and second-best scores of
 # every step the oracle decodes must be at least this far apart, or float32
@@ -80,7 +79,7 @@ def cases(nb: dict) -> list[dict]:
             continue
         if meta.get("grade_id") == "imports":
             exec(compile(_source(cell), "<imports>", "exec"), namespace)
-        in_part6 = in_part6 or meta.get("grade_id") == FIRST_ANSWER
+        in_part6 = in_part6 or meta.get("grade_id") == FIRST_CELL
         if not in_part6:
             continue
         text, grade_id = _source(cell), meta.get("grade_id")
@@ -147,16 +146,12 @@ def differences(found: list[dict], rtol: float = 1e-12,
 
 
 def literal(prefix: str, value) -> str:
-    """`prefix` + np.reshape([...], shape), each value to 15 significant digits
-    (float64 keeps 15 to 17: comparisons at 1e-10 see no difference)."""
+    """`prefix` + np.reshape([...], shape) on one line, each value to 15
+    significant digits (float64 keeps 15 to 17: comparisons at 1e-10 see no
+    difference). One line a value keeps the cells short to scroll past."""
     a = np.asarray(value, dtype=np.float64)
     numbers = ", ".join(repr(float(f"{v:.15g}")) for v in a.ravel())
-    numbers += f"], {tuple(a.shape)})"
-    head = f"{prefix}np.reshape(["
-    body = textwrap.fill(numbers, width=86, initial_indent=" " * len(head),
-                         subsequent_indent=" " * 8, break_long_words=False,
-                         break_on_hyphens=False)
-    return head + body.lstrip()
+    return f"{prefix}np.reshape([{numbers}], {tuple(a.shape)})"
 
 
 def stored_text(values: dict) -> list[str]:
