@@ -2411,6 +2411,29 @@ costs("ch06 guard: a layer's two directions swapped", "ch06", _CH06_P3,
       _ch06_guard_bigru(first="6 * layer + 3 * (1 - direction)"), _CH06_VALUES)
 costs("ch06 guard: the reverse direction takes the forward GRU's arrays", "ch06",
       _CH06_P3, _ch06_guard_bigru(first="6 * layer"), {"test_bigru_whole_model"})
+# Part 3's first-layer messages name the symptom and where to look (the two
+# libraries' equations), not the edit: a learner who follows them still compares
+# the equations, which is the transfer this part grades (walk06).
+_CH06_WHOLE = "differ from the Keras model's"
+mistake("ch06 keras_bigru_to_torch keeps Keras's gate order", "ch06", _CH06_P3,
+        _ch06_guard_bigru(blocks="np.arange(3 * H)"),
+        {"test_bigru_first_layer_forward": "still in Keras's gate order z, r, h "
+         "(update, reset, candidate); PyTorch's gate order differs: compare the "
+         "two libraries' equations", "test_bigru_whole_model": _CH06_WHOLE})
+mistake("ch06 keras_bigru_to_torch reorders the weights, not the biases", "ch06",
+        _CH06_P3, _ch06_guard_bigru(b_ih="bias[0]", b_hh="bias[1]"),
+        {"test_bigru_first_layer_forward": "blocks still in Keras's order z, r, h: "
+         "a bias's blocks belong to the same gates",
+         "test_bigru_whole_model": _CH06_WHOLE})
+mistake("ch06 keras_bigru_to_torch swaps the bias rows", "ch06", _CH06_P3,
+        _ch06_guard_bigru(b_ih="bias[1][blocks]", b_hh="bias[0][blocks]"),
+        {"test_bigru_first_layer_forward": "the other way round: compare the two "
+         "libraries' equations", "test_bigru_whole_model": _CH06_WHOLE})
+mistake("ch06 keras_bigru_to_torch merges the biases as for an LSTM", "ch06",
+        _CH06_P3, _ch06_guard_bigru(b_ih="bias.sum(axis=0)[blocks]",
+                                    b_hh="np.zeros(3 * H)"),
+        {"test_bigru_first_layer_forward": "Compare where each of Keras's two bias "
+         "rows enters", "test_bigru_whole_model": _CH06_WHOLE})
 costs("ch06 guard: float32 arrays", "ch06", _CH06_P3,
       _ch06_guard_bigru(w_ih="kernel.T[blocks].astype(np.float32)",
                         w_hh="recurrent.T[blocks].astype(np.float32)",
