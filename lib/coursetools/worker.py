@@ -42,13 +42,14 @@ from pathlib import Path
 
 import jsonschema
 import nbformat
+import nbgrader.api
 import psutil
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.converters import GenerateFeedback
 from nbgrader.nbgraderformat import common
 from nbgrader.utils import parse_utc, temp_attrs
-from sqlalchemy import event
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SAWarning
 
@@ -350,6 +351,9 @@ class Grader:
         # and this process's stderr is the instructor's terminal.
         warnings.simplefilter("ignore", SAWarning)
         _schema_checked_once()
+        # nbgrader opens the gradebook ten times a student, each time with a new
+        # SQLAlchemy engine that compiled every query again: the last one is kept.
+        nbgrader.api.create_engine = functools.lru_cache(maxsize=1)(create_engine)
         self.assignment = assignment = context.assignment
         self.settings = settings = context.settings
         root = Path(context.root)
