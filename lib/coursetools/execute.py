@@ -612,6 +612,7 @@ def autograde_config(root: Path, course: Path, settings: dict, comm: Path,
     extra.SealedExecute.kernel_manager_class = PromptKernelManager
     extra.SealedExecute.shutdown_kernel = "immediate"
     extra.GenerateFeedback.exporter_class = "coursetools.feedback.FeedbackExporter"
+    extra.Exporter.optimistic_validation = True  # one schema check a pipeline
     extra.RecordedOverwriteCells.release_cells = sealed.pop("release_cells")
     for name, value in sealed.items():
         setattr(extra.SealedExecute, name, value)
