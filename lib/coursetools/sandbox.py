@@ -29,6 +29,7 @@ refuses to run unless told ``--unsafe``.
 from __future__ import annotations
 
 import ast
+import compileall
 import fcntl
 import json
 import os
@@ -393,6 +394,7 @@ class Sandbox:
                 f"raise ImportError({name!r} ' is not available while this exercise "
                 "is graded: the exercise asks for NumPy only')\n"
             )
+        compileall.compile_dir(base, quiet=1)  # read-only to the kernels that import it
         # Emptied and opened for each notebook's start-up by SealedExecute.
         self.comm.mkdir(parents=True, exist_ok=True)
 
