@@ -142,12 +142,8 @@ class GuardedExecute(Execute):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
         if self._stop_reason is None and monotonic() >= self._deadline:
-            self._stop(
-                cell,
-                "notebook_timeout",
-                f"the notebook used up its "
-                f"{self.notebook_timeout} s time limit before this cell",
-            )
+            self._stop(cell, "notebook_timeout", "the notebook used up its "
+                       f"{self.notebook_timeout} s time limit before this cell")
         if self._stop_reason is not None:
             cell.outputs = [_error_output("CellNotRun", self._stop_reason)]
             cell.execution_count = None
@@ -163,13 +159,9 @@ class GuardedExecute(Execute):
         try:
             cell, resources = self._run_cell(cell, resources, index)
         except DeadKernelError:
-            cell.outputs.append(
-                _error_output(
-                    "DeadKernelError",
-                    "the kernel died while running this cell "
-                    "(a crash, os._exit, or the memory cap)",
-                )
-            )
+            cell.outputs.append(_error_output(
+                "DeadKernelError", "the kernel died while running this cell "
+                "(a crash, os._exit, or the memory cap)"))
             self._lost(cell, index, "kernel_died", f"kernel died in cell {index}", DIED)
         except CellTimeoutError as error:  # no idle after an interrupt
             cell.outputs.append(_error_output("CellTimeoutError", str(error)[:200]))
@@ -181,15 +173,11 @@ class GuardedExecute(Execute):
                 seconds[nbg.get("grade_id")] = round(monotonic() - started, 3)
 
         if self._stop_reason is None and _has_error(cell, "CellTimeoutError"):
-            self._event(
-                "timeout", cell, f"cell {index} ran longer than {self.timeout} s"
-            )
+            self._event("timeout", cell,
+                        f"cell {index} ran longer than {self.timeout} s")
             if limited_by_budget:
-                self._stop(
-                    cell,
-                    "notebook_timeout",
-                    f"the notebook used up its {self.notebook_timeout} s time limit",
-                )
+                self._stop(cell, "notebook_timeout", "the notebook used up its "
+                           f"{self.notebook_timeout} s time limit")
             elif (answers := run_sync(self._kernel_answers)(
                     self.interrupt_grace)) is None:
                 self._lost(cell, index, "kernel_died",
