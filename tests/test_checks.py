@@ -967,6 +967,8 @@ def test_autograde_config_puts_the_recorded_repairs_in_nbgrader(tmp_path):
     assert RecordedOverwriteCells in config.Autograde.sanitize_preprocessors
     assert SealedExecute in config.Autograde.autograde_preprocessors
     assert config.SealedExecute.judge_names == ["f"]
+    # One schema check a pipeline, after its last step (not one after each).
+    assert config.Exporter.optimistic_validation is True
     # The folder names, from nbgrader_config.py (which imports course.py's).
     assert [config.CourseDirectory[f"{kind}_directory"] for kind in (
         "source", "submitted", "autograded", "feedback")] == [
