@@ -1895,13 +1895,17 @@ mistake("ch06 train_above_first returns seeded random arrays, visible", *_CH06_P
                        _CH06_ACCURACY: "at least 98 % is needed"})
 
 # -- ch06 Part 6, decoder_start (PyTorch's packing) and greedy_decode ---------------
+# decoder_start's scaffold packs the sources and runs the encoder (Part 2 grades
+# packing), so the mistakes of writing the packing are gone with it. The checks
+# of the states' ends and order run first in test_start_layers: undoing the
+# sort a second time is still open to the learner and costs that cell.
 # Each likely mistake about what a stacked bidirectional nn.GRU and the packing
 # functions return fails one cell, by name: each cell's weights and rows make what
 # the other cells check irrelevant (memoryless directions, sequences of one step,
 # states compared with any layer's, the last row only; see seq2seq_weights in the
 # notebook). Both networks have two layers; decoder_start returns h_0 (2, N, 2H).
 _CH06_START = ("ch06", "ex_decoder_start")
-_CH06_END = "test_start_own_end_and_order"
+_CH06_END = "test_start_layers"  # the given packing's checks
 _CH06_LAYERS = "test_start_layers"
 _CH06_HALVES = "test_start_halves"
 _CH06_START_CELLS = {_CH06_END, _CH06_LAYERS, _CH06_HALVES}
@@ -1930,22 +1934,6 @@ def _ch06_p6(prefix, body):
 
 _CH06_START_MISTAKES = {
     # name: (body, the cell it costs, a phrase of that cell's message)
-    "reads h_n of the padded batch (no packing)": ("""
-        _, h_n = encoder(x)
-        return pair(h_n)""",
-        _CH06_END, "as a GRU over the padded batch does"),
-    "takes the top layer's forward state from output[:, -1]": ("""
-        out, h_n = encoder(packed)
-        out = pad_packed_sequence(out, batch_first=True)[0]
-        top = torch.cat([out[:, -1, :H], out[:, 0, H:]], 1)
-        return np.stack([pair(h_n)[0], top.numpy()])""",
-        _CH06_END, "output[:, -1] is a padding step for them"),
-    "sorts the batch and never puts it back": ("""
-        order = torch.argsort(lengths, descending=True)
-        _, h_n = encoder(pack_padded_sequence(x[order], lengths[order],
-                                              batch_first=True))
-        return pair(h_n)""",
-        _CH06_END, "the rows come back in another order"),
     "undoes PyTorch's sorting a second time": ("""
         _, h_n = encoder(packed)
         return pair(h_n[:, packed.unsorted_indices])""",
@@ -1980,27 +1968,11 @@ _CH06_START_MISTAKES = {
         top = torch.cat([h_n[2], out[torch.arange(N), lengths - 1, H:]], 1)
         return np.stack([pair(h_n)[0], top.numpy()])""",
         _CH06_HALVES, "after reading only src_ids[n, L - 1]"),
-    "packs without enforce_sorted=False": ("""
-        _, h_n = encoder(pack_padded_sequence(x, lengths, batch_first=True))
-        return pair(h_n)""",
-        _CH06_END, "enforce_sorted"),
 }
 for _label, (_body, _cell, _says) in _CH06_START_MISTAKES.items():
     _code = _ch06_p6(_CH06_ENCODE, _body)
     mistake(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell: _says})
     costs(f"ch06 decoder_start {_label}", *_CH06_START, _code, {_cell})
-# Review rev06d F2: packing src_ids' (N, T, D) embeddings time first, PyTorch's
-# default, raises in every decoder_start cell (a shape error by nature); each
-# message said PyTorch's words only, one of them with a hint on h_0, which the
-# learner never passed.
-_CH06_SOURCES_TIME_FIRST = _ch06_p6(_CH06_ENCODE, """
-        _, h_n = encoder(pack_padded_sequence(x, lengths, enforce_sorted=False))
-        return pair(h_n)""")
-mistake("ch06 decoder_start packs the sources without batch_first=True", *_CH06_START,
-        _CH06_SOURCES_TIME_FIRST,
-        dict.fromkeys(_CH06_START_CELLS, "pack them with batch_first=True"))
-costs("ch06 decoder_start packs the sources without batch_first=True", *_CH06_START,
-      _CH06_SOURCES_TIME_FIRST, _CH06_START_CELLS)
 # Review rev06d W8: each layer's forward state twice has no backward half, and
 # the halves cell said the halves were in the wrong order. Which states make a
 # row is also the layers cell's subject: two cells.
