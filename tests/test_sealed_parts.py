@@ -547,7 +547,6 @@ def test_no_mount_hides_a_bind_below_it(tmp_path, monkeypatch):
     assert spec["interrupt_mode"] == "message" and spec["argv"] == argv
 
 
-
 def test_the_sandboxs_python_files_come_compiled(tmp_path):
     """The kernel may not write bytecode where its bridge and its rnnlib live
     (read-only to it), so the worker compiles them once: else every kernel
@@ -569,6 +568,7 @@ def test_the_sandboxs_python_files_come_compiled(tmp_path):
         stat = source.stat()
         assert header == struct.pack("<II", int(stat.st_mtime) & 0xFFFFFFFF,
                                      stat.st_size & 0xFFFFFFFF)
+
 
 CONNECTION_PROBE = """
 import os, socket, sys
