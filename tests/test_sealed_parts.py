@@ -618,6 +618,49 @@ def test_the_kernel_binds_its_sockets_in_its_own_tmpfs_reached_through_proc(tmp_
         assert bwrap.wait(timeout=30) == 0
 
 
+THREADS_PROBE = """
+import os, sys, time
+import numpy as np
+import torch
+
+def helper_seconds():
+    ticks = 0
+    for task in os.listdir("/proc/self/task"):
+        if int(task) != os.getpid():
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+a, t = np.ones((512, 512)), torch.ones(200_000)
+for _ in range(10):  # a parallel call, then a pause as between a notebook's cells
+    a @ a, t.add_(1)
+    time.sleep(0.1)
+print(torch.get_num_threads(), round(helper_seconds(), 2))
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_kernels_threads_follow_kernel_threads_and_sleep_when_idle(
+        tmp_path, threads):
+    """kernel_threads threads for NumPy's OpenBLAS and torch; between calls their
+    helpers sleep rather than spin on the other core (each spun about 0.1 s
+    after every parallel call: about 1 s here; the real work is a few ms)."""
+    import subprocess
+
+    assert sandbox.problem() is None
+    box = sandbox.Sandbox(tmp_path / "work", {"nb": source_nb("x = 1\n")},
+                          {"memory_mb": 2048, "notebook_timeout": 60,
+                           "kernel_threads": threads})
+    argv = box.kernel_argv()
+    argv = [*argv[: argv.index("--") + 1], sys.executable, "-I", "-c", THREADS_PROBE]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    torch_threads, helper_seconds = done.stdout.split()
+    assert int(torch_threads) == threads
+    assert float(helper_seconds) < 0.25, helper_seconds
+
+
 def test_without_root_a_sandbox_runs_as_the_graders_user_and_claims_none(
         tmp_path, monkeypatch):
     """Only root drops the kernel to a sandbox user: without root, the

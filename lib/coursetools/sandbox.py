@@ -58,6 +58,10 @@ KERNEL_SOCKETS = "/run/course-kernel"
 SANDBOX_UIDS = range(61000, 61000 + 32000)
 UID_LOCKS = Path("/tmp/coursetools-sandbox-uids")  # machine-wide, not $TMPDIR
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# With more than one thread, a pool's helpers spin after each parallel call before
+# they sleep (OpenBLAS's about 0.1 s, torch's OpenMP pool as long again), on the
+# core that the worker's own processes need: told to sleep at once instead.
+IDLE_VARS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def bwrap_path() -> str | None:
@@ -422,6 +426,7 @@ class Sandbox:
             "KERAS_BACKEND": "torch",
             "KERAS_HOME": f"{home}/.keras",
             **dict.fromkeys(THREAD_VARS, threads),
+            **IDLE_VARS,
             "COURSE_LIMITS": json.dumps(self.limits()),
             "COURSE_UID": str(self.uid if self.sealed else -1),
         }

@@ -66,6 +66,7 @@ from coursetools.course import (
 from coursetools.feedback import FeedbackExporter, hide_hidden_tests, secret_lines
 from coursetools.results import CellResult, Finding, NotebookResult, StudentResult
 from coursetools.sandbox import (
+    IDLE_VARS,
     KERNEL_SOCKETS,
     LEARNER_HOME,
     THREAD_VARS,
@@ -393,6 +394,7 @@ class Grader:
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
         # For the judges, started from here (the kernel's env is the kernelspec's).
         os.environ.update(dict.fromkeys(THREAD_VARS, str(settings["kernel_threads"])))
+        os.environ.update(IDLE_VARS)
         cells = {f"{name}/{grade_id}": cell  # grade ids: unique per notebook
                  for name, nb in sources.items()
                  for grade_id, cell in judge_cells(nb).items()}
