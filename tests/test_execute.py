@@ -759,6 +759,57 @@ def test_a_helper_from_an_earlier_test_cell_shows_its_own_line(tmp_path):
     runner.listener.close()
 
 
+# -- what a failed call-back tells the learner (red-team pass 13) -----------------
+SPY = r'''
+import sys
+sys.path.insert(0, {folder!r})
+import course_bridge
+
+seen = []
+_rebuild = course_bridge.rebuild_error
+
+
+def spy(answer):  # the learner's kernel is the learner's: its bridge too
+    seen.append(answer)
+    return _rebuild(answer)
+
+
+course_bridge.rebuild_error = spy
+
+
+def influence_matrix(forward):
+    with __import__("contextlib").suppress(TypeError):
+        forward("not an array")
+    return repr(seen)
+
+
+course_bridge.install(globals(), {path!r})()
+'''
+
+
+def test_a_failed_callback_quotes_no_line_of_a_test_cell(tmp_path):
+    """A function that a hidden test hands to the learner's (ch01's models, ch03's
+    losses) raised in the judge, and the error went back with its traceback: the
+    learner's kernel read the hidden cell's lines, and the grader's paths."""
+    from coursetools import bridge, judge
+
+    shutil.copy(Path(bridge.__file__), tmp_path / "course_bridge.py")
+    runner = judge.Judge(str(tmp_path / "s"), ["influence_matrix"], 10)
+    learner = subprocess.Popen([sys.executable, "-c", SPY.format(
+        folder=str(tmp_path), path=str(tmp_path / "s"))])
+    try:
+        reply = runner.run("def _model(x, _W=3.0):\n"
+                           "    return x * _W + 1.0  # HIDDEN LINE\n"
+                           "print(influence_matrix(_model))\n", True, 20)
+        assert learner.wait(30) == 0
+    finally:
+        learner.kill()
+        runner.listener.close()
+    seen = "".join(o.get("text", "") for o in reply["outputs"])
+    assert "TypeError" in seen and "can't multiply sequence" in seen  # still told
+    assert "HIDDEN LINE" not in seen and "judge.py" not in seen
+
+
 # -- working directories (red-team pass 10, finding 2 (c)) --------------------------
 def test_a_judge_works_in_the_root_folder_not_the_graders_scratch(tmp_path):
     # Started in the worker's scratch folder (nbgrader's working directory while

@@ -220,7 +220,9 @@ class Judge:
             kwargs = self.codec.decode(message["kwargs"])
             reply = {"op": "result", "value": self.codec.encode(func(*args, **kwargs))}
         except Exception as error:  # noqa: BLE001 (handed back to the learner's code)
-            reply = bridge.describe_error(error)
+            # Its type and message only: the traceback quoted each test cell's line
+            # it passed through, a hidden test's too (red-team pass 13).
+            reply = {**bridge.describe_error(error), "traceback": ""}
         reply["changes"] = self.codec.changed_arrays()
         bridge.send(self.conn, reply)
 
