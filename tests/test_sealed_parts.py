@@ -273,6 +273,20 @@ def test_a_learner_error_arrives_with_its_type_and_traceback(pair):
     json.dumps(error, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
 
 
+def test_what_a_test_prints_of_the_learners_text_makes_a_notebook(pair):
+    """Red-team pass 13: a lone surrogate printed by the learner's function while
+    a test ran (or by the test, quoting a learner's string) reached the graded
+    notebook, which nbgrader could not write: a grading error, 0 points."""
+    _, _, run = pair
+    learner_code = ("answer = 'their \\ud800'\n"
+                    "def double(x):\n    print('printed \\ud800')\n    return 2 * x\n")
+    result = run("assert double(1) == 2\nprint(answer)\n", learner_code)
+    assert result["status"] == "ok", result
+    printed = "".join(o["text"] for o in result["outputs"])
+    assert printed == "printed \\ud800\ntheir \\ud800\n"
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
+
+
 def test_swapped_in_reaches_the_learners_globals_and_is_revoked(pair):
     the_judge, learner, run = pair
     rnnlib.grading._remote_swap = the_judge.swap

@@ -126,7 +126,7 @@ class Judge:
                 self._end()
         outputs = []
         for name, stream in (("stdout", out), ("stderr", err)):
-            text = stream.getvalue()
+            text = _utf8(stream.getvalue())  # what a learner's function printed too
             if len(text) > MAX_OUTPUT:
                 text = text[:MAX_OUTPUT] + "\n[... output cut ...]\n"
             if text:
