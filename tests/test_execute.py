@@ -195,6 +195,21 @@ def findings_of(resources, code_: str) -> list[dict]:
     return [f for f in resources["coursetools"]["findings"] if f["code"] == code_]
 
 
+def test_a_learners_error_named_as_the_graders_timeout_is_no_timeout():
+    """Red-team pass 13: a cell that raised its own class CellTimeoutError, in no
+    time, was reported as a cell timeout (and, beside another job, graded again
+    as starved); only the grader's own clock makes one."""
+    forged = ("class CellTimeoutError(Exception):\n    pass\n\n\n"
+              "raise CellTimeoutError('this cell ran longer than 5 s')")
+    nb, resources, _ = run(new_notebook(cells=[code(forged), code("print(1)")]),
+                           timeout=5, notebook_timeout=60)
+    assert nb.cells[0].outputs[-1].ename == "CellTimeoutError"  # as it raised it
+    found = resources.get("coursetools", {})  # made at the first finding
+    assert "timeout" not in [f["code"] for f in found.get("findings", [])]
+    assert found.get("time_outs", []) == []
+    assert texts(nb.cells[1]) == "1\n"
+
+
 def test_stderr_is_shown_as_stdout_and_noted(guarded):
     nb, resources = guarded
     cell = nb.cells[1]

@@ -287,6 +287,18 @@ def test_what_a_test_prints_of_the_learners_text_makes_a_notebook(pair):
     json.dumps(result, ensure_ascii=False).encode("utf-8")  # no UnicodeEncodeError
 
 
+def test_a_learners_error_is_not_shown_under_a_name_of_the_graders(pair):
+    """Red-team pass 13: a learner's function that raised its own class
+    CellTimeoutError made the test's error read as the judge's timeout: the
+    report said "cell timeout" and the student was graded twice."""
+    _, _, run = pair
+    learner_code = ("class CellTimeoutError(Exception):\n    pass\n"
+                    "def double(x):\n    raise CellTimeoutError('ran longer')\n")
+    error = run("double(1)", learner_code)["outputs"][-1]
+    assert error["ename"] == "CellTimeoutError (raised by your code)"
+    assert error["evalue"] == "ran longer"
+
+
 def test_swapped_in_reaches_the_learners_globals_and_is_revoked(pair):
     the_judge, learner, run = pair
     rnnlib.grading._remote_swap = the_judge.swap

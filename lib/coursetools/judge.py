@@ -39,6 +39,9 @@ from coursetools.sandbox_launch import exit_with_parent
 MAX_OUTPUT = 1_000_000
 MAX_ERROR = 10_000  # characters of an error's name, and of its message
 CELL_FILE = "<test cell>"  # with the cell's number: "<test cell 3>"
+# Errors that only the grader raises, and reads as events (a timeout, a lost
+# kernel): a learner's own class of one of these names is shown as its own.
+GRADERS_ERRORS = {"CellTimeoutError", "DeadKernelError", "CellNotRun"}
 
 
 def timeout_message(seconds: float) -> str:
@@ -271,6 +274,8 @@ def _error_output(error: BaseException, code: str, filename: str = CELL_FILE) ->
             frames.append(f"---> in a test cell above, {frame.name}():\n{line}")
     ename = _utf8(getattr(error, "remote_type", None) or type(error).__name__)[
         :MAX_ERROR]
+    if isinstance(error, bridge.LearnerError) and ename in GRADERS_ERRORS:
+        ename += " (raised by your code)"  # else reported as a timeout
     evalue = _utf8(error)
     if isinstance(error, bridge.LearnerError):
         evalue = evalue.split(": ", 1)[-1]
