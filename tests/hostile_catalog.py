@@ -285,6 +285,14 @@ class HostileCatalog:
                           "blank; a cell that, run beside the tests, makes every "
                           "test pass", self.file(self.with_cell(self.release, code)),
                           must_print=["TRICK-DONE"]))
+        # The kernel's bridge answers the judge's request for its names with what
+        # is not data: every test fails, and no set-up cell may be blamed for it
+        # ("set-up cell failed in the judge", graded twice: red-team pass 13).
+        code = self.guarded("bridge_breaker", BRIDGE_BREAKER + 'print("TRICK-DONE")\n')
+        cases.append(Case("bridge_breaker", "subvert", 0.0,
+                          "full answers; its bridge answers the judge with what is "
+                          "not data", self.file(self.with_cell(self.full, code)),
+                          blank=False, must_print=["TRICK-DONE"]))
         # The notebook asks for another installed kernel, one without a sandbox.
         if self.world.other_kernel:
             code = self.guarded("kernel_choice", 'print("TRICK-DONE")\n')
@@ -591,6 +599,12 @@ def build(world: World) -> tuple[HostileCatalog, list[Case]]:
 
 
 # -- payloads ----------------------------------------------------------------------
+BRIDGE_BREAKER = """\
+import course_bridge
+
+course_bridge.LearnerServer._values = lambda self, names: "not a dict"
+"""
+
 HOOKS = """\
 _ip = get_ipython()
 

@@ -57,7 +57,7 @@ CASES = [
     # subverting the tests
     "hooks", "ast_transformer", "input_transformer", "patch_numpy", "patch_builtins",
     "withheld_noop", "tracer", "frame_peek", "late_solution", "exit_midway",
-    "judge_takeover", "kernel_choice",
+    "judge_takeover", "kernel_choice", "bridge_breaker",
     # reading secrets
     "snoop_files", "snoop_processes",
     # harming others

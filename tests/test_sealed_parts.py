@@ -299,6 +299,19 @@ def test_a_learners_error_is_not_shown_under_a_name_of_the_graders(pair):
     assert error["evalue"] == "ran longer"
 
 
+def test_answers_that_are_not_data_are_the_learners_failure(pair, monkeypatch):
+    """Red-team pass 13: a kernel that answered the judge's request for its names
+    with what is not data made a set-up cell fail in the judge as BridgeError,
+    which the report read as the assignment's fault ("fix the assignment") and
+    as a time code (graded twice)."""
+    _, _, run = pair
+    monkeypatch.setattr(bridge.LearnerServer, "_values", lambda self, names: "no")
+    result = run("x = 1\n", "answer = 1\n")
+    error = result["outputs"][-1]
+    assert (result["status"], error["ename"]) == ("error", "LearnerGone")
+    assert "not data (BridgeError: names must come as a dict)" in error["evalue"]
+
+
 def test_swapped_in_reaches_the_learners_globals_and_is_revoked(pair):
     the_judge, learner, run = pair
     rnnlib.grading._remote_swap = the_judge.swap

@@ -680,7 +680,8 @@ class SealedExecute(GuardedExecute):
             shadow = copy.deepcopy(cell)
             self._judge_cell(shadow, index, known["source"], keep_outputs=False)
             error = next((o for o in shadow.outputs if o.output_type == "error"), None)
-            if error is not None:
+            # The learner's kernel failing the judge is not the assignment's fault.
+            if error is not None and error.ename != "LearnerGone":
                 self._event(
                     "judge_setup_error", cell, f"{error.ename}: {error.evalue}"[:160]
                 )

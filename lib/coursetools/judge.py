@@ -121,7 +121,16 @@ class Judge:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 self._connect(connect, timeout)
-                self._sync()
+                try:
+                    self._sync()
+                except LearnerGone:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (what the learner's kernel sent)
+                    # Not the cell's failure: a set-up cell's would read as the
+                    # assignment's (red-team pass 13).
+                    raise LearnerGone(f"your notebook's kernel sent answers that "
+                                      f"are not data ({type(exc).__name__}: {exc})"
+                                      [:300]) from None
                 exec(_compile(code, filename), self.namespace)  # noqa: S102
             except BaseException as exc:  # noqa: BLE001 (a test's failure is its output)
                 status, error = "error", _error_output(exc, code, filename)
