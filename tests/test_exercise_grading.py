@@ -12,6 +12,7 @@ never from a grading run.
 
 from __future__ import annotations
 
+import copy
 import csv
 import shutil
 
@@ -25,6 +26,38 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not ASSIGNMENTS, reason="no assignments in solutions/"),
 ]
+
+
+# A learner owns the kernel's copy of the bridge, so what it reports of its own
+# work is its word. A submission here edits one answer and silences its kernel's
+# report; the named test must still fail, on what the judge itself was handed.
+# {assignment: (student, answer cell, (solution text, its replacement), test)}
+SILENCED_BRIDGE = {
+    "ch03_bptt": ("hides-in-place-changes", "ex_grad_check",
+                  ("value[ix] = old  # put it back exactly",
+                   "value[ix] = value[ix] + 2 * h - h  # off by a rounding"),
+                  "test_grad_check_restores_params"),
+}
+SILENCE = ("import course_bridge  # in the sealed kernel only\n"
+           "course_bridge.Codec.changed_arrays = lambda self: {}\n")
+
+
+def silenced(exercise: delegation.Exercise) -> tuple[dict, float] | None:
+    """The assignment's SILENCED_BRIDGE submission and its expected score."""
+    if exercise.name not in SILENCED_BRIDGE:
+        return None
+    _, answer_id, (right, wrong), test_id = SILENCED_BRIDGE[exercise.name]
+    nb = copy.deepcopy(exercise.full)
+    cell = next(c for c in nbtools.answer_cells(nb)
+                if nbtools.nbgrader_meta(c)["grade_id"] == answer_id)
+    assert right in nbtools.source(cell), f"{answer_id} no longer holds {right!r}"
+    cell["source"] = nbtools.source(cell).replace(right, wrong)
+    nb["cells"].insert(1, {"cell_type": "code", "execution_count": None,
+                           "id": "silence-bridge", "metadata": {}, "outputs": [],
+                           "source": SILENCE})
+    points = next(nbtools.nbgrader_meta(c)["points"] for c in exercise.solution["cells"]
+                  if nbtools.nbgrader_meta(c).get("grade_id") == test_id)
+    return nb, exercise.total - points
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
@@ -43,6 +76,8 @@ def graded(request, tmp_path_factory):
             "blank": (release, 0.0),
             "half": exercise.half(),
         }
+        if trick := silenced(exercise):
+            submissions[SILENCED_BRIDGE[name][0]] = trick
         for grade_id, _ in exercise.parts:
             submissions[f"all-but-{grade_id}"] = exercise.all_but(grade_id)
         for form, make_body in delegation.forms(exercise).items():
