@@ -49,6 +49,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import (
+    CheckCellMetadata,
     ClearHiddenTests,
     ClearSolutions,
     ComputeChecksums,
@@ -755,6 +756,29 @@ def test_a_duplicated_cell_keeps_its_last_copy(assignment):
     assert "nbgrader" not in nb.cells[2].metadata  # an ordinary cell now
     assert cell_of(nb, "answer").source == "def f(x):\n    return 2 * x"
     assert [grade_id(c) for c in nb.cells].count("answer") == 1
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_copy_with_a_grade_id_and_no_flags_is_a_duplicate_too(assignment, where):
+    """Red-team pass 14: nbgrader's DeduplicateIds passes over a cell whose only
+    nbgrader key is a grade id; OverwriteCells then gives it the release's
+    settings, and nbgrader refused the notebook (two test cells of one id): not
+    graded, graded twice, and again at every run. Had it been accepted, the
+    judge would run the hidden test once a copy, the last one counted."""
+    release, _ = assignment
+    nb = copy.deepcopy(release)
+    test = nb.cells.index(cell_of(nb, "test_f"))
+    bare = new_code_cell(cell_of(nb, "test_f").source,
+                         metadata={"nbgrader": {"grade_id": "test_f"}})
+    nb.cells.insert(test if where == "before" else test + 1, bare)
+    nb, findings = sanitize(nb, assignment)
+    # The last copy is graded: when it is the bare one, its settings are put back.
+    repaired = [] if where == "before" else ["metadata_changed", "points_changed"]
+    assert sorted(codes(findings)) == ["duplicated_cell", *repaired]
+    assert [grade_id(c) for c in nb.cells].count("test_f") == 1
+    graded = cell_of(nb, "test_f")
+    assert graded.source == TEST_F and graded.metadata["nbgrader"]["points"] == 2
+    CheckCellMetadata().preprocess(nb, {})  # nbgrader's own check accepts it
 
 
 def test_an_unknown_grade_id_loses_its_metadata(assignment):

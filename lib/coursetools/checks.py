@@ -350,10 +350,14 @@ class RecordedDeduplicateIds(DeduplicateIds):
         if gid is None:  # nbgrader's own would fail on a graded cell without an id
             cell.metadata.pop("nbgrader", None)
             return cell, resources
+        # nbgrader's passes over a copy whose only key is the grade id, which
+        # OverwriteCells then made a second graded cell (red-team pass 14).
         if gid in self.grade_ids:
             record(resources, "duplicated_cell", f"cell {gid!r} appears more than "
                    "once; the last copy is graded, the others run as ordinary cells")
-        return super().preprocess_cell(cell, resources, index)
+            cell.metadata.pop("nbgrader")
+        self.grade_ids.add(gid)
+        return cell, resources
 
 
 class RecordedOverwriteCells(OverwriteCells):
