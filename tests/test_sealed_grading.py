@@ -496,3 +496,51 @@ def test_a_part_that_loses_its_kernel_costs_only_its_own_points(tmp_path):
 def codes_in(course: Path, student: str) -> set[str]:
     path = course / "grading" / ASSIGNMENT / "state" / f"{student}.json"
     return {f.code for f in StudentResult.from_json(path.read_text()).all_findings()}
+
+
+# -- a moved set-up cell (red-team pass 14) -------------------------------------------
+MOVED_IN = next((a for a in ASSIGNMENTS if a.startswith("ch05")), None)
+
+
+@pytest.mark.skipif(MOVED_IN is None, reason="ch05 is not in solutions/")
+def test_a_set_up_cell_moved_above_the_imports_is_not_the_assignments_fault(tmp_path):
+    """Nothing keeps locked cells in place. ch05's setup_part4 runs `np.load(...)`
+    at its top; moved above the imports cell it fails in the judge as in the
+    learner's kernel, and the report said "set-up cell failed in the judge: fix
+    the assignment" (and, a time code, graded the student twice beside others).
+    The same cell in its place is still checked: the honest student gets full
+    marks and no finding."""
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for top in ("solutions", "exercises"):
+        shutil.copytree(ROOT / top / MOVED_IN, course / top / MOVED_IN)
+    shutil.copytree(ROOT / "lib" / "rnnlib", course / "lib" / "rnnlib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (source,) = sorted((ROOT / "solutions" / MOVED_IN).glob("*.ipynb"))
+    solution = nbtools.load(source)
+    release = nbtools.load(ROOT / "exercises" / MOVED_IN / source.name)
+    answers = {nbtools.nbgrader_meta(c)["grade_id"]
+               for c in nbtools.answer_cells(solution)}
+    honest = nbtools.fill_answers(release, solution, answers)
+    mover = nbtools.fill_answers(release, solution, answers)
+    moved = next(c for c in mover["cells"]
+                 if nbtools.nbgrader_meta(c).get("grade_id") == "setup_part4")
+    mover["cells"].remove(moved)
+    mover["cells"].insert(0, moved)
+    for student, nb in (("honest", honest), ("mover", mover)):
+        nbtools.save(nb, course / "submitted" / student / MOVED_IN / source.name)
+    summary = grade(course, MOVED_IN, Settings(jobs=1, timeout=30,
+                                                notebook_timeout=300, quiet=True))
+
+    def found(student):
+        path = course / "grading" / MOVED_IN / "state" / f"{student}.json"
+        result = StudentResult.from_json(path.read_text())
+        return {f.code for f in result.all_findings()}
+
+    assert summary.scores["honest"][0] == summary.scores["honest"][1] > 0
+    assert found("honest") == set()
+    assert summary.scores["mover"][0] < summary.scores["mover"][1]  # its own doing
+    assert "error_outside_tests" in found("mover")
+    assert not found("mover") & NEVER, found("mover")
+    assert summary.attempts["mover"] == 1

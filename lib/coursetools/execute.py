@@ -662,6 +662,7 @@ class SealedExecute(GuardedExecute):
             self.judge_names, self.bridge_socket, self.judge_log, self.judge_memory_mb
         )
         self._booted = False
+        self._judged = set()  # the judge cells run so far, as "notebook/grade id"
         try:
             return super().preprocess(nb, resources, km=km)
         finally:
@@ -671,17 +672,24 @@ class SealedExecute(GuardedExecute):
         if not self._booted:
             self._boot()
         nbg = cell.metadata.get("nbgrader", {})
-        known = self.judge_cells.get(f"{self._notebook}/{nbg.get('grade_id')}")
+        key = f"{self._notebook}/{nbg.get('grade_id')}"
+        known = self.judge_cells.get(key)
         if known and known["kind"] == "test":
             self._judge_cell(cell, index, known["source"], keep_outputs=True)
+            self._judged.add(key)
             return cell, resources
         cell, resources = super()._run_cell(cell, resources, index)
         if known:  # the assignment's own set-up code: the judge needs it too
             shadow = copy.deepcopy(cell)
             self._judge_cell(shadow, index, known["source"], keep_outputs=False)
             error = next((o for o in shadow.outputs if o.output_type == "error"), None)
+            # Nor is a set-up cell run before a cell the assignment puts above it
+            # (nothing keeps locked cells in place: red-team pass 14).
+            mine = [k for k in self.judge_cells if k.startswith(f"{self._notebook}/")]
+            in_order = self._judged.issuperset(mine[:mine.index(key)])
+            self._judged.add(key)
             # The learner's kernel failing the judge is not the assignment's fault.
-            if error is not None and error.ename != "LearnerGone":
+            if error is not None and error.ename != "LearnerGone" and in_order:
                 self._event(
                     "judge_setup_error", cell, f"{error.ename}: {error.evalue}"[:160]
                 )
