@@ -432,34 +432,51 @@ def test_the_cell_timeout_shortened_by_the_budget_is_restored(over_budget):
     assert executor.timeout == 30
 
 
-def test_a_judge_is_forked_without_the_graders_own_imports(tmp_path):
-    # The judge runs the function it was started with, from coursetools.judge:
-    # neither execute.py's imports (nbgrader and what it pulls in) nor the
-    # grading program's main module may be loaded again in it, or every judge
-    # would take seconds to start instead of milliseconds. In a process of its
-    # own: the fork server is one per process, and other tests start it too.
+def test_a_judge_starts_with_its_imports_done_and_never_from_a_threaded_process(
+        tmp_path):
+    # A worker with one thread forks its judges' server: each judge then has
+    # what the worker imported (torch, from the fork server), none imported
+    # again. A worker that runs threads must not be forked: there the server is
+    # started afresh with the judges' imports alone, not the grader's (nbgrader
+    # and what it pulls in), or every judge would take seconds to start. In a
+    # process of its own: a judge server is one per process.
     program = tmp_path / "grader.py"
     program.write_text(f"""
-import json, sys
-from coursetools.execute import _JudgeProcess
-import pytest  # stands for what the grading program imports
+import json, threading, time
+import psutil
+from coursetools import execute
+import pytest  # stands for what the fork server imported for the tests
 
-if __name__ == "__main__":
-    judge = _JudgeProcess([], {str(tmp_path / "judge.sock")!r},
-                          {str(tmp_path / "judge.log")!r}, 4096)
+def heavy_modules_in_a_judge():
+    judge = execute._JudgeProcess([], {str(tmp_path / "judge.sock")!r},
+                                  {str(tmp_path / "judge.log")!r}, 4096)
     try:
-        print(json.dumps(judge.run("import sys\\nprint(sorted(m for m in "
-            "sys.modules if m.split('.')[0] in ('nbgrader', 'nbconvert', "
-            "'sqlalchemy', 'pytest') or m == 'coursetools.execute'))", False, 60)))
+        reply = judge.run("import sys\\nprint(sorted(m for m in sys.modules if "
+            "m.split('.')[0] in ('nbgrader', 'pytest', 'numpy') or "
+            "m == 'coursetools.execute'))", False, 60)
     finally:
         judge.close()
+    assert reply["status"] == "ok", reply
+    server = execute._judge_servers.pop()
+    forked = psutil.Process(server.pid).cmdline() == psutil.Process().cmdline()
+    server.close()
+    text = "".join(o.get("text", "") for o in reply["outputs"])
+    return dict(forked_from_here=forked,
+                modules=sorted({{m.split(".")[0] if m != "coursetools.execute" else m
+                                 for m in eval(text)}}))
+
+if __name__ == "__main__":
+    alone = heavy_modules_in_a_judge()
+    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()
+    print(json.dumps([alone, heavy_modules_in_a_judge()]))
 """)
     done = subprocess.run([sys.executable, str(program)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    reply = json.loads(done.stdout)
-    printed = "".join(o.get("text", "") for o in reply["outputs"])
-    assert reply["status"] == "ok" and printed == "[]\n", reply
+    alone, threaded = json.loads(done.stdout)
+    assert alone == {"forked_from_here": True, "modules": [
+        "coursetools.execute", "nbgrader", "numpy", "pytest"]}, alone
+    assert threaded == {"forked_from_here": False, "modules": ["numpy"]}, threaded
 
 
 # -- the kernel manager SealedExecute uses -------------------------------------

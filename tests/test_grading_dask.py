@@ -2,9 +2,9 @@
 
 A ``distributed.LocalCluster`` with two worker processes stands in for a
 cluster of machines: `--scheduler` sends the very jobs the local pool runs, and
-every score, finding and feedback page must come out the same. Its workers are
-Dask's default, daemonic processes, so their judges start without the fork
-server (the local pool's use it): both ways of starting a judge are compared.
+every score, finding and feedback page must come out the same. Its workers run
+threads, so their judges' server starts afresh (a local worker forks it): both
+ways of starting a judge are compared.
 """
 
 from __future__ import annotations

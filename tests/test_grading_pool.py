@@ -22,8 +22,8 @@ import jsonschema
 import psutil
 import pytest
 from conftest import nested_past_path_max
+from coursetools import execute, worker
 from coursetools import grade as grade_module
-from coursetools import worker
 from coursetools.results import Finding, StudentResult
 from coursetools.worker import Job
 
@@ -732,3 +732,20 @@ def test_ctrl_c_ends_the_run_with_a_line_not_a_traceback(capsys, monkeypatch):
                         mock.Mock(side_effect=KeyboardInterrupt))
     assert grade_module.main(["a1"]) == 130
     assert "run the same command again" in capsys.readouterr().err
+
+
+def judge_server_of_this_worker() -> dict:
+    server = execute._judge_servers[0]
+    return {"forked_from_the_worker":
+            psutil.Process(server.pid).cmdline() == psutil.Process().cmdline(),
+            "has_the_judges_imports": "wave" in server.imported}
+
+
+def test_a_local_worker_forks_its_judges_server_with_the_judges_imports():
+    # As the worker starts, with one thread: its judges then start with the
+    # assignment's imports done (wave stands for torch), made once per worker.
+    settings = grade_module.Settings(jobs=1)
+    with grade_module.executor(settings, {}, ["wave"]) as (made, _, _), \
+            made() as pool:
+        assert pool.submit(judge_server_of_this_worker).result(timeout=60) == {
+            "forked_from_the_worker": True, "has_the_judges_imports": True}

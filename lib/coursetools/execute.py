@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
+import importlib
 import json
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import resource
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
-import types
+import threading
 from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -765,42 +767,84 @@ class SealedExecute(GuardedExecute):
             cell.execution_count = self.code_cells_executed
 
 
-# What the judge imports before any notebook; the assignment's own test imports
-# are added (JUDGE_PRELOAD.extend) before the first judge starts.
+# What a judge imports before it runs a test; worker.py adds the imports of the
+# assignment's test and set-up cells (torch, where they import it).
 JUDGE_PRELOAD = ["numpy", "rnnlib", "coursetools.judge"]
 
 
-def forkserver(preload: list[str], start: bool = False):
-    """Python's fork server (one per process) with `preload` imported in it:
-    each fork then starts with those imports done (torch takes seconds).
-    `start`: start it now, so that its imports overlap other work."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(dict.fromkeys(preload)))
-    if start:
-        multiprocessing.forkserver.ensure_running()
-    return context
+class JudgeServer:
+    """The process that forks this worker's judges, each with its imports done.
 
-
-def start_judge_server() -> None:
-    """Start the judges' fork server now (a daemonic process has none)."""
-    if not multiprocessing.current_process().daemon:
-        forkserver(JUDGE_PRELOAD, start=True)
-
-
-@contextlib.contextmanager
-def _main_module_hidden():
-    """While a judge starts, the grading program's main module is not shown to it.
-
-    multiprocessing runs the parent's main module again in every child it
-    starts (for functions defined there); a judge needs nothing from it, and
-    running the grading program again costs its imports, seconds per judge.
+    A local worker forks it as the worker starts: the worker then has one thread
+    and everything the fork server it came from imported while the parent
+    registered the assignment, torch included, so no judge imports anything
+    again. A process that runs threads (a Dask worker, or any worker once its
+    kernel clients run) must not be forked, so there it is started afresh and
+    imports `JUDGE_PRELOAD` itself, once.
     """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
+
+    def __init__(self, preload: list[str]):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if threading.active_count() == 1:
+            for module in preload:  # none, if the fork server had them
+                importlib.import_module(module)
+            sys.stdout.flush(), sys.stderr.flush()
+            self.imported, self.pid = frozenset(sys.modules), os.fork()
+            self.wait = functools.partial(os.waitpid, self.pid, 0)
+            if self.pid == 0:  # never returns to the worker's code
+                try:
+                    ours.close()
+                    os.closerange(3, theirs.fileno())  # the worker's pipes and files
+                    os.closerange(theirs.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
+                    judge.serve(theirs)
+                finally:
+                    os._exit(0)
+        else:
+            self.imported = frozenset(preload)
+            server = subprocess.Popen(
+                [sys.executable, "-m", "coursetools.judge", "--serve",
+                 str(theirs.fileno()), "--preload", json.dumps(preload)],
+                stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                start_new_session=True)
+            self.pid, self.wait = server.pid, server.wait
+        theirs.close()
+        self.requests = ours
+
+    def fork(self, argv: list[str], log_path: str, ends: tuple[int, int]):
+        """A judge run with `argv`, its stdin and answer pipe `ends`: its pid and
+        a pidfd (it is this server's child, not ours)."""
+        socket.send_fds(self.requests, [json.dumps([argv, log_path]).encode()], ends)
+        message, fds, _, _ = socket.recv_fds(self.requests, 64, 1)
+        if not message or len(fds) != 1:
+            raise OSError("the judges' server did not answer")
+        return int(message), fds[0]
+
+    def close(self) -> None:
+        """It ends when its socket closes."""
+        self.requests.close()
+        self.wait()
+
+
+_judge_servers: list[JudgeServer] = []  # this process's, once started
+
+
+def start_judge_server(imports: list[str] = ()) -> JudgeServer:
+    """This process's judge server, with `imports` added to `JUDGE_PRELOAD`;
+    started again if it lacks one of those (a new assignment)."""
+    JUDGE_PRELOAD.extend(imports)
+    if _judge_servers and not set(JUDGE_PRELOAD) <= _judge_servers[0].imported:
+        _judge_servers.pop().close()
+    if not _judge_servers:
+        _judge_servers.append(JudgeServer(list(dict.fromkeys(JUDGE_PRELOAD))))
+    return _judge_servers[0]
+
+
+def _fork_judge(argv: list[str], log_path: str, ends: tuple[int, int]):
     try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
+        return start_judge_server().fork(argv, log_path, ends)
+    except OSError:  # it died: a new one, once
+        _judge_servers.pop().close()
+        return start_judge_server().fork(argv, log_path, ends)
 
 
 class _JudgeProcess:
@@ -809,7 +853,7 @@ class _JudgeProcess:
     def __init__(self, names, socket_path: str, log: str, memory_mb: int):
         self.names, self.socket_path, self.log_path = names, socket_path, log
         self.memory = memory_mb * 2**20
-        self.proc = None
+        self.pid = None
         self.start()
 
     def start(self) -> None:
@@ -817,26 +861,14 @@ class _JudgeProcess:
         read_end, write_end = os.pipe()
         commands, to_judge = os.pipe()
         self.commands = open(to_judge, "wb")  # noqa: SIM115 (closed in close())
-        # The judge's ends of both pipes: ours are closed once it has them.
-        ends = (Connection(commands, writable=False),
-                Connection(write_end, readable=False))
         argv = ["--socket", self.socket_path, "--names", json.dumps(list(self.names))]
-        if multiprocessing.current_process().daemon:  # e.g. a default Dask worker
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "coursetools.judge", *argv, "--reply-fd",
-                 str(write_end)], stdin=commands, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, pass_fds=(write_end,),
-                env=dict(os.environ, MPLBACKEND="Agg"), start_new_session=True)
-        else:  # forked from a process that has imported what the tests need
-            self.proc = forkserver(JUDGE_PRELOAD).Process(
-                target=judge.forked_main, args=(argv, *ends, self.log_path),
-                daemon=True)
-            with _main_module_hidden():
-                self.proc.start()
-        for end in ends:
-            end.close()
+        try:
+            self.pid, self.pidfd = _fork_judge(argv, self.log_path,
+                                               (commands, write_end))
+        finally:  # the judge's ends: ours are closed once it has them
+            os.close(commands), os.close(write_end)
         # A learner can make the judge decode what it sends: cap what that costs.
-        resource.prlimit(self.proc.pid, resource.RLIMIT_AS, (self.memory, self.memory))
+        resource.prlimit(self.pid, resource.RLIMIT_AS, (self.memory, self.memory))
         self.reader = Connection(read_end, writable=False)  # the judge's replies
         ready = self.wait(60)
         if not ready or not ready.get("ready"):
@@ -858,11 +890,14 @@ class _JudgeProcess:
         return None
 
     def close(self) -> None:
-        if self.proc is not None:
-            for kill in (os.killpg, os.kill):  # os.kill: before its setsid
-                with contextlib.suppress(ProcessLookupError):
-                    kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait() if hasattr(self.proc, "wait") else self.proc.join()
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # its session, then itself
+                os.killpg(self.pid, signal.SIGKILL)  # (before its setsid)
+            with contextlib.suppress(ProcessLookupError):  # reaped with its server
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            select.select([self.pidfd], [], [])  # readable once it has ended
+            os.close(self.pidfd)
+            self.pid = None
         for close in (self.commands.close, self.reader.close):
             with contextlib.suppress(OSError):
                 close()

@@ -27,6 +27,8 @@ import contextlib
 import hashlib
 import html
 import json
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import secrets
 import shutil
@@ -124,13 +126,15 @@ class Summary:
 
 # -- the pool -----------------------------------------------------------------
 @contextlib.contextmanager
-def executor(settings: Settings, context):
+def executor(settings: Settings, context, judge_imports: list[str] = ()):
     """A function that makes an executor, how many jobs it runs at once, and a
     function that gives the context to send with a job.
 
     Local processes are forked from Python's fork server once it has imported
     the grading code (each then starts in milliseconds, not seconds), never
-    from this process, and are made again if one dies. On a Dask cluster
+    from this process, and are made again if one dies. Each forks its judges'
+    server as it starts, with `judge_imports` (the assignment's, see
+    ``worker.judge_imports``) imported, by the fork server if it did. On a Dask cluster
     (``distributed.Client``, the same futures interface) the context goes to
     every worker once, and again if the workers that held it died; each worker
     runs one job at a time in its own sandbox, as a local process does.
@@ -150,12 +154,27 @@ def executor(settings: Settings, context):
 
             yield (lambda: _DaskPool(client)), slots, shared
     else:
-        forks = execute.forkserver(WORKER_PRELOAD)
         try:
-            yield (lambda: cf.ProcessPoolExecutor(settings.jobs, mp_context=forks)), \
+            yield (lambda: cf.ProcessPoolExecutor(
+                settings.jobs, mp_context=multiprocessing.get_context("forkserver"),
+                initializer=execute.start_judge_server, initargs=(judge_imports,))), \
                 settings.jobs, lambda: context
         finally:
             worker.remove_orphaned_scratch()  # of workers killed in this run
+
+
+def start_forkserver(preload: list[str], environment: dict[str, str]) -> None:
+    """Start Python's fork server (one per process), that local workers are forked
+    from, with `preload` imported (torch takes seconds) and `environment` set in
+    it, as libraries read their thread counts as they load."""
+    multiprocessing.set_forkserver_preload(list(dict.fromkeys(preload)))
+    ours = dict(os.environ)
+    os.environ.update(environment)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(ours)
 
 
 class _DaskPool(cf.Executor):
@@ -425,8 +444,11 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     sources = {p.stem: nbformat.read(p, as_version=4)
                for p in sorted((root / SOURCE_DIR / assignment).glob("*.ipynb"))}
     sandbox.kept_names(sandbox.rnnlib_dir(), *sandbox.allowances(sources))
-    if not settings.scheduler:
-        execute.forkserver(WORKER_PRELOAD, start=True)  # imports while we register
+    judge_imports = worker.judge_imports(sources)
+    if not settings.scheduler:  # the workers' imports and their judges', as we register
+        start_forkserver(
+            WORKER_PRELOAD + execute.JUDGE_PRELOAD + judge_imports,
+            worker.judge_environment(settings.for_worker(len(sources))["kernel_threads"]))
     (out / "state").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="coursetools-grade-") as scratch:
         release_dir = Path(scratch) / "release"
@@ -500,7 +522,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
             f"{result.seconds:6.1f} s {twice}({len(summary.graded)}/{len(todo)})")
 
     pool_started = time.monotonic()
-    with executor(settings, context) as (pool, slots, shared), \
+    with executor(settings, context, judge_imports) as (pool, slots, shared), \
             gradebook.opened(db_url) as book:
         summary.not_graded.update(
             run_jobs(pool, slots, todo, shared, make_job, on_result))

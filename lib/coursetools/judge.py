@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import io
 import json
 import linecache
 import os
+import signal
 import socket
 import sys
 import traceback
@@ -327,23 +329,56 @@ def main() -> int:
     return 0
 
 
-def forked_main(argv, commands, replies, log_path) -> None:
-    """A judge forked from the grader's fork server (see ``coursetools.execute``):
-    its own session, commands on stdin, its output to the log.
+def serve(requests: socket.socket) -> None:
+    """Fork a judge for each request on `requests` (its argv and log, with the
+    two pipe ends it runs on) and answer with its pid and a pidfd; end when the
+    worker closes its end (``coursetools.execute.JudgeServer``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker ends us, not Ctrl-C
+    while True:
+        with contextlib.suppress(ChildProcessError):  # the judges that have ended
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        message, ends, _, _ = socket.recv_fds(requests, 1 << 16, 2)
+        if not message:
+            return
+        argv, log_path = json.loads(message)
+        pid = os.fork()
+        if pid == 0:
+            requests.close()
+            os._exit(_judge_main(argv, *ends, log_path))
+        pidfd = os.pidfd_open(pid)  # before it can be reaped: the pid is its own
+        socket.send_fds(requests, [str(pid).encode()], [pidfd])
+        for fd in (*ends, pidfd):
+            os.close(fd)
 
-    It lives here, not in execute.py, because a forked child imports the module
-    of the function it runs, and execute.py's imports (nbgrader) take seconds.
-    """
+
+def _judge_main(argv, commands: int, replies: int, log_path: str) -> int:
+    """A judge in a forked child: its own session, commands on stdin, its
+    output to the log. Returns its exit code (the child ends with os._exit)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.setsid()
     with open(log_path or os.devnull, "ab") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    os.dup2(commands.fileno(), 0)
+    os.dup2(commands, 0)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 (the process's stdin)
     os.environ["MPLBACKEND"] = "Agg"
-    sys.argv = ["coursetools.judge", *argv, "--reply-fd", str(replies.fileno())]
-    sys.exit(main())
+    sys.argv = ["coursetools.judge", *argv, "--reply-fd", str(replies)]
+    try:
+        return main()
+    except SystemExit as end:
+        return end.code if isinstance(end.code, int) else 1
+    except BaseException:  # noqa: BLE001 (to the log: a child must not unwind)
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--serve"]:  # started afresh: JudgeServer's docstring
+        for module in json.loads(sys.argv[4]):
+            importlib.import_module(module)
+        serve(socket.socket(fileno=int(sys.argv[2])))
+    else:
+        sys.exit(main())

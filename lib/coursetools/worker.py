@@ -393,15 +393,11 @@ class Grader:
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
         # For the judges, started from here (the kernel's env is the kernelspec's).
-        os.environ.update(dict.fromkeys(THREAD_VARS, str(settings["kernel_threads"])))
-        os.environ.update(IDLE_VARS)
+        os.environ.update(judge_environment(settings["kernel_threads"]))
         cells = {f"{name}/{grade_id}": cell  # grade ids: unique per notebook
                  for name, nb in sources.items()
                  for grade_id, cell in judge_cells(nb).items()}
-        execute.JUDGE_PRELOAD.extend(imported_modules(c["source"] for c in
-                                                      cells.values()))
-        os.environ["MPLBACKEND"] = "Agg"  # for the judges' fork server too
-        execute.start_judge_server()
+        execute.start_judge_server(judge_imports(sources))  # a new one if it lacks them
         config = execute.autograde_config(
             root, self.course, settings, self.sandbox.comm,
             judge_names=sorted({n for nb in sources.values()
@@ -628,6 +624,19 @@ def remove_orphaned_scratch(base: str | None = None) -> None:
 def _forget(work: Path, unsynced) -> None:
     event.remove(Engine, "connect", unsynced)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def judge_environment(kernel_threads: int) -> dict[str, str]:
+    """The judges' environment: the kernel's thread counts, BLAS and OpenMP
+    helpers that sleep when idle, and no plotting window."""
+    return {**dict.fromkeys(THREAD_VARS, str(kernel_threads)), **IDLE_VARS,
+            "MPLBACKEND": "Agg"}
+
+
+def judge_imports(sources: dict) -> list[str]:
+    """The installed modules that the notebooks' test and set-up cells import."""
+    return imported_modules(cell["source"] for nb in sources.values()
+                            for cell in judge_cells(nb).values())
 
 
 def imported_modules(sources) -> list[str]:
