@@ -448,7 +448,7 @@ def _grade_students(root, assignment, students, settings, summary, say, out,
     if not settings.scheduler:  # the workers' imports and their judges', as we register
         start_forkserver(
             WORKER_PRELOAD + execute.JUDGE_PRELOAD + judge_imports,
-            worker.judge_environment(settings.for_worker(len(sources))["kernel_threads"]))
+            worker.JUDGE_ENVIRONMENT)
     (out / "state").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="coursetools-grade-") as scratch:
         release_dir = Path(scratch) / "release"

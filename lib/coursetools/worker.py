@@ -135,6 +135,11 @@ def source_digest(root: Path, assignment: str) -> str:
 
 # -- the pool's entry point ---------------------------------------------------
 _graders: dict[str, Grader] = {}
+# What a judge runs with: one BLAS and OpenMP thread (its tests are small, and a
+# worker's cores go to its kernels) that sleeps when idle, and no plotting
+# window. Libraries read these as they load: in the fork server, for local workers.
+JUDGE_ENVIRONMENT = {**dict.fromkeys(THREAD_VARS, "1"), **IDLE_VARS,
+                     "MPLBACKEND": "Agg"}
 _one_at_a_time = threading.Lock()  # a Dask worker with several threads: queue
 
 
@@ -393,7 +398,7 @@ class Grader:
         self.sandbox.kernelspec(self.work / "jupyter")
         os.environ["JUPYTER_PATH"] = str(self.work / "jupyter")
         # For the judges, started from here (the kernel's env is the kernelspec's).
-        os.environ.update(judge_environment(settings["kernel_threads"]))
+        os.environ.update(JUDGE_ENVIRONMENT)
         cells = {f"{name}/{grade_id}": cell  # grade ids: unique per notebook
                  for name, nb in sources.items()
                  for grade_id, cell in judge_cells(nb).items()}
@@ -624,13 +629,6 @@ def remove_orphaned_scratch(base: str | None = None) -> None:
 def _forget(work: Path, unsynced) -> None:
     event.remove(Engine, "connect", unsynced)
     shutil.rmtree(work, ignore_errors=True)
-
-
-def judge_environment(kernel_threads: int) -> dict[str, str]:
-    """The judges' environment: the kernel's thread counts, BLAS and OpenMP
-    helpers that sleep when idle, and no plotting window."""
-    return {**dict.fromkeys(THREAD_VARS, str(kernel_threads)), **IDLE_VARS,
-            "MPLBACKEND": "Agg"}
 
 
 def judge_imports(sources: dict) -> list[str]:
