@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import html as html_text
 import importlib.metadata
+import json
 import re
 
 import bleach
@@ -133,7 +134,8 @@ COMPILED_TEMPLATES = jinja2.MemcachedBytecodeCache(_InMemory())
 class _RememberedHighlight(Highlight2HTML):
     """Highlight2HTML that highlights each source once per process: test, set-up
     and unanswered cells are the same on every student's page, and pygments takes
-    about 0.1 s a ch02 page. Always as IPython: a cell's magics_language or the
+    about 0.1 s a ch02 page; kept without the spans that style nothing
+    (UNSTYLED). Always as IPython: a cell's magics_language or the
     notebook's language_info would let a submission pick among pygments' lexers,
     some of which take hours over a long run of spaces (red-team pass 6)."""
 
@@ -142,7 +144,8 @@ class _RememberedHighlight(Highlight2HTML):
         if key not in HIGHLIGHTED:
             if len(HIGHLIGHTED) >= 4096:  # answers differ per student: bounded
                 HIGHLIGHTED.clear()
-            HIGHLIGHTED[key] = super().__call__(source, PYTHON_LEXER)
+            html = super().__call__(source, PYTHON_LEXER)
+            HIGHLIGHTED[key] = UNSTYLED.sub(r"\1", html)
         return HIGHLIGHTED[key]
 
 
@@ -156,6 +159,9 @@ class _PythonBlocks(IPythonRenderer):
 
 
 HIGHLIGHTED: dict[tuple, str] = {}
+# Pygments' default style, the page's, gives names (n) and punctuation (p) no
+# style: their spans change nothing on screen and were 40% of a ch06 page.
+UNSTYLED = re.compile(r'<span class="[np]">([^<]*)</span>')
 PYTHON_LEXER, PYTHON_NAMES = "ipython3", {"python", "python3", "py", "ipython3"}
 
 # What Markdown and plain HTML outputs are made of. nbconvert's own clean_html
@@ -215,15 +221,38 @@ def bounded_ansi2html(text: str) -> str:
 IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\salt=)", re.IGNORECASE)
 # nbconvert's pages load MathJax 2 from cdnjs: offline, the maths shows as raw
 # TeX. A page is sent alone (nbgrader's release_feedback copies only the .html,
-# renamed), so no folder beside it can hold MathJax: the page carries it. The SVG
-# build needs no font files; "full" has every TeX package, so none is fetched,
-# and html (\href, \style) and require are left out, as MathJax 2's Safe did;
-# MathJax 3's safe extension, run before startup makes its handler, filters the
-# links, ids, classes and styles that \mmlToken and \bbox still set.
-# As plain text the bundle made each page 2.3 MB larger; gzip and base64 make that
-# 0.96 MB, unpacked by the browser's DecompressionStream. Until the bundle has run,
-# MathJax.startup.promise is one that waits for it, so a caller that waits on it
-# (a test, a print script) sees the maths typeset.
+# renamed), so no folder beside it can hold MathJax: the page carries it. "full"
+# has every TeX package, so none is fetched, and html (\href, \style) and require
+# are left out, as MathJax 2's Safe did; MathJax 3's safe extension, run before
+# startup makes its handler, filters the links, ids, classes and styles that
+# \mmlToken and \bbox still set.
+# The CHTML build, not the SVG one: SVG carries every glyph of every TeX font as
+# path data (1.07 MB of its 2.28 MB), CHTML only their metrics, and draws with
+# MathJax's fonts, put in the page as data: URIs. A page carries those that any
+# TeX needs (FONTS) and those that its own text names (FONTS_NAMED: \mathbf,
+# \mathcal, ...), searched for in the whole page, not only its maths, so that
+# none is missed; a font not carried would be drawn in the browser's own.
+# Gzip and base64 make the bundle 0.40 MB (SVG's: 0.96 MB), unpacked by the
+# browser's DecompressionStream. Until the bundle has run, MathJax.startup.promise
+# is one that waits for it, so a caller that waits on it (a test, a print script)
+# sees the maths typeset.
+FONTS = ("Main-Regular", "Math-Italic", "AMS-Regular", "Size1-Regular",
+         "Size2-Regular", "Size3-Regular", "Size4-Regular", "Vector-Regular", "Zero")
+BOLD = r"\\(?:mathbf|bf|boldsymbol|bm|pmb|textbf|bold|bfseries|mathbfit)(?![a-zA-Z])"
+ITALIC = r"\\(?:mathit|textit|it|emph|itshape|sl|textsl|mathsfit)(?![a-zA-Z])"
+SANS = r"\\(?:mathsf|textsf|sf|sffamily|mathsfit)(?![a-zA-Z])"
+FONTS_NAMED = {  # font: what must all be in the page for it to be carried
+    "Main-Bold": [BOLD], "Math-BoldItalic": [BOLD], "Vector-Bold": [BOLD],
+    "Main-Italic": [ITALIC],
+    "Calligraphic-Regular": [r"\\(?:mathcal|cal)(?![a-zA-Z])"],
+    "Calligraphic-Bold": [r"\\(?:mathcal|cal)(?![a-zA-Z])", BOLD],
+    "Fraktur-Regular": [r"\\(?:mathfrak|frak|Frak)(?![a-zA-Z])"],
+    "Fraktur-Bold": [r"\\(?:mathfrak|frak|Frak)(?![a-zA-Z])", BOLD],
+    "Script-Regular": [r"\\(?:mathscr|scr)(?![a-zA-Z])"],
+    "SansSerif-Regular": [SANS], "SansSerif-Bold": [SANS, BOLD],
+    "SansSerif-Italic": [SANS, ITALIC],
+    "Typewriter-Regular": [r"\\(?:mathtt|texttt|tt|ttfamily|verb)(?![a-zA-Z])"],
+}
 TABLE_STYLE = ("<style>.rendered_html table {margin-bottom: 0.8em} .rendered_html th, "
                ".rendered_html td {padding: 0.3em 0.8em; border-bottom: 1px solid #ddd}"
                # Bootstrap's classes (navbar-fixed-top) had laid a student's own
@@ -237,6 +266,12 @@ MATHJAX_CONFIG = (
     "<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
     "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], tags: 'ams', "
     "packages: {'[-]': ['html', 'require']}}, startup: {ready() {SAFE\n"
+    # each @font-face of FONTS from its data: URI, the others left out
+    "const tex = MathJax._.output.chtml.fonts.tex_ts.TeXFont, data = FONTS;"
+    "tex.defaultFonts = Object.fromEntries(Object.entries(tex.defaultFonts).flatMap("
+    "([rule, face]) => {const name = (/MathJax_([\\w-]+)\\.woff/.exec(face.src) "
+    "|| [])[1]; return data[name] ? [[rule, {...face, src: "
+    "`url(data:font/woff;base64,${data[name]}) format('woff')`}]] : [];}));"
     "MathJax.startup.defaultReady();}}};</script>\n")
 # Only the promise is set: the config's startup.ready (the safe extension) stays.
 UNPACK = (
@@ -249,19 +284,38 @@ UNPACK = (
     "</script>")
 
 
+def fonts_for(page: str) -> tuple[str, ...]:
+    """The fonts a page carries: FONTS, and those of FONTS_NAMED it asks for."""
+    return FONTS + tuple(font for font, needs in FONTS_NAMED.items()
+                         if all(re.search(need, page) for need in needs))
+
+
 @functools.cache
-def mathjax_inline() -> str:
-    """MathJax 3 as script elements, from the copy sphinx-mathjax-offline ships,
-    the bundle compressed once per process. Base64 has no "<", so it cannot end
-    its element; the safe extension is put in the config as it is."""
-    folder = importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
-        "sphinx-mathjax-offline/static/mathjax")
-    bundle, safe = ((folder / name).read_bytes()
-                    for name in ("tex-svg-full.js", "ui/safe.js"))
+def mathjax_file(name: str) -> bytes:
+    """A file of the MathJax that sphinx-mathjax-offline ships."""
+    return importlib.metadata.distribution("sphinx-mathjax-offline").locate_file(
+        f"sphinx-mathjax-offline/static/mathjax/{name}").read_bytes()
+
+
+@functools.cache
+def packed_bundle() -> str:
+    """The bundle gzipped and in base64, once per process."""
+    return base64.b64encode(gzip.compress(mathjax_file("tex-chtml-full.js"),
+                                          mtime=0)).decode()
+
+
+@functools.lru_cache(maxsize=16)  # a set of fonts each, 0.5 to 0.8 MB
+def mathjax_inline(fonts: tuple[str, ...] = FONTS) -> str:
+    """MathJax 3 as script elements, with `fonts`. Base64 has no "<", so it cannot
+    end its element; the safe extension is put in the config as it is."""
+    safe = mathjax_file("ui/safe.js")
     if b"</script" in safe.lower():  # would end the element early
         raise ValueError("MathJax's safe extension cannot be put in a page as it is")
-    packed = base64.b64encode(gzip.compress(bundle, mtime=0)).decode()
-    return MATHJAX_CONFIG.replace("SAFE", safe.decode()) + UNPACK % packed
+    data = {name: base64.b64encode(mathjax_file(
+        f"output/chtml/fonts/woff-v2/MathJax_{name}.woff")).decode() for name in fonts}
+    parts = {"SAFE": safe.decode(), "FONTS": json.dumps(data)}  # in one pass
+    return (re.sub("SAFE|FONTS", lambda m: parts[m[0]], MATHJAX_CONFIG)
+            + UNPACK % packed_bundle())
 
 
 def own_head(page: str) -> str:
@@ -271,16 +325,17 @@ def own_head(page: str) -> str:
     start, end = page.find(MATHJAX_CDN[0]), page.find(MATHJAX_CDN[1])
     if start < 0 or end < start:
         return page
-    return (page[:start] + page_policy() + TABLE_STYLE + mathjax_inline()
+    fonts = fonts_for(page)
+    return (page[:start] + page_policy(fonts) + TABLE_STYLE + mathjax_inline(fonts)
             + page[end + len(MATHJAX_CDN[1]):])
 
 
-@functools.cache
-def page_policy() -> str:
+@functools.lru_cache(maxsize=16)
+def page_policy(fonts: tuple[str, ...] = FONTS) -> str:
     """Only MathJax's own scripts run, and nothing is fetched: whatever a
     submission slips past bleach or MathJax runs nothing (a javascript: link, a
     handler) and tells no server that its page was opened (an image's address)."""
-    head = mathjax_inline()
+    head = mathjax_inline(fonts)
     scripts = re.findall(r"<script>(.*?)</script>", head, re.DOTALL)
     # The unpacked bundle runs as an inline script made at run time, which the
     # policy checks by its own hash: the text as Response.text() decodes it.
