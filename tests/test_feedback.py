@@ -591,6 +591,40 @@ def test_the_maths_is_drawn_in_mathjaxs_fonts_from_the_page(tmp_path, chromium):
     assert not [f for f in facts["fonts"] if f.endswith(" error")]
 
 
+EVERY_STYLE = """
+    const done = arguments[arguments.length - 1];
+    MathJax.startup.promise.then(() => done(Array.from(document.querySelectorAll(
+      'body *')).filter(e => !e.closest('mjx-container')).flatMap(e => [
+        null, '::before', '::after'].map(pseudo => {
+          const style = getComputedStyle(e, pseudo);
+          return e.tagName + (pseudo || '') + ' ' + Array.from(style).map(
+            name => name + ':' + style.getPropertyValue(name)).join(';');}))));"""
+
+
+def test_only_bootstrap_rules_that_match_nothing_are_left_out(tmp_path, chromium):
+    """All of Bootstrap (117 kB) was in every page; a page keeps the rules whose
+    classes it has, its own and a student's, and every element (and its ::before
+    and ::after) looks as it did with the whole of it."""
+    code = new_code_cell("x = f(2)  # a comment", execution_count=1, outputs=[
+        new_output("stream", name="stdout", text="4\n"),
+        new_output("error", ename="ValueError", evalue="no", traceback=["ValueError"])])
+    nb = new_notebook(cells=[new_markdown_cell(
+        '<div class="alert alert-info">a note</div> <span class="label label-success">'
+        'ok</span>\n\n<table class="table table-striped"><tr><td>1</td></tr></table>'
+        '\n\n<div class="row"><div class="col-md-6">left</div></div> $x_t$'), code])
+    lean, _, _ = feedback_page(nb)
+    with mock.patch("coursetools.feedback.lean_css", lambda page: page):
+        full, _, _ = feedback_page(nb)
+    assert len(full) - len(lean) > 100_000
+    assert ".alert-info{" in lean and ".navbar{" not in lean
+    styles = []
+    for name, page in (("full", full), ("lean", lean)):
+        (tmp_path / f"{name}.html").write_text(page)
+        chromium.get((tmp_path / f"{name}.html").as_uri())
+        styles.append(chromium.execute_async_script(EVERY_STYLE))
+    assert len(styles[0]) > 100 and styles[0] == styles[1]
+
+
 def test_a_students_markup_cannot_cover_the_pages_score(tmp_path, chromium):
     """bleach keeps class, and Bootstrap's navbar-fixed-top had laid a made-up
     score over the page's own heading (red-team pass 12)."""
