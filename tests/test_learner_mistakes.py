@@ -2999,6 +2999,35 @@ mistake("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
 costs("ch04 adaptive_clip in float32", "ch04", "ex_adaptive_clip", AC4_F32,
       {"test_adaptive_clip_by_hand", "test_adaptive_clip_properties"})
 
+# Part 4, torch-style: scale the rows of grads[name] in place and return grads. Its
+# values are right; it cost by_hand and properties (4 of 5 points), each for the
+# same write (/tmp/inplace's measurement 3). The rule is graded in by_hand only;
+# the other cells hand the clip fresh copies.
+AC4_IN_PLACE = """
+for name, grad in grads.items():
+    weight = params[name]
+    if grad.ndim == 1:
+        limit = clipping * max(np.linalg.norm(weight), eps)
+        if np.linalg.norm(grad) > limit:
+            grad *= limit / np.linalg.norm(grad)
+    else:
+        for i in range(grad.shape[0]):
+            limit = clipping * max(np.linalg.norm(weight[i]), eps)
+            if np.linalg.norm(grad[i]) > limit:
+                grad[i] *= limit / np.linalg.norm(grad[i])
+return grads
+"""
+mistake("ch04 adaptive_clip scales grads in place", "ch04", "ex_adaptive_clip",
+        AC4_IN_PLACE, {"test_adaptive_clip_by_hand": "writes into the caller's"})
+costs("ch04 adaptive_clip scales grads in place", "ch04", "ex_adaptive_clip",
+      AC4_IN_PLACE, {"test_adaptive_clip_by_hand"})
+mistake("ch04 adaptive_clip scales a copy of grads in place (valid)", "ch04",
+        "ex_adaptive_clip", AC4_IN_PLACE.replace("for name, grad in grads.items():",
+                                                 "grads = {k: np.array(v, dtype=float)"
+                                                 " for k, v in grads.items()}\n"
+                                                 "for name, grad in grads.items():"),
+        {})
+
 # -- ch05 Part 2 (fix05; /tmp/learner35/REPORT.md findings 1 and 3) ------------------
 # A 7-point stencil over the set-up's cho_gru_forward passed every visible test and
 # lost 5 hidden points; the tests now run cho_gru_backward with cho_gru_forward (and
