@@ -35,6 +35,7 @@ from coursetools.feedback import (
     FeedbackExporter,
     fonts_for,
     hide_hidden_tests,
+    lean_css,
     mathjax_inline,
     own_head,
     page_policy,
@@ -624,6 +625,27 @@ def test_only_bootstrap_rules_that_match_nothing_are_left_out(tmp_path, chromium
         chromium.get((tmp_path / f"{name}.html").as_uri())
         styles.append(chromium.execute_async_script(EVERY_STYLE))
     assert len(styles[0]) > 100 and styles[0] == styles[1]
+
+
+def bootstrap_page(css: str, banner="/*!\n * Bootstrap v3.3.4\n */") -> str:
+    return (f'<html><head><style type="text/css">{banner}{css}</style></head>'
+            '<body><span class="label">ok</span></body></html>')
+
+
+@pytest.mark.parametrize("css", [
+    ".label{color:red}}.navbar{color:blue}",  # a "}" that closes nothing
+    ".label{color:red}.navbar){color:blue}",  # a ")" that closes nothing
+    ".label{color:rgb(1,2,3}.navbar{color:blue}",  # a "(" left open
+    ".label{color:red}@media print{.navbar{color:blue}",  # a "{" left open
+    ".label{color:red}.navbar",  # a selector without its rule
+])
+def test_a_bootstrap_block_with_an_error_is_left_as_it_was(css):
+    """Only a block that parses is trimmed. The hand-written parser trimmed one
+    with a stray "}" or ")", an open "(" or a selector without its rule, and
+    left whole one with a "{" or "/*" in a string, which is no error."""
+    assert lean_css(bootstrap_page(css)) == bootstrap_page(css)
+    lean = lean_css(bootstrap_page('.label:after{content:"{/*"}.navbar{color:blue}'))
+    assert lean == bootstrap_page('.label:after{content:"{/*"}', banner="")
 
 
 def test_a_students_markup_cannot_cover_the_pages_score(tmp_path, chromium):

@@ -22,6 +22,7 @@ import re
 
 import bleach
 import jinja2
+import tinycss2
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters import (
     Highlight2HTML,
@@ -354,37 +355,36 @@ def page_policy(fonts: tuple[str, ...] = FONTS) -> str:
 # markup): the page looks the same, only rules that match nothing go.
 BOOTSTRAP = re.compile(r'(<style type="text/css">)(\s*/\*!\s*\* Bootstrap.*?)</style>',
                        re.DOTALL)
-CSS_CLASS = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 
 
 @functools.lru_cache(maxsize=4)
-def css_rules(css: str) -> tuple:
-    """(prelude, classes each selector needs, body) of each rule; an @media's
-    body is its own rules, and at-rules (@font-face) need nothing."""
-    css, rules, start = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL), [], 0
-    while (brace := css.find("{", start)) >= 0:
-        depth, end = 1, brace + 1
-        while depth:  # to the matching brace (IndexError if there is none)
-            depth += {"{": 1, "}": -1}.get(css[end], 0)
-            end += 1
-        prelude, body = css[start:brace].strip(), css[brace + 1:end - 1]
-        needs = () if prelude.startswith("@") else tuple(  # :not(.x) needs no x
-            frozenset(CSS_CLASS.findall(re.sub(r":not\([^)]*\)", "", selector)))
-            for selector in prelude.split(","))
-        rules.append((prelude, needs, css_rules(body)
-                      if prelude.startswith("@media") else body))
-        start = end
-    return tuple(rules)
+def bootstrap_rules(css: str) -> list:
+    """nbgrader's block as tinycss2 reads it, without comments or whitespace; the
+    "{}" added comes back alone unless something left open or unfinished took it."""
+    *rules, end = tinycss2.parse_stylesheet(css + "{}", True, True)
+    if end.serialize() != "{}":
+        raise ValueError(f"CSS that does not end where it should: {end.serialize()}")
+    return rules
 
 
-def used_css(rules: tuple, classes: set[str]) -> str:
-    kept = []
-    for prelude, needs, body in rules:
-        if isinstance(body, tuple):
-            body = used_css(body, classes)
-        if body and (not needs or any(need <= classes for need in needs)):
-            kept.append(f"{prelude}{{{body}}}")
-    return "".join(kept)
+def used_css(rules: list, classes: set[str]):
+    """The rules that can match an element with these classes (at-rules need none,
+    an @media keeps its own that can); ValueError on any tinycss2 finds an error in."""
+    for rule in rules:
+        if rule.type == "error" or "error" in {token.type for token in rule.prelude}:
+            raise ValueError(f"CSS with an error: {tinycss2.serialize([rule])}")
+        needs = [set()]  # each selector's classes, not those in :not(.x) or [a=".x"]
+        for dot, token in zip(rule.prelude, rule.prelude[1:], strict=False):
+            if token == ",":
+                needs.append(set())
+            elif dot == "." and token.type == "ident":
+                needs[-1].add(token.value)
+        if rule.type == "at-rule" and rule.lower_at_keyword == "media":
+            body = "".join(used_css(tinycss2.parse_rule_list(rule.content, True, True),
+                                    classes))
+            yield body and f"@media{tinycss2.serialize(rule.prelude)}{{{body}}}"
+        elif rule.type == "at-rule" or any(need <= classes for need in needs):
+            yield rule.serialize()
 
 
 def lean_css(page: str) -> str:
@@ -393,11 +393,10 @@ def lean_css(page: str) -> str:
     found = BOOTSTRAP.search(page, 0, max(page.find("</head>"), 0))
     if found is None:
         return page
-    classes = {name for value in re.findall(r'class="([^"]*)"', page)
-               for name in value.split()}
+    classes = set(" ".join(re.findall(r'class="([^"]*)"', page)).split())
     try:
-        css = used_css(css_rules(found[2]), classes)
-    except IndexError:  # braces that do not pair: kept as it is
+        css = "".join(used_css(bootstrap_rules(found[2]), classes))
+    except ValueError:  # CSS that tinycss2 finds an error in: kept as it is
         return page
     return f"{page[:found.start()]}{found[1]}{css}</style>{page[found.end():]}"
 
