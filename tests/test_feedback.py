@@ -352,6 +352,13 @@ def feedback_page(nb) -> tuple[str, BeautifulSoup, list]:
                         or "javascript:" in str(t.get("href", ""))]
 
 
+def open_page(chromium, tmp_path, nb) -> None:
+    """The notebook's feedback page, written to a file and opened in the browser."""
+    path = tmp_path / "nb.html"
+    path.write_text(feedback_page(nb)[0])
+    chromium.get(path.as_uri())
+
+
 def test_a_submissions_scripts_do_not_reach_the_page_and_its_markup_does():
     nb = new_notebook(cells=[new_markdown_cell(
         "# Mine\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n<script>alert(1)</script>"
@@ -515,9 +522,7 @@ def test_the_maths_adds_no_link_class_id_or_style_of_the_students(tmp_path, chro
         '$\\mmlToken{mi}[href="javascript:alert(1)",class="navbar-fixed-top",'
         'id="toc",style="position:fixed"]{x}$ $\\bbox[position:fixed;top:0]{y}$ '
         "$\\bbox[yellow,5px]{z}$")])
-    path = tmp_path / "nb.html"
-    path.write_text(feedback_page(nb)[0])
-    chromium.get(path.as_uri())
+    open_page(chromium, tmp_path, nb)
     facts = chromium.execute_async_script("""
         const done = arguments[arguments.length - 1];
         MathJax.startup.promise.then(() => {
@@ -576,9 +581,7 @@ def test_the_maths_is_drawn_in_mathjaxs_fonts_from_the_page(tmp_path, chromium):
     nb = new_notebook(cells=[new_markdown_cell(
         "$$\\mathbf{x}_t \\in \\mathbb{R}^D, \\quad \\mathcal{L} = \\sum_t "
         "\\left(\\frac{1}{2}\\right)^t \\texttt{loss}$$")])
-    path = tmp_path / "nb.html"
-    path.write_text(feedback_page(nb)[0])
-    chromium.get(path.as_uri())
+    open_page(chromium, tmp_path, nb)
     facts = chromium.execute_async_script("""
         const done = arguments[arguments.length - 1];
         MathJax.startup.promise.then(() => document.fonts.ready).then(() => done({
@@ -653,9 +656,7 @@ def test_a_students_markup_cannot_cover_the_pages_score(tmp_path, chromium):
     score over the page's own heading (red-team pass 12)."""
     fake = ('<div class="navbar-fixed-top panel panel-default"><h4>nb (Score: 9 / 9)'
             "</h4></div>")
-    path = tmp_path / "nb.html"
-    path.write_text(feedback_page(new_notebook(cells=[new_markdown_cell(fake)]))[0])
-    chromium.get(path.as_uri())
+    open_page(chromium, tmp_path, new_notebook(cells=[new_markdown_cell(fake)]))
     seen = chromium.execute_script("""
         const r = document.querySelector('h4').getBoundingClientRect();
         return document.elementFromPoint(r.x + 5, r.y + 5).textContent;""")
@@ -682,10 +683,8 @@ def test_opening_a_page_tells_no_server(tmp_path, chromium):
     nb = new_notebook(cells=[new_markdown_cell(
         f"![seen]({url}/image.png) <img src='{url}/tag.png'> "
         f"$\\color{{url({url}/colour.png)}}{{x}}$")])
-    path = tmp_path / "nb.html"
-    path.write_text(feedback_page(nb)[0])
     try:
-        chromium.get(path.as_uri())
+        open_page(chromium, tmp_path, nb)
         typeset = chromium.execute_async_script("""
             const done = arguments[arguments.length - 1];
             MathJax.startup.promise.then(() => setTimeout(() => done(
