@@ -891,10 +891,10 @@ class _JudgeProcess:
 
     def close(self) -> None:
         if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):  # its session, then itself
-                os.killpg(self.pid, signal.SIGKILL)  # (before its setsid)
-            with contextlib.suppress(ProcessLookupError):  # reaped with its server
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # its session: a test's
+                os.killpg(self.pid, signal.SIGKILL)  # children too
+            with contextlib.suppress(ProcessLookupError):  # itself, if before its
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)  # setsid
             select.select([self.pidfd], [], [])  # readable once it has ended
             os.close(self.pidfd)
             self.pid = None
